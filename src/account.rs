@@ -1,0 +1,45 @@
+//! An authenticated account: what the authenticator tells the mail store.
+
+use std::path::PathBuf;
+
+/// A user who has logged in, with what a [`MailStore`](crate::MailStore) needs to find the mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Account {
+    /// The canonical login name (`user@domain`, or a bare name when no domain applies).
+    pub name: String,
+    /// The home directory from the account database, if it has one (`%h` in templates).
+    pub home: Option<PathBuf>,
+    /// The numeric user id from the account database, if it has one.
+    pub uid: Option<u32>,
+    /// The numeric group id from the account database, if it has one.
+    pub gid: Option<u32>,
+}
+
+impl Account {
+    /// An account with only a name.
+    pub fn new(name: impl Into<String>) -> Self {
+        Account {
+            name: name.into(),
+            home: None,
+            uid: None,
+            gid: None,
+        }
+    }
+
+    /// Sets the home directory.
+    pub fn with_home(mut self, home: impl Into<PathBuf>) -> Self {
+        self.home = Some(home.into());
+        self
+    }
+
+    /// The part of the name before the last `@` (all of it when there is none).
+    pub fn local_part(&self) -> &str {
+        self.name.rsplit_once('@').map_or(&self.name, |(l, _)| l)
+    }
+
+    /// The part of the name after the last `@`, if any.
+    pub fn domain(&self) -> Option<&str> {
+        self.name.rsplit_once('@').map(|(_, d)| d)
+    }
+}

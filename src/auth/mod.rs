@@ -1,0 +1,21 @@
+//! Who may log in: the [`Authenticator`] trait and the backends that ship with pop3d.
+
+mod error;
+pub mod password;
+pub mod passwd_file;
+
+pub use error::{AuthError, AuthErrorKind};
+
+use crate::account::Account;
+
+/// A source of accounts: implement this to check logins against your own user database.
+///
+/// `user` has already passed [`crate::user_name::normalize`]: it cannot contain `/`, `..`,
+/// control characters or NUL, and a default domain has been applied.
+pub trait Authenticator: Send + Sync {
+    /// Checks `password` (raw bytes as the client sent them) for `user`.
+    ///
+    /// Return an error of kind [`AuthErrorKind::Rejected`] both for an unknown user and for a
+    /// wrong password, and take the same time for both; the session adds the failure delay.
+    fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError>;
+}

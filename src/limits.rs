@@ -1,0 +1,43 @@
+//! Every limit pop3d enforces, each with the reason for its value.
+
+use std::time::Duration;
+
+/// Longest command line, CRLF included. RFC 2449 §4 raised RFC 1939's 47 octets to 255; a longer
+/// line is refused whole, so a client cannot make the server buffer without bound.
+pub const MAX_COMMAND_LINE: usize = 255;
+
+/// Longest reply line, CRLF included (RFC 2449 §4). Our texts are fixed and short; the tests
+/// check every reply against it.
+pub const MAX_REPLY_LINE: usize = 512;
+
+/// Longest login name in octets. Long enough for any real `local@domain` (64 + 1 + 190), short
+/// enough that it cannot blow up a path or a log line.
+pub const MAX_USER_NAME: usize = 255;
+
+/// RFC 1939 §3: the autologout timer must be at least 10 minutes.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Consecutive bad commands (unknown, malformed, wrong state) before the server hangs up. Real
+/// clients make one or two mistakes (probing CAPA or AUTH); a stream of garbage is not a client.
+pub const MAX_BAD_COMMANDS: u32 = 10;
+
+/// Delay before a failed login is answered: it slows password guessing and hides whether the
+/// user exists (the answer takes the same time either way).
+pub const DEFAULT_AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
+
+/// Chunk read from a message file while streaming RETR and TOP: large enough for few system
+/// calls, small enough that memory stays flat whatever the message size.
+pub const MESSAGE_CHUNK: usize = 16 * 1024;
+
+/// Output buffer of a session, flushed once per reply (or when full, while streaming).
+pub const WRITE_BUFFER: usize = 16 * 1024;
+
+/// Default number of worker threads, and so of concurrent sessions, in standalone mode.
+pub const DEFAULT_MAX_SESSIONS: usize = 64;
+
+/// Stack of each session thread. A session keeps its buffers on the heap; 256 KiB leaves room
+/// for password hashing and logging while keeping idle threads cheap.
+pub const SESSION_STACK: usize = 256 * 1024;
+
+/// How long the acceptor waits to write the "server busy" reply before giving up on a client.
+pub const BUSY_REPLY_TIMEOUT: Duration = Duration::from_secs(2);

@@ -1,0 +1,278 @@
+//! Streaming a stored message onto the wire: CRLF line ends, dot-stuffing, TOP's line limit.
+//!
+//! The encoder is fed chunks of any size and keeps only a few flags between them, so memory is
+//! fixed whatever the message size and the output does not depend on where chunks split.
+
+/// Converts a stored message into the body of a RETR or TOP reply.
+///
+/// - a bare LF becomes CRLF (a CRLF stays as it is, a bare CR passes through);
+/// - a line that starts with `.` gets another `.` in front (RFC 1939 §3);
+/// - with a line limit (TOP), only the header, the blank line and that many body lines are sent;
+/// - [`finish`](Self::finish) ends an unterminated last line with CRLF, then writes `.` CRLF.
+#[derive(Debug, Clone)]
+pub struct MessageEncoder {
+    /// Body lines still to send, or `None` for the whole message.
+    body_lines_left: Option<u64>,
+    in_header: bool,
+    at_line_start: bool,
+    /// Octets of the current line so far, LF excluded (saturating: only 0, 1 and "more" matter).
+    line_len: u8,
+    last_was_cr: bool,
+    /// Output ended: TOP's limit was reached.
+    done: bool,
+}
+
+impl MessageEncoder {
+    /// An encoder for the whole message (RETR).
+    pub fn new() -> Self {
+        Self::with_limit(None)
+    }
+
+    /// An encoder for the header and at most `lines` body lines (TOP).
+    pub fn top(lines: u64) -> Self {
+        Self::with_limit(Some(lines))
+    }
+
+    fn with_limit(body_lines_left: Option<u64>) -> Self {
+        MessageEncoder {
+            body_lines_left,
+            in_header: true,
+            at_line_start: true,
+            line_len: 0,
+            last_was_cr: false,
+            done: false,
+        }
+    }
+
+    /// True once TOP's limit is reached: the rest of the message need not be read.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Encodes `input`, appending to `out`.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if self.done {
+            return;
+        }
+        for &b in input {
+            if self.at_line_start && b == b'.' {
+                out.push(b'.');
+            }
+            if b == b'\n' {
+                if !self.last_was_cr {
+                    out.push(b'\r');
+                }
+                out.push(b'\n');
+                self.end_line();
+                if self.done {
+                    return;
+                }
+            } else {
+                out.push(b);
+                self.at_line_start = false;
+                self.line_len = self.line_len.saturating_add(1);
+                self.last_was_cr = b == b'\r';
+            }
+        }
+    }
+
+    fn end_line(&mut self) {
+        let blank = self.line_len == 0 || (self.line_len == 1 && self.last_was_cr);
+        if self.in_header {
+            if blank {
+                self.in_header = false;
+                self.done = self.body_lines_left == Some(0);
+            }
+        } else if let Some(left) = self.body_lines_left.as_mut() {
+            *left = left.saturating_sub(1);
+            self.done = *left == 0;
+        }
+        self.at_line_start = true;
+        self.line_len = 0;
+        self.last_was_cr = false;
+    }
+
+    /// Ends the reply: CRLF if the last line was not terminated, then the `.` CRLF terminator.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.at_line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        self.done = true;
+        self.at_line_start = true;
+    }
+}
+
+impl Default for MessageEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counts the size of a message as LIST and STAT report it: the octets RETR sends before the
+/// terminator, without the dot-stuffing (line ends as CRLF, a final CRLF added when missing).
+#[derive(Debug, Clone, Default)]
+pub struct WireSize {
+    size: u64,
+    last: Option<u8>,
+}
+
+impl WireSize {
+    /// A counter at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts `input`, the next chunk of the stored message.
+    pub fn feed(&mut self, input: &[u8]) {
+        let mut prev = self.last;
+        for &b in input {
+            if b == b'\n' && prev != Some(b'\r') {
+                self.size += 1;
+            }
+            prev = Some(b);
+        }
+        self.size += input.len() as u64;
+        self.last = prev;
+    }
+
+    /// The size of everything fed so far.
+    pub fn total(&self) -> u64 {
+        match self.last {
+            Some(b'\n') | None => self.size,
+            Some(_) => self.size + 2,
+        }
+    }
+}
+
+/// The wire size of a whole message held in memory (see [`WireSize`]).
+pub fn wire_size(message: &[u8]) -> u64 {
+    let mut w = WireSize::new();
+    w.feed(message);
+    w.total()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The obvious, whole-message version of the encoder, to check the streaming one against.
+    fn reference(msg: &[u8], top: Option<u64>) -> Vec<u8> {
+        let mut lines: Vec<&[u8]> = msg.split_inclusive(|&b| b == b'\n').collect();
+        if let Some(n) = top {
+            let header_end = lines
+                .iter()
+                .position(|l| *l == b"\n" || *l == b"\r\n")
+                .map_or(lines.len(), |i| i + 1);
+            lines.truncate(header_end.saturating_add(n as usize).min(lines.len()));
+        }
+        let mut out = Vec::new();
+        for line in lines {
+            let body = line.strip_suffix(b"\n").unwrap_or(line);
+            let body = body.strip_suffix(b"\r").unwrap_or(body);
+            if body.first() == Some(&b'.') {
+                out.push(b'.');
+            }
+            out.extend_from_slice(body);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        out
+    }
+
+    fn encode_in_chunks(msg: &[u8], top: Option<u64>, split: &[usize]) -> Vec<u8> {
+        let mut enc = MessageEncoder::with_limit(top);
+        let mut out = Vec::new();
+        let mut start = 0;
+        for &cut in split.iter().chain(std::iter::once(&msg.len())) {
+            enc.feed(&msg[start..cut], &mut out);
+            start = cut;
+        }
+        enc.finish(&mut out);
+        out
+    }
+
+    const SAMPLES: &[&[u8]] = &[
+        b"",
+        b"\n",
+        b"a",
+        b".",
+        b"..\n",
+        b"Subject: x\n\nbody\n",
+        b"Subject: x\r\n\r\n.hidden\r\n..two\r\nlast",
+        b"From: a\nTo: b\n\n.\n.\n\nline\r\nmixed\nend",
+        b"no header blank line\nat all\n",
+        b"H: 1\n\nl1\nl2\nl3\nl4\n",
+        b"bare\rcr\n\r\r\n.x\r\r\n",
+        b"\x00nul\xff\xfe8bit\n\n\x00\n",
+        b"H: 1\r\n\r\n",
+    ];
+
+    #[test]
+    fn matches_reference_at_every_split_point() {
+        for msg in SAMPLES {
+            for top in [None, Some(0), Some(1), Some(2), Some(100)] {
+                let want = reference(msg, top);
+                for cut in 0..=msg.len() {
+                    assert_eq!(
+                        encode_in_chunks(msg, top, &[cut]),
+                        want,
+                        "msg {msg:?} top {top:?} cut {cut}"
+                    );
+                }
+                let every_byte: Vec<usize> = (1..msg.len()).collect();
+                assert_eq!(encode_in_chunks(msg, top, &every_byte), want);
+            }
+        }
+    }
+
+    #[test]
+    fn literal_cases() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"", b".\r\n"),
+            (b"a", b"a\r\n.\r\n"),
+            (b".\n", b"..\r\n.\r\n"),
+            (b"x\n.\n", b"x\r\n..\r\n.\r\n"),
+            (b"a\r\nb\nc", b"a\r\nb\r\nc\r\n.\r\n"),
+            (b"a\rb\n", b"a\rb\r\n.\r\n"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(encode_in_chunks(input, None, &[]), *want, "{input:?}");
+        }
+        assert_eq!(
+            encode_in_chunks(b"H: 1\n\nbody\n", Some(0), &[]),
+            b"H: 1\r\n\r\n.\r\n"
+        );
+    }
+
+    #[test]
+    fn wire_size_is_what_retr_sends_without_stuffing() {
+        for msg in SAMPLES {
+            let sent = reference(msg, None);
+            let body = &sent[..sent.len() - 3];
+            let stuffed = body
+                .split(|&b| b == b'\n')
+                .filter(|l| l.starts_with(b".."))
+                .count();
+            let want = (body.len() - stuffed) as u64;
+            assert_eq!(wire_size(msg), want, "{msg:?}");
+            for cut in 0..=msg.len() {
+                let mut w = WireSize::new();
+                w.feed(&msg[..cut]);
+                w.feed(&msg[cut..]);
+                assert_eq!(w.total(), want, "{msg:?} cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn top_stops_reading() {
+        let mut enc = MessageEncoder::top(1);
+        let mut out = Vec::new();
+        enc.feed(b"H: 1\n\nl1\n", &mut out);
+        assert!(enc.is_done());
+        enc.feed(b"l2\n", &mut out);
+        enc.finish(&mut out);
+        assert_eq!(out, b"H: 1\r\n\r\nl1\r\n.\r\n");
+    }
+}

@@ -1,0 +1,5 @@
+//! (being written)
+/// (being written)
+pub struct Server;
+/// (being written)
+pub struct ShutdownHandle;

@@ -1,0 +1,51 @@
+//! Where mail lives: the [`MailStore`] trait and the backends that ship with pop3d.
+//!
+//! A session asks the store to open (and lock) one account's mailbox at login. The mailbox is a
+//! snapshot: its message list does not change while the session lasts, so message numbers stay
+//! put and mail delivered meanwhile waits for the next session.
+
+mod error;
+pub mod maildir;
+pub mod memory;
+
+pub use error::{StoreError, StoreErrorKind};
+
+use crate::account::Account;
+use std::io::Read;
+
+/// One message of a mailbox snapshot, as LIST, STAT and UIDL report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// Size in octets as sent: line ends counted as CRLF, before dot-stuffing
+    /// (see [`crate::protocol::message::wire_size`]).
+    pub size: u64,
+    /// Unique and stable identifier: 1 to 70 characters in 0x21..=0x7E (RFC 1939 §7).
+    pub uidl: String,
+}
+
+/// A source of mailboxes: implement this to serve your own storage.
+pub trait MailStore: Send + Sync {
+    /// Opens and locks the mailbox of `account`.
+    ///
+    /// Only one session may hold a mailbox at a time: while another holds it, return an error of
+    /// kind [`StoreErrorKind::InUse`]. The lock must be released when the returned mailbox is
+    /// dropped, and must never outlive the process that holds it.
+    fn open(&self, account: &Account) -> Result<Box<dyn Mailbox>, StoreError>;
+}
+
+/// One opened, locked mailbox: a fixed snapshot of messages, numbered from 1 in the session.
+pub trait Mailbox: Send {
+    /// The messages of the snapshot; index 0 is message number 1.
+    fn messages(&self) -> &[MessageInfo];
+
+    /// Opens message `index` (0-based) for reading its raw bytes, as stored.
+    ///
+    /// Line ends may be LF or CRLF; the session converts and dot-stuffs while streaming.
+    fn read(&mut self, index: usize) -> Result<Box<dyn Read + '_>, StoreError>;
+
+    /// Removes messages for good: the UPDATE state after QUIT.
+    ///
+    /// Must be durable before returning `Ok`. A message that is already gone counts as removed.
+    /// On error, messages not yet removed must be left intact.
+    fn delete(&mut self, indices: &[usize]) -> Result<(), StoreError>;
+}
