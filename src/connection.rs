@@ -1,1 +1,260 @@
-//! (being written)
+//! A byte stream with a bounded line reader and one output buffer.
+//!
+//! Output is flushed only when the reader has to wait for the client: a reply goes out in one
+//! write (no Nagle/delayed-ACK stalls between its pieces), and pipelined commands (RFC 2449) are
+//! answered in as few writes as possible.
+
+use crate::limits::WRITE_BUFFER;
+use std::io::{self, Read, Write};
+
+/// Bytes read ahead of the parser. Enough for a few pipelined commands at once.
+const READ_BUFFER: usize = 1024;
+
+/// One line read from the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// A line, without its LF or CRLF.
+    Complete(&'a [u8]),
+    /// A line longer than the limit; it was read and thrown away whole.
+    TooLong,
+}
+
+/// A client connection: any `Read + Write` stream (TCP, TLS, stdin/stdout) with buffers.
+pub struct Connection<S> {
+    stream: S,
+    input: Vec<u8>,
+    start: usize,
+    end: usize,
+    output: Vec<u8>,
+}
+
+impl<S: Read + Write> Connection<S> {
+    /// Wraps `stream`.
+    pub fn new(stream: S) -> Self {
+        Connection {
+            stream,
+            input: vec![0; READ_BUFFER],
+            start: 0,
+            end: 0,
+            output: Vec::with_capacity(512),
+        }
+    }
+
+    /// Reads the next line of at most `max` octets, line end included. `Ok(None)` means the
+    /// client closed the connection (a partial last line is dropped).
+    ///
+    /// Pending output is flushed before the read blocks.
+    pub fn read_line(&mut self, max: usize) -> io::Result<Option<Line<'_>>> {
+        if self.input.len() < max + 1 {
+            self.input.resize(max + 1, 0);
+        }
+        let mut too_long = false;
+        let mut scanned = self.start;
+        loop {
+            if let Some(i) = self.input[scanned..self.end]
+                .iter()
+                .position(|&b| b == b'\n')
+            {
+                let lf = scanned + i;
+                let line_start = self.start;
+                self.start = lf + 1;
+                if too_long || lf + 1 - line_start > max {
+                    return Ok(Some(Line::TooLong));
+                }
+                let line = &self.input[line_start..lf];
+                return Ok(Some(Line::Complete(
+                    line.strip_suffix(b"\r").unwrap_or(line),
+                )));
+            }
+            if self.end - self.start >= max {
+                // Over the limit with no line end yet: drop what we have, keep reading to the LF.
+                too_long = true;
+                self.start = self.end;
+            }
+            if self.start > 0 {
+                self.input.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            scanned = self.end;
+            self.flush()?;
+            let n = loop {
+                match self.stream.read(&mut self.input[self.end..]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => break r?,
+                }
+            };
+            if n == 0 {
+                return Ok(None);
+            }
+            self.end += n;
+        }
+    }
+
+    /// True if the client has sent bytes that have not been read as lines yet.
+    pub fn has_buffered_input(&self) -> bool {
+        self.start < self.end
+    }
+
+    /// Throws away input read ahead but not yet parsed (before a TLS handshake, so that nothing
+    /// sent in plaintext runs inside the encrypted session).
+    pub fn discard_buffered_input(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Queues `bytes` for the client, writing out when the buffer is full.
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.output.extend_from_slice(bytes);
+        self.flush_if_full()
+    }
+
+    /// The output buffer, for encoders that append to it directly; call
+    /// [`flush_if_full`](Self::flush_if_full) after.
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.output
+    }
+
+    /// Writes the output out if it has grown past the buffer size.
+    pub fn flush_if_full(&mut self) -> io::Result<()> {
+        if self.output.len() >= WRITE_BUFFER {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes all queued output.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if !self.output.is_empty() {
+            self.stream.write_all(&self.output)?;
+            self.output.clear();
+            // A long message grew the buffer; do not keep that memory for an idle session.
+            if self.output.capacity() > 4 * WRITE_BUFFER {
+                self.output.shrink_to(512);
+            }
+        }
+        self.stream.flush()
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The underlying stream, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Gives back the stream (after flushing); unread input is lost.
+    pub fn into_inner(mut self) -> io::Result<S> {
+        self.flush()?;
+        Ok(self.stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream that hands out its input a few bytes at a time and records output.
+    struct Trickle {
+        input: Vec<u8>,
+        pos: usize,
+        step: usize,
+        written: Vec<u8>,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.input.len() - self.pos);
+            buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.written.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lines(input: &[u8], step: usize, max: usize) -> Vec<Option<Vec<u8>>> {
+        let mut c = Connection::new(Trickle {
+            input: input.to_vec(),
+            pos: 0,
+            step,
+            written: Vec::new(),
+        });
+        let mut out = Vec::new();
+        while let Some(line) = c.read_line(max).unwrap() {
+            out.push(match line {
+                Line::Complete(l) => Some(l.to_vec()),
+                Line::TooLong => None,
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn splits_lines_whatever_the_read_size() {
+        let long = [b'x'; 300];
+        let mut input = b"STAT\r\nLIST 1\nPASS a b \r\n".to_vec();
+        input.extend_from_slice(&long);
+        input.extend_from_slice(b"\r\nNOOP\r\n\r\npartial");
+        let want = vec![
+            Some(b"STAT".to_vec()),
+            Some(b"LIST 1".to_vec()),
+            Some(b"PASS a b ".to_vec()),
+            None,
+            Some(b"NOOP".to_vec()),
+            Some(b"".to_vec()),
+        ];
+        for step in [1, 2, 3, 7, 64, 4096] {
+            assert_eq!(lines(&input, step, 255), want, "step {step}");
+        }
+    }
+
+    #[test]
+    fn limit_counts_the_line_end() {
+        let mut exact = vec![b'a'; 253];
+        exact.extend_from_slice(b"\r\n");
+        assert_eq!(lines(&exact, 1, 255), vec![Some(vec![b'a'; 253])]);
+        let mut over = vec![b'a'; 254];
+        over.extend_from_slice(b"\r\n");
+        assert_eq!(lines(&over, 1, 255), vec![None]);
+        assert_eq!(lines(&over, 4096, 255), vec![None]);
+    }
+
+    #[test]
+    fn flushes_before_waiting_for_input() {
+        let mut c = Connection::new(Trickle {
+            input: b"A\r\nB\r\n".to_vec(),
+            pos: 0,
+            step: 100,
+            written: Vec::new(),
+        });
+        c.send(b"+OK hi\r\n").unwrap();
+        assert!(c.get_ref().written.is_empty());
+        assert!(matches!(
+            c.read_line(255).unwrap(),
+            Some(Line::Complete(b"A"))
+        ));
+        assert_eq!(c.get_ref().written, b"+OK hi\r\n");
+        c.send(b"+OK a\r\n").unwrap();
+        assert!(c.has_buffered_input());
+        assert!(matches!(
+            c.read_line(255).unwrap(),
+            Some(Line::Complete(b"B"))
+        ));
+        // B was already buffered: no flush needed to get it.
+        assert_eq!(c.get_ref().written, b"+OK hi\r\n");
+        assert!(c.read_line(255).unwrap().is_none());
+        assert_eq!(c.get_ref().written, b"+OK hi\r\n+OK a\r\n");
+    }
+}

@@ -1,1 +1,115 @@
-//! (being written)
+//! inetd mode: one session on stdin and stdout, as inetd, xinetd and systemd socket units start it.
+//!
+//! The descriptors are used directly (no std buffering on top of ours), and every read and write
+//! waits in poll(2) with the idle timeout, since a pipe or inherited socket may have none.
+
+use crate::connection::Connection;
+use crate::session::{End, Service, Session};
+use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// Serves one session on stdin/stdout and returns how it ended.
+pub fn serve(service: &Service) -> io::Result<End> {
+    let peer = peer_address(0).map_or_else(|| "stdin".to_owned(), |a| a.to_string());
+    log::info!("connect: peer={peer}");
+    let mut conn = Connection::new(Stdio::new(service.config.idle_timeout));
+    let mut session = Session::new(service, peer);
+    session.greet(&mut conn)?;
+    session.run(&mut conn)
+}
+
+/// stdin and stdout as one stream, with a timeout on each wait.
+pub struct Stdio {
+    timeout_ms: libc::c_int,
+}
+
+impl Stdio {
+    /// Descriptors 0 and 1, waiting at most `timeout` for each read or write.
+    pub fn new(timeout: Duration) -> Self {
+        let ms = timeout.as_millis().min(libc::c_int::MAX as u128) as libc::c_int;
+        Stdio { timeout_ms: ms }
+    }
+
+    fn wait(&self, fd: RawFd, events: libc::c_short) -> io::Result<()> {
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        loop {
+            // SAFETY: one valid pollfd, and its count.
+            let n = unsafe { libc::poll(&mut pfd, 1, self.timeout_ms) };
+            match n {
+                0 => return Err(io::ErrorKind::TimedOut.into()),
+                n if n > 0 => return Ok(()),
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Read for Stdio {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.wait(0, libc::POLLIN)?;
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+}
+
+impl Write for Stdio {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.wait(1, libc::POLLOUT)?;
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = unsafe { libc::write(1, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The remote address of the socket on `fd`, if it is an IP socket.
+pub fn peer_address(fd: RawFd) -> Option<SocketAddr> {
+    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: storage is large enough for any address and len says so.
+    let rc = unsafe { libc::getpeername(fd, storage.as_mut_ptr().cast(), &mut len) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: zero-initialised, and getpeername filled in what it reported.
+    let storage = unsafe { storage.assume_init() };
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says this is a sockaddr_in.
+            let sin: libc::sockaddr_in =
+                unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this is a sockaddr_in6.
+            let sin6: libc::sockaddr_in6 =
+                unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::from((ip, u16::from_be(sin6.sin6_port))))
+        }
+        _ => None,
+    }
+}

@@ -1,7 +1,553 @@
-//! (being written)
-/// (being written)
-pub struct Service;
-/// (being written)
-pub struct Session;
-/// (being written)
-pub struct SessionConfig;
+//! The RFC 1939 state machine: AUTHORIZATION, TRANSACTION, UPDATE, over any `Read + Write`.
+//!
+//! Handlers never write: each returns a [`Reply`], and [`Session::run`] turns it into bytes.
+//! That keeps "one command, one reply" true whatever goes wrong.
+
+use crate::account::Account;
+use crate::auth::{AuthErrorKind, Authenticator};
+use crate::connection::{Connection, Line};
+use crate::limits::{
+    DEFAULT_AUTH_FAILURE_DELAY, DEFAULT_IDLE_TIMEOUT, MAX_BAD_COMMANDS, MAX_COMMAND_LINE,
+    MESSAGE_CHUNK,
+};
+use crate::protocol::command::MessageNumber;
+use crate::protocol::{parse, Command, MessageEncoder};
+use crate::store::{MailStore, Mailbox, StoreErrorKind};
+use crate::user_name;
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Settings that shape every session.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// Close a session that sends nothing for this long (RFC 1939 §3: at least 10 minutes).
+    pub idle_timeout: Duration,
+    /// Text of the CAPA `IMPLEMENTATION` line; not advertised when `None`.
+    pub implementation: Option<String>,
+    /// Domain appended to a login name that has none.
+    pub default_domain: Option<String>,
+    /// Least time before a failed login is answered.
+    pub auth_failure_delay: Duration,
+    /// Consecutive bad commands before the session is closed.
+    pub max_bad_commands: u32,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            implementation: None,
+            default_domain: None,
+            auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
+            max_bad_commands: MAX_BAD_COMMANDS,
+        }
+    }
+}
+
+/// What every session of a server shares: its settings, accounts and mail.
+pub struct Service {
+    /// Session settings.
+    pub config: SessionConfig,
+    /// Checks logins.
+    pub auth: Arc<dyn Authenticator>,
+    /// Opens mailboxes.
+    pub store: Arc<dyn MailStore>,
+}
+
+impl Service {
+    /// A service with default settings.
+    pub fn new(auth: Arc<dyn Authenticator>, store: Arc<dyn MailStore>) -> Self {
+        Service {
+            config: SessionConfig::default(),
+            auth,
+            store,
+        }
+    }
+
+    /// Replaces the settings.
+    pub fn with_config(mut self, config: SessionConfig) -> Self {
+        self.config = config;
+        self
+    }
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The client sent QUIT (after login: UPDATE ran).
+    Quit,
+    /// The client closed the connection: nothing was deleted.
+    Dropped,
+    /// The client sent nothing for the idle timeout: nothing was deleted.
+    TimedOut,
+    /// Too many bad commands in a row.
+    TooManyErrors,
+    /// A message could not be read after its `+OK` was sent; the connection must close.
+    Aborted,
+}
+
+/// Counts for the logout log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages sent whole (RETR).
+    pub retrieved: u64,
+    /// Octets of those messages.
+    pub retrieved_bytes: u64,
+    /// Messages removed in UPDATE.
+    pub deleted: u64,
+    /// Octets of those messages.
+    pub deleted_bytes: u64,
+}
+
+/// One client's session, from greeting to end.
+pub struct Session<'s> {
+    service: &'s Service,
+    peer: String,
+    state: State,
+    bad_commands: u32,
+    stats: Stats,
+}
+
+enum State {
+    Authorization { user: Option<String> },
+    Transaction(Box<Transaction>),
+}
+
+struct Transaction {
+    account: Account,
+    mailbox: Box<dyn Mailbox>,
+    deleted: Vec<bool>,
+}
+
+/// The outcome of one command, turned into bytes by [`Session::run`].
+enum Reply {
+    Ok(String),
+    Err(String),
+    /// An error in the client's use of the protocol: counts toward the bad-command limit.
+    Bad(String),
+    Capa,
+    List,
+    Uidl,
+    Message {
+        index: usize,
+        top: Option<u32>,
+    },
+    /// Answer, then end the session.
+    Close(String, End),
+}
+
+impl<'s> Session<'s> {
+    /// A new session for a client known by `peer` (an address, for the log).
+    pub fn new(service: &'s Service, peer: impl Into<String>) -> Self {
+        Session {
+            service,
+            peer: peer.into(),
+            state: State::Authorization { user: None },
+            bad_commands: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The logged-in user, if any.
+    pub fn user(&self) -> Option<&str> {
+        match &self.state {
+            State::Transaction(t) => Some(&t.account.name),
+            State::Authorization { .. } => None,
+        }
+    }
+
+    /// Sends the greeting.
+    pub fn greet<S: Read + Write>(&self, conn: &mut Connection<S>) -> io::Result<()> {
+        conn.send(b"+OK POP3 server ready\r\n")
+    }
+
+    /// Runs commands until the session ends. I/O errors other than a timeout are returned; the
+    /// mailbox is then left as it was (no UPDATE).
+    pub fn run<S: Read + Write>(&mut self, conn: &mut Connection<S>) -> io::Result<End> {
+        let end = self.command_loop(conn);
+        let end = match end {
+            Err(e) if is_timeout(&e) => {
+                let _ = conn.send(b"-ERR [SYS/TEMP] Idle timeout, closing\r\n");
+                let _ = conn.flush();
+                Ok(End::TimedOut)
+            }
+            other => other,
+        };
+        self.log_end(end.as_ref().ok());
+        end
+    }
+
+    fn command_loop<S: Read + Write>(&mut self, conn: &mut Connection<S>) -> io::Result<End> {
+        loop {
+            let reply = match conn.read_line(MAX_COMMAND_LINE)? {
+                None => return Ok(End::Dropped),
+                Some(Line::TooLong) => Reply::Bad("Line too long".into()),
+                Some(Line::Complete(line)) => match parse(line) {
+                    Ok(cmd) => self.execute(cmd),
+                    Err(e) => Reply::Bad(e.message().into()),
+                },
+            };
+            if let Some(end) = self.answer(conn, reply)? {
+                conn.flush()?;
+                return Ok(end);
+            }
+        }
+    }
+
+    fn answer<S: Read + Write>(
+        &mut self,
+        conn: &mut Connection<S>,
+        reply: Reply,
+    ) -> io::Result<Option<End>> {
+        if matches!(reply, Reply::Bad(_)) {
+            self.bad_commands += 1;
+            if self.bad_commands >= self.service.config.max_bad_commands {
+                conn.send(b"-ERR Too many bad commands, closing\r\n")?;
+                return Ok(Some(End::TooManyErrors));
+            }
+        } else {
+            self.bad_commands = 0;
+        }
+        match reply {
+            Reply::Ok(text) => status(conn, "+OK", &text)?,
+            Reply::Err(text) | Reply::Bad(text) => status(conn, "-ERR", &text)?,
+            Reply::Close(text, end) => {
+                let sign = if end == End::Quit { "+OK" } else { "-ERR" };
+                status(conn, sign, &text)?;
+                return Ok(Some(end));
+            }
+            Reply::Capa => self.write_capa(conn)?,
+            Reply::List | Reply::Uidl => self.write_listing(conn, matches!(reply, Reply::Uidl))?,
+            Reply::Message { index, top } => return self.write_message(conn, index, top),
+        }
+        Ok(None)
+    }
+
+    fn execute(&mut self, cmd: Command<'_>) -> Reply {
+        match cmd {
+            Command::Capa => return Reply::Capa,
+            Command::Quit => return self.quit(),
+            _ => {}
+        }
+        match &mut self.state {
+            State::Authorization { user } => match cmd {
+                Command::User(name) => {
+                    match user_name::normalize(name, self.service.config.default_domain.as_deref())
+                    {
+                        Ok(name) => {
+                            *user = Some(name);
+                            Reply::Ok("Send your password".into())
+                        }
+                        Err(e) => {
+                            *user = None;
+                            Reply::Bad(format!("[AUTH] Invalid user name: {e}"))
+                        }
+                    }
+                }
+                Command::Pass(password) => match user.take() {
+                    None => Reply::Bad("Send USER first".into()),
+                    Some(name) => self.login(name, password),
+                },
+                _ => Reply::Bad("Not allowed before login".into()),
+            },
+            State::Transaction(t) => t.execute(cmd),
+        }
+    }
+
+    fn login(&mut self, name: String, password: &[u8]) -> Reply {
+        let started = Instant::now();
+        let fail = |text: &str| {
+            let delay = self.service.config.auth_failure_delay;
+            if let Some(rest) = delay.checked_sub(started.elapsed()) {
+                std::thread::sleep(rest);
+            }
+            Reply::Err(text.into())
+        };
+        let account = match self.service.auth.authenticate(&name, password) {
+            Ok(account) => account,
+            Err(e) => {
+                log::info!(
+                    "login failed: user={name} peer={} ({})",
+                    self.peer,
+                    e.detail()
+                );
+                return match e.kind() {
+                    AuthErrorKind::Rejected => fail("[AUTH] Authentication failed"),
+                    _ => fail("[SYS/TEMP] Authentication is unavailable, try again later"),
+                };
+            }
+        };
+        let mailbox = match self.service.store.open(&account) {
+            Ok(mailbox) => mailbox,
+            Err(e) => {
+                log::warn!(
+                    "cannot open mailbox: user={name} peer={} ({})",
+                    self.peer,
+                    e.detail()
+                );
+                return Reply::Err(
+                    match e.kind() {
+                        StoreErrorKind::InUse => "[IN-USE] Mailbox is in use by another session",
+                        StoreErrorKind::Permanent => "[SYS/PERM] Mailbox cannot be opened",
+                        _ => "[SYS/TEMP] Mailbox cannot be opened, try again later",
+                    }
+                    .into(),
+                );
+            }
+        };
+        let count = mailbox.messages().len();
+        let size: u64 = mailbox.messages().iter().map(|m| m.size).sum();
+        log::info!(
+            "login: user={} peer={} messages={count}",
+            account.name,
+            self.peer
+        );
+        self.state = State::Transaction(Box::new(Transaction {
+            account,
+            deleted: vec![false; count],
+            mailbox,
+        }));
+        Reply::Ok(format!("Logged in, {count} messages ({size} octets)"))
+    }
+
+    fn quit(&mut self) -> Reply {
+        let State::Transaction(t) = &mut self.state else {
+            return Reply::Close("Bye".into(), End::Quit);
+        };
+        let doomed: Vec<usize> = (0..t.deleted.len()).filter(|&i| t.deleted[i]).collect();
+        if doomed.is_empty() {
+            return Reply::Close("Bye".into(), End::Quit);
+        }
+        // UPDATE: the deletions are committed before the +OK goes out.
+        match t.mailbox.delete(&doomed) {
+            Ok(()) => {
+                self.stats.deleted = doomed.len() as u64;
+                self.stats.deleted_bytes =
+                    doomed.iter().map(|&i| t.mailbox.messages()[i].size).sum();
+                Reply::Close(format!("Bye, {} messages deleted", doomed.len()), End::Quit)
+            }
+            Err(e) => {
+                log::error!("update failed: user={} ({})", t.account.name, e.detail());
+                Reply::Close(
+                    "[SYS/TEMP] Some deleted messages were not removed".into(),
+                    End::Aborted,
+                )
+            }
+        }
+    }
+
+    fn write_capa<S: Read + Write>(&self, conn: &mut Connection<S>) -> io::Result<()> {
+        let mut out = String::from(
+            "+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CODES\r\n\
+             AUTH-RESP-CODE\r\nPIPELINING\r\n",
+        );
+        if let Some(text) = &self.service.config.implementation {
+            let _ = write!(out, "IMPLEMENTATION {}\r\n", one_line(text));
+        }
+        out.push_str(".\r\n");
+        conn.send(out.as_bytes())
+    }
+
+    fn write_listing<S: Read + Write>(
+        &self,
+        conn: &mut Connection<S>,
+        uidl: bool,
+    ) -> io::Result<()> {
+        let State::Transaction(t) = &self.state else {
+            return Ok(());
+        };
+        conn.send(if uidl {
+            b"+OK Unique-ID listing follows\r\n"
+        } else {
+            b"+OK Scan listing follows\r\n"
+        })?;
+        let mut line = String::with_capacity(96);
+        for (i, m) in t.mailbox.messages().iter().enumerate() {
+            if t.deleted[i] {
+                continue;
+            }
+            line.clear();
+            if uidl {
+                let _ = write!(line, "{} {}\r\n", i + 1, m.uidl);
+            } else {
+                let _ = write!(line, "{} {}\r\n", i + 1, m.size);
+            }
+            conn.send(line.as_bytes())?;
+        }
+        conn.send(b".\r\n")
+    }
+
+    fn write_message<S: Read + Write>(
+        &mut self,
+        conn: &mut Connection<S>,
+        index: usize,
+        top: Option<u32>,
+    ) -> io::Result<Option<End>> {
+        let State::Transaction(t) = &mut self.state else {
+            return Ok(None);
+        };
+        let size = t.mailbox.messages()[index].size;
+        let mut reader = match t.mailbox.read(index) {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!(
+                    "cannot read message {}: user={} ({})",
+                    index + 1,
+                    t.account.name,
+                    e.detail()
+                );
+                status(
+                    conn,
+                    "-ERR",
+                    "[SYS/TEMP] Message cannot be read, try again later",
+                )?;
+                return Ok(None);
+            }
+        };
+        match top {
+            None => status(conn, "+OK", &format!("{size} octets"))?,
+            Some(_) => status(conn, "+OK", "Top of message follows")?,
+        }
+        let mut encoder = top.map_or_else(MessageEncoder::new, |n| MessageEncoder::top(n.into()));
+        let mut chunk = vec![0u8; MESSAGE_CHUNK];
+        while !encoder.is_done() {
+            let n = match reader.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // The +OK is out: the only honest signal left is to cut the connection, so
+                    // the client never takes a truncated message for a whole one.
+                    log::error!(
+                        "read error in message {}: user={} ({e})",
+                        index + 1,
+                        t.account.name
+                    );
+                    return Ok(Some(End::Aborted));
+                }
+            };
+            encoder.feed(&chunk[..n], conn.output());
+            conn.flush_if_full()?;
+        }
+        encoder.finish(conn.output());
+        if top.is_none() {
+            self.stats.retrieved += 1;
+            self.stats.retrieved_bytes += size;
+        }
+        Ok(None)
+    }
+
+    fn log_end(&self, end: Option<&End>) {
+        let s = &self.stats;
+        match self.user() {
+            Some(user) => log::info!(
+                "logout: user={user} peer={} end={end:?} retrieved={}/{} deleted={}/{}",
+                self.peer,
+                s.retrieved,
+                s.retrieved_bytes,
+                s.deleted,
+                s.deleted_bytes
+            ),
+            None => log::info!("disconnect: peer={} end={end:?}", self.peer),
+        }
+    }
+}
+
+impl Transaction {
+    fn execute(&mut self, cmd: Command<'_>) -> Reply {
+        match cmd {
+            Command::Stat => {
+                let (count, size) = self.totals();
+                Reply::Ok(format!("{count} {size}"))
+            }
+            Command::List(Some(n)) => match self.message(n) {
+                Ok(i) => Reply::Ok(format!("{n} {}", self.mailbox.messages()[i].size)),
+                Err(r) => r,
+            },
+            Command::Uidl(Some(n)) => match self.message(n) {
+                Ok(i) => Reply::Ok(format!("{n} {}", self.mailbox.messages()[i].uidl)),
+                Err(r) => r,
+            },
+            Command::List(None) => Reply::List,
+            Command::Uidl(None) => Reply::Uidl,
+            Command::Retr(n) => match self.message(n) {
+                Ok(index) => Reply::Message { index, top: None },
+                Err(r) => r,
+            },
+            Command::Top(n, lines) => match self.message(n) {
+                Ok(index) => Reply::Message {
+                    index,
+                    top: Some(lines),
+                },
+                Err(r) => r,
+            },
+            Command::Dele(n) => match self.message(n) {
+                Ok(i) => {
+                    self.deleted[i] = true;
+                    Reply::Ok(format!("Message {n} deleted"))
+                }
+                Err(r) => r,
+            },
+            Command::Noop => Reply::Ok(String::new()),
+            Command::Rset => {
+                self.deleted.fill(false);
+                let (count, size) = self.totals();
+                Reply::Ok(format!("{count} messages ({size} octets)"))
+            }
+            Command::User(_) | Command::Pass(_) => Reply::Bad("Already logged in".into()),
+            Command::Quit | Command::Capa => unreachable!("answered in every state"),
+        }
+    }
+
+    /// The index of message `n`, or the reply that says why there is none.
+    fn message(&self, n: MessageNumber) -> Result<usize, Reply> {
+        let index = n.get() as usize - 1;
+        match self.deleted.get(index) {
+            None => Err(Reply::Err(format!("No message {n}"))),
+            Some(true) => Err(Reply::Err(format!("Message {n} is deleted"))),
+            Some(false) => Ok(index),
+        }
+    }
+
+    fn totals(&self) -> (usize, u64) {
+        let live = self
+            .mailbox
+            .messages()
+            .iter()
+            .zip(&self.deleted)
+            .filter(|(_, d)| !**d);
+        live.fold((0, 0), |(c, s), (m, _)| (c + 1, s + m.size))
+    }
+}
+
+/// Writes a one-line reply.
+fn status<S: Read + Write>(conn: &mut Connection<S>, sign: &str, text: &str) -> io::Result<()> {
+    let out = conn.output();
+    out.extend_from_slice(sign.as_bytes());
+    if !text.is_empty() {
+        out.push(b' ');
+        out.extend_from_slice(text.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    conn.flush_if_full()
+}
+
+/// `text` with anything that could end or forge a reply line removed.
+fn one_line(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}

@@ -1,8 +1,8 @@
 //! Who may log in: the [`Authenticator`] trait and the backends that ship with pop3d.
 
 mod error;
-pub mod password;
 pub mod passwd_file;
+pub mod password;
 
 pub use error::{AuthError, AuthErrorKind};
 

@@ -1,7 +1,316 @@
-//! (being written)
-/// (being written)
-pub enum Command {}
-/// (being written)
-pub enum ParseError {}
-/// (being written)
-pub fn parse() {}
+//! The command parser: one line in (CRLF already removed), a typed command or a precise error out.
+
+use std::fmt;
+use std::num::NonZeroU32;
+
+/// A message number as the client gives it: 1-based and never zero.
+pub type MessageNumber = NonZeroU32;
+
+/// A POP3 command with its arguments checked for form (not yet for meaning: whether a message
+/// exists is the session's business).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// `USER name`
+    User(&'a str),
+    /// `PASS secret`: the rest of the line, spaces included, as raw bytes.
+    Pass(&'a [u8]),
+    /// `QUIT`
+    Quit,
+    /// `STAT`
+    Stat,
+    /// `LIST [n]`
+    List(Option<MessageNumber>),
+    /// `RETR n`
+    Retr(MessageNumber),
+    /// `DELE n`
+    Dele(MessageNumber),
+    /// `NOOP`
+    Noop,
+    /// `RSET`
+    Rset,
+    /// `TOP n lines`
+    Top(MessageNumber, u32),
+    /// `UIDL [n]`
+    Uidl(Option<MessageNumber>),
+    /// `CAPA`
+    Capa,
+}
+
+/// Why a line is not a command. Each maps to one precise `-ERR` text, and none echoes the
+/// client's bytes (which could forge a reply line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    /// The line is empty.
+    Empty,
+    /// The line contains a NUL byte.
+    Nul,
+    /// The keyword is not a command we know.
+    UnknownCommand,
+    /// A required argument is missing.
+    MissingArgument,
+    /// More arguments than the command takes.
+    TooManyArguments,
+    /// A message number that is not a decimal number.
+    InvalidNumber,
+    /// Message number 0, or one beyond 4294967295.
+    NumberOutOfRange,
+    /// A line count for TOP that is not a decimal number up to 4294967295.
+    InvalidLineCount,
+    /// The user name is not valid UTF-8.
+    BadUtf8,
+}
+
+impl ParseError {
+    /// The text after `-ERR `.
+    pub fn message(self) -> &'static str {
+        match self {
+            ParseError::Empty => "Empty command",
+            ParseError::Nul => "NUL byte in command",
+            ParseError::UnknownCommand => "Unknown command",
+            ParseError::MissingArgument => "Missing argument",
+            ParseError::TooManyArguments => "Too many arguments",
+            ParseError::InvalidNumber => "Invalid message number",
+            ParseError::NumberOutOfRange => "Message number out of range",
+            ParseError::InvalidLineCount => "Invalid line count",
+            ParseError::BadUtf8 => "User name is not valid UTF-8",
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parses one command line, without its line end.
+///
+/// Keywords are case-insensitive. Arguments are separated by spaces; trailing spaces are
+/// ignored, except by PASS, whose argument is everything after the first space.
+pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
+    if line.contains(&0) {
+        return Err(ParseError::Nul);
+    }
+    let (keyword, rest) = match line.iter().position(|&b| b == b' ') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, &line[line.len()..]),
+    };
+    if keyword.is_empty() {
+        return Err(if line.iter().all(|&b| b == b' ') {
+            ParseError::Empty
+        } else {
+            ParseError::UnknownCommand
+        });
+    }
+    // Every keyword is 3 or 4 letters; anything longer is unknown without looking further.
+    if keyword.len() > 4 {
+        return Err(ParseError::UnknownCommand);
+    }
+    let mut upper = [0u8; 4];
+    let kw = &mut upper[..keyword.len()];
+    kw.copy_from_slice(keyword);
+    kw.make_ascii_uppercase();
+    if kw == b"PASS" {
+        return Ok(Command::Pass(rest));
+    }
+    let mut args = Args::new(rest);
+    let cmd = match &*kw {
+        b"USER" => {
+            let name = args.required()?;
+            Command::User(std::str::from_utf8(name).map_err(|_| ParseError::BadUtf8)?)
+        }
+        b"QUIT" => Command::Quit,
+        b"STAT" => Command::Stat,
+        b"LIST" => Command::List(args.optional_number()?),
+        b"RETR" => Command::Retr(args.number()?),
+        b"DELE" => Command::Dele(args.number()?),
+        b"NOOP" => Command::Noop,
+        b"RSET" => Command::Rset,
+        b"TOP" => {
+            let n = args.number()?;
+            Command::Top(n, args.line_count()?)
+        }
+        b"UIDL" => Command::Uidl(args.optional_number()?),
+        b"CAPA" => Command::Capa,
+        _ => return Err(ParseError::UnknownCommand),
+    };
+    args.end()?;
+    Ok(cmd)
+}
+
+/// The space-separated arguments after a keyword.
+struct Args<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Args<'a> {
+    fn new(rest: &'a [u8]) -> Self {
+        Args { rest }
+    }
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let start = self.rest.iter().position(|&b| b != b' ')?;
+        let rest = &self.rest[start..];
+        let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+        self.rest = &rest[end..];
+        Some(&rest[..end])
+    }
+
+    fn required(&mut self) -> Result<&'a [u8], ParseError> {
+        self.next().ok_or(ParseError::MissingArgument)
+    }
+
+    fn number(&mut self) -> Result<MessageNumber, ParseError> {
+        message_number(self.required()?)
+    }
+
+    fn optional_number(&mut self) -> Result<Option<MessageNumber>, ParseError> {
+        self.next().map(message_number).transpose()
+    }
+
+    fn line_count(&mut self) -> Result<u32, ParseError> {
+        decimal(self.required()?).ok_or(ParseError::InvalidLineCount)
+    }
+
+    fn end(mut self) -> Result<(), ParseError> {
+        match self.next() {
+            Some(_) => Err(ParseError::TooManyArguments),
+            None => Ok(()),
+        }
+    }
+}
+
+fn message_number(arg: &[u8]) -> Result<MessageNumber, ParseError> {
+    if arg.is_empty() || !arg.iter().all(u8::is_ascii_digit) {
+        return Err(ParseError::InvalidNumber);
+    }
+    decimal(arg)
+        .and_then(NonZeroU32::new)
+        .ok_or(ParseError::NumberOutOfRange)
+}
+
+/// A decimal number that fits in u32: digits only, no sign, no wrap-around.
+fn decimal(arg: &[u8]) -> Option<u32> {
+    if arg.is_empty() {
+        return None;
+    }
+    arg.iter().try_fold(0u32, |n, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u32::from(b - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(x: u32) -> MessageNumber {
+        NonZeroU32::new(x).unwrap()
+    }
+
+    #[test]
+    fn parses_every_command() {
+        let cases: &[(&[u8], Command)] = &[
+            (b"USER bob", Command::User("bob")),
+            (b"user bob@example.org", Command::User("bob@example.org")),
+            (b"PASS", Command::Pass(b"")),
+            (b"PASS two  words ", Command::Pass(b"two  words ")),
+            (b"PASS  lead", Command::Pass(b" lead")),
+            (b"pass \xff\xfe", Command::Pass(b"\xff\xfe")),
+            (b"QUIT", Command::Quit),
+            (b"stat", Command::Stat),
+            (b"LIST", Command::List(None)),
+            (b"LIST 3", Command::List(Some(n(3)))),
+            (b"LiSt 007", Command::List(Some(n(7)))),
+            (b"LIST 1 ", Command::List(Some(n(1)))),
+            (b"RETR 1", Command::Retr(n(1))),
+            (b"DELE 4294967295", Command::Dele(n(4294967295))),
+            (b"NOOP", Command::Noop),
+            (b"RSET", Command::Rset),
+            (b"TOP 1 0", Command::Top(n(1), 0)),
+            (b"top 2 10", Command::Top(n(2), 10)),
+            (b"UIDL", Command::Uidl(None)),
+            (b"UIDL 9", Command::Uidl(Some(n(9)))),
+            (b"CAPA", Command::Capa),
+        ];
+        for (line, want) in cases {
+            assert_eq!(
+                parse(line).as_ref(),
+                Ok(want),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_bad_lines_precisely() {
+        use ParseError::*;
+        let cases: &[(&[u8], ParseError)] = &[
+            (b"", Empty),
+            (b"   ", Empty),
+            (b" STAT", UnknownCommand),
+            (b"XYZZY", UnknownCommand),
+            (b"STA", UnknownCommand),
+            (b"STATS", UnknownCommand),
+            (b"\xff\xfe", UnknownCommand),
+            (b"LIST\0", Nul),
+            (b"PASS a\0b", Nul),
+            (b"LIST 0", NumberOutOfRange),
+            (b"LIST 4294967296", NumberOutOfRange),
+            (b"LIST 4294967297", NumberOutOfRange),
+            (b"LIST 99999999999999999999999", NumberOutOfRange),
+            (b"LIST 1 2", TooManyArguments),
+            (b"LIST x", InvalidNumber),
+            (b"LIST -1", InvalidNumber),
+            (b"LIST +1", InvalidNumber),
+            (b"LIST 1x", InvalidNumber),
+            (b"RETR", MissingArgument),
+            (b"DELE", MissingArgument),
+            (b"TOP 1", MissingArgument),
+            (b"TOP 1 x", InvalidLineCount),
+            (b"TOP 1 -1", InvalidLineCount),
+            (b"TOP 1 4294967296", InvalidLineCount),
+            (b"TOP 1 2 3", TooManyArguments),
+            (b"STAT now", TooManyArguments),
+            (b"QUIT please", TooManyArguments),
+            (b"USER", MissingArgument),
+            (b"USER a b", TooManyArguments),
+            (b"USER \xff", BadUtf8),
+        ];
+        for (line, want) in cases {
+            assert_eq!(
+                parse(line),
+                Err(*want),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn error_texts_are_single_safe_lines() {
+        use ParseError::*;
+        for e in [
+            Empty,
+            Nul,
+            UnknownCommand,
+            MissingArgument,
+            TooManyArguments,
+            InvalidNumber,
+            NumberOutOfRange,
+            InvalidLineCount,
+            BadUtf8,
+        ] {
+            let m = e.message();
+            assert!(
+                !m.is_empty() && m.bytes().all(|b| (0x20..0x7f).contains(&b)),
+                "{m}"
+            );
+        }
+    }
+}

@@ -1,1 +1,179 @@
-fn main() {}
+//! The pop3d daemon: standalone, or one session under inetd.
+
+mod options;
+mod syslog;
+
+use pop3d::auth::passwd_file::PasswdFile;
+use pop3d::store::maildir::MaildirStore;
+use pop3d::{Server, Service, SessionConfig};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Exit status for a command line that cannot be understood.
+const EXIT_USAGE: u8 = 2;
+/// Exit status for a configuration or start-up failure.
+const EXIT_CONFIG: u8 = 1;
+
+struct Settings {
+    listen: Vec<SocketAddr>,
+    inetd: bool,
+    check: bool,
+    passwd: String,
+    maildir: String,
+    max_sessions: usize,
+    session: SessionConfig,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let matches = match options::parser().parse(&args) {
+        Ok(m) => m,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    if matches.opt_present("help") {
+        print!("{}", options::usage());
+        return ExitCode::SUCCESS;
+    }
+    if matches.opt_present("version") {
+        println!("pop3d {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if let Some(extra) = matches.free.first() {
+        return usage_error(&format!("unexpected argument {extra:?}"));
+    }
+    let settings = match settings(&matches) {
+        Ok(s) => s,
+        Err(e) => return usage_error(&e),
+    };
+    let level = log::LevelFilter::Info;
+    if settings.inetd {
+        syslog::init(level);
+    } else {
+        env_logger::Builder::new()
+            .filter_level(level)
+            .parse_env("POP3D_LOG")
+            .init();
+    }
+    match run(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            if !matches.opt_present("inetd") {
+                eprintln!("pop3d: {e}");
+            }
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn usage_error(text: &str) -> ExitCode {
+    eprintln!("pop3d: {text}\nTry 'pop3d --help' for more information.");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn settings(m: &getopts::Matches) -> Result<Settings, String> {
+    let mut session = SessionConfig::default();
+    if let Some(secs) = m.opt_str("timeout") {
+        session.idle_timeout = Duration::from_secs(number(&secs, "--timeout")?.max(1));
+    }
+    if let Some(secs) = m.opt_str("fail-delay") {
+        session.auth_failure_delay = Duration::try_from_secs_f64(
+            secs.parse::<f64>()
+                .map_err(|_| format!("--fail-delay: {secs:?} is not a number of seconds"))?,
+        )
+        .map_err(|_| format!("--fail-delay: {secs:?} is out of range"))?;
+    }
+    session.implementation = m.opt_str("implementation");
+    session.default_domain = m.opt_str("default-domain");
+    let mut listen = Vec::new();
+    for addr in m.opt_strs("listen") {
+        let resolved = addr.to_socket_addrs().map_err(|e| {
+            format!("--listen {addr}: {e} (expected host:port, e.g. 127.0.0.1:110)")
+        })?;
+        listen.extend(resolved);
+    }
+    if listen.is_empty() {
+        listen.push(SocketAddr::from(([0, 0, 0, 0], 110)));
+    }
+    let max_sessions = match m.opt_str("max-sessions") {
+        Some(n) => match number(&n, "--max-sessions")? {
+            0 => return Err("--max-sessions must be at least 1".into()),
+            n => n as usize,
+        },
+        None => pop3d::limits::DEFAULT_MAX_SESSIONS,
+    };
+    Ok(Settings {
+        listen,
+        inetd: m.opt_present("inetd"),
+        check: m.opt_present("check"),
+        passwd: m
+            .opt_str("passwd")
+            .unwrap_or_else(|| "/etc/pop3d/passwd".into()),
+        maildir: m.opt_str("maildir").unwrap_or_else(|| "%h/Maildir".into()),
+        max_sessions,
+        session,
+    })
+}
+
+fn number(text: &str, option: &str) -> Result<u64, String> {
+    text.parse()
+        .map_err(|_| format!("{option}: {text:?} is not a whole number"))
+}
+
+fn run(s: Settings) -> Result<(), String> {
+    let passwd = PasswdFile::new(&s.passwd).map_err(|e| format!("--passwd: {e}"))?;
+    let store = MaildirStore::new(&s.maildir).map_err(|e| format!("--maildir: {e}"))?;
+    if s.check {
+        let accounts = passwd.check().map_err(|e| format!("{}: {e}", s.passwd))?;
+        println!(
+            "pop3d: configuration OK ({accounts} accounts in {})",
+            s.passwd
+        );
+        return Ok(());
+    }
+    let service = Service::new(Arc::new(passwd), Arc::new(store)).with_config(s.session);
+    if s.inetd {
+        pop3d::inetd::serve(&service).map_err(|e| format!("session: {e}"))?;
+        return Ok(());
+    }
+    // Block the stop signals before any thread starts, so only the signal thread receives them.
+    let signals = stop_signals();
+    let mut server = Server::new(service).max_sessions(s.max_sessions);
+    for addr in &s.listen {
+        let local = server
+            .listen(addr)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        log::info!("listening on {local}");
+    }
+    let handle = server.shutdown_handle();
+    std::thread::Builder::new()
+        .name("pop3d-signals".into())
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: a valid, initialised signal set and an out-parameter.
+            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
+                log::info!("signal {sig}: shutting down");
+                handle.shutdown();
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    server.run().map_err(|e| format!("server: {e}"))?;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Blocks SIGTERM and SIGINT in this thread (and so in all threads started after) and
+/// returns the set, for sigwait.
+fn stop_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set before anything reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}

@@ -1,0 +1,69 @@
+//! Every command-line option, defined once: getopts, `--help` and the man page test read this.
+
+/// How an option takes its value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Takes {
+    /// A switch.
+    Nothing,
+    /// One value (the last one given wins).
+    One,
+    /// A value that may be given several times.
+    Many,
+}
+
+/// One command-line option.
+pub struct Opt {
+    pub short: &'static str,
+    pub long: &'static str,
+    pub takes: Takes,
+    pub value: &'static str,
+    pub help: &'static str,
+}
+
+pub const OPTIONS: &[Opt] = &[
+    Opt { short: "l", long: "listen", takes: Takes::Many, value: "ADDR",
+          help: "listen on ADDR (host:port; repeatable) [default: 0.0.0.0:110]" },
+    Opt { short: "i", long: "inetd", takes: Takes::Nothing, value: "",
+          help: "serve one session on stdin/stdout (inetd, xinetd, systemd sockets)" },
+    Opt { short: "p", long: "passwd", takes: Takes::One, value: "FILE",
+          help: "passwd-file of accounts; may contain %d [default: /etc/pop3d/passwd]" },
+    Opt { short: "m", long: "maildir", takes: Takes::One, value: "TEMPLATE",
+          help: "where a user's Maildir is: %u user, %n local part, %d domain, %h home [default: %h/Maildir]" },
+    Opt { short: "d", long: "default-domain", takes: Takes::One, value: "DOMAIN",
+          help: "domain added to login names that have none" },
+    Opt { short: "n", long: "max-sessions", takes: Takes::One, value: "N",
+          help: "sessions served at once; more clients are told the server is busy [default: 64]" },
+    Opt { short: "t", long: "timeout", takes: Takes::One, value: "SECS",
+          help: "close a session idle this long [default: 600]" },
+    Opt { short: "", long: "fail-delay", takes: Takes::One, value: "SECS",
+          help: "least time before a failed login is answered, fractions allowed [default: 1]" },
+    Opt { short: "", long: "implementation", takes: Takes::One, value: "TEXT",
+          help: "advertise TEXT in CAPA's IMPLEMENTATION line [default: none]" },
+    Opt { short: "c", long: "check", takes: Takes::Nothing, value: "",
+          help: "check the configuration and the passwd-file, then exit" },
+    Opt { short: "h", long: "help", takes: Takes::Nothing, value: "",
+          help: "print this help and exit" },
+    Opt { short: "V", long: "version", takes: Takes::Nothing, value: "",
+          help: "print the version and exit" },
+];
+
+/// The getopts parser for [`OPTIONS`].
+pub fn parser() -> getopts::Options {
+    let mut opts = getopts::Options::new();
+    for o in OPTIONS {
+        match o.takes {
+            Takes::Nothing => opts.optflag(o.short, o.long, o.help),
+            Takes::One => opts.optopt(o.short, o.long, o.help, o.value),
+            Takes::Many => opts.optmulti(o.short, o.long, o.help, o.value),
+        };
+    }
+    opts
+}
+
+/// The `--help` text.
+pub fn usage() -> String {
+    parser().usage(&format!(
+        "pop3d {}: a small, fast POP3 server\n\nUsage: pop3d [OPTIONS]",
+        env!("CARGO_PKG_VERSION")
+    )) + "\nSee pop3d(8) for the passwd-file format, inetd and systemd set-up, and signals.\n"
+}
