@@ -21,6 +21,11 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// clients make one or two mistakes (probing CAPA or AUTH); a stream of garbage is not a client.
 pub const MAX_BAD_COMMANDS: u32 = 10;
 
+/// Failed logins on one connection before the server hangs up. Clients retry a rejected
+/// password once or twice at most; more is guessing, and the failure delay alone would let one
+/// connection guess forever.
+pub const MAX_FAILED_LOGINS: u32 = 3;
+
 /// Delay before a failed login is answered: it slows password guessing and hides whether the
 /// user exists (the answer takes the same time either way).
 pub const DEFAULT_AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);

@@ -8,7 +8,7 @@ use crate::auth::{AuthErrorKind, Authenticator};
 use crate::connection::{Connection, Line};
 use crate::limits::{
     DEFAULT_AUTH_FAILURE_DELAY, DEFAULT_IDLE_TIMEOUT, MAX_BAD_COMMANDS, MAX_COMMAND_LINE,
-    MESSAGE_CHUNK,
+    MAX_FAILED_LOGINS, MESSAGE_CHUNK,
 };
 use crate::protocol::command::MessageNumber;
 use crate::protocol::{parse, Command, MessageEncoder};
@@ -108,6 +108,7 @@ pub struct Session<'s> {
     peer: String,
     state: State,
     bad_commands: u32,
+    failed_logins: u32,
     stats: Stats,
 }
 
@@ -147,6 +148,7 @@ impl<'s> Session<'s> {
             peer: peer.into(),
             state: State::Authorization { user: None },
             bad_commands: 0,
+            failed_logins: 0,
             stats: Stats::default(),
         }
     }
@@ -264,12 +266,17 @@ impl<'s> Session<'s> {
 
     fn login(&mut self, name: String, password: &[u8]) -> Reply {
         let started = Instant::now();
+        self.failed_logins += 1;
+        let last_try = self.failed_logins >= MAX_FAILED_LOGINS;
         let fail = |text: &str| {
             let delay = self.service.config.auth_failure_delay;
             if let Some(rest) = delay.checked_sub(started.elapsed()) {
                 std::thread::sleep(rest);
             }
-            Reply::Err(text.into())
+            match last_try {
+                true => Reply::Close(text.into(), End::TooManyErrors),
+                false => Reply::Err(text.into()),
+            }
         };
         let account = match self.service.auth.authenticate(&name, password) {
             Ok(account) => account,
@@ -303,6 +310,7 @@ impl<'s> Session<'s> {
                 );
             }
         };
+        self.failed_logins = 0;
         let count = mailbox.messages().len();
         let size: u64 = mailbox.messages().iter().map(|m| m.size).sum();
         log::info!(

@@ -233,3 +233,19 @@ fn pipelined_commands_get_replies_in_order() {
     assert_eq!(c.line(), "+OK Bye");
     assert!(c.closed());
 }
+
+#[test]
+fn third_failed_login_closes_the_connection() {
+    let (server, _) = server_with(&[M1]);
+    let (mut c, _) = Client::connect(server.addr);
+    for _ in 0..2 {
+        c.cmd("USER bob");
+        assert_eq!(c.cmd("PASS nope"), "-ERR [AUTH] Authentication failed");
+    }
+    c.cmd("USER bob");
+    assert_eq!(c.cmd("PASS nope"), "-ERR [AUTH] Authentication failed");
+    assert!(c.closed());
+    // Another connection may still log in.
+    let mut c = Client::login(server.addr, "bob", "pw");
+    assert!(c.cmd("STAT").starts_with("+OK"));
+}

@@ -28,9 +28,34 @@ struct Settings {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Under inetd, stderr is the client's socket: everything goes to syslog, from the start.
+    let inetd = args.iter().any(|a| a == "--inetd" || a == "-i");
+    let level = std::env::var("POP3D_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(log::LevelFilter::Info);
+    if inetd {
+        syslog::init(level);
+    } else {
+        env_logger::Builder::new()
+            .filter_level(log::LevelFilter::Info)
+            .parse_env("POP3D_LOG")
+            .init();
+    }
+    let report = |code: u8, text: &str| {
+        if inetd {
+            log::error!("{text}");
+        } else {
+            eprintln!("pop3d: {text}");
+            if code == EXIT_USAGE {
+                eprintln!("Try 'pop3d --help' for more information.");
+            }
+        }
+        ExitCode::from(code)
+    };
     let matches = match options::parser().parse(&args) {
         Ok(m) => m,
-        Err(e) => return usage_error(&e.to_string()),
+        Err(e) => return report(EXIT_USAGE, &e.to_string()),
     };
     if matches.opt_present("help") {
         print!("{}", options::usage());
@@ -41,42 +66,25 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(extra) = matches.free.first() {
-        return usage_error(&format!("unexpected argument {extra:?}"));
+        return report(EXIT_USAGE, &format!("unexpected argument {extra:?}"));
     }
     let settings = match settings(&matches) {
         Ok(s) => s,
-        Err(e) => return usage_error(&e),
+        Err(e) => return report(EXIT_USAGE, &e),
     };
-    let level = log::LevelFilter::Info;
-    if settings.inetd {
-        syslog::init(level);
-    } else {
-        env_logger::Builder::new()
-            .filter_level(level)
-            .parse_env("POP3D_LOG")
-            .init();
-    }
     match run(settings) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            log::error!("{e}");
-            if !matches.opt_present("inetd") {
-                eprintln!("pop3d: {e}");
-            }
-            ExitCode::from(EXIT_CONFIG)
-        }
+        Err(e) => report(EXIT_CONFIG, &e),
     }
-}
-
-fn usage_error(text: &str) -> ExitCode {
-    eprintln!("pop3d: {text}\nTry 'pop3d --help' for more information.");
-    ExitCode::from(EXIT_USAGE)
 }
 
 fn settings(m: &getopts::Matches) -> Result<Settings, String> {
     let mut session = SessionConfig::default();
     if let Some(secs) = m.opt_str("timeout") {
-        session.idle_timeout = Duration::from_secs(number(&secs, "--timeout")?.max(1));
+        session.idle_timeout = match number(&secs, "--timeout")? {
+            0 => return Err("--timeout must be at least 1 second".into()),
+            n => Duration::from_secs(n),
+        };
     }
     if let Some(secs) = m.opt_str("fail-delay") {
         session.auth_failure_delay = Duration::try_from_secs_f64(
@@ -135,7 +143,10 @@ fn run(s: Settings) -> Result<(), String> {
     }
     let service = Service::new(Arc::new(passwd), Arc::new(store)).with_config(s.session);
     if s.inetd {
-        pop3d::inetd::serve(&service).map_err(|e| format!("session: {e}"))?;
+        // A client that vanishes is not a server failure: log it, exit 0.
+        if let Err(e) = pop3d::inetd::serve(&service) {
+            log::info!("connection error: {e}");
+        }
         return Ok(());
     }
     // Block the stop signals before any thread starts, so only the signal thread receives them.

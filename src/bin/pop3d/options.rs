@@ -5,7 +5,7 @@
 pub enum Takes {
     /// A switch.
     Nothing,
-    /// One value (the last one given wins).
+    /// One value, given at most once.
     One,
     /// A value that may be given several times.
     Many,
