@@ -5,6 +5,7 @@
 //! put and mail delivered meanwhile waits for the next session.
 
 mod error;
+pub mod lock;
 pub mod maildir;
 pub mod memory;
 
