@@ -34,7 +34,9 @@ impl Authenticator for HostUsers {
 }
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:1110".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:1110".into());
     let store = MemoryStore::new();
     let users = HostUsers {
         users: vec![("alice@example.org", "secret")],

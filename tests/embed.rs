@@ -14,7 +14,12 @@ fn example(name: &str) -> PathBuf {
     assert!(built.success());
     // Integration tests live in target/<profile>/deps; examples beside that.
     let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("examples").join(name)
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
 }
 
 #[test]
@@ -28,7 +33,11 @@ fn embed_delivers_and_serves() {
     let mut out = BufReader::new(host.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").expect("address").to_string();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("address")
+        .to_string();
     let (host_ip, port) = addr.rsplit_once(':').unwrap();
 
     let mut input = host.stdin.take().unwrap();
@@ -55,9 +64,16 @@ p.quit()
         .output()
         .expect("python3");
     let text = String::from_utf8_lossy(&py.stdout);
-    assert!(py.status.success(), "poplib failed: {}", String::from_utf8_lossy(&py.stderr));
+    assert!(
+        py.status.success(),
+        "poplib failed: {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
     assert!(text.starts_with("2\n"), "{text}");
-    assert!(text.contains("Subject: first") && text.contains("Subject: second"), "{text}");
+    assert!(
+        text.contains("Subject: first") && text.contains("Subject: second"),
+        "{text}"
+    );
 
     // A second session sees the deletion and a message delivered meanwhile.
     writeln!(input, "third").unwrap();
@@ -68,7 +84,10 @@ p.quit()
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&py.stdout);
-    assert!(text.starts_with("2\n") && !text.contains("Subject: first"), "{text}");
+    assert!(
+        text.starts_with("2\n") && !text.contains("Subject: first"),
+        "{text}"
+    );
     assert!(text.contains("Subject: third"), "{text}");
 
     drop(input);

@@ -443,8 +443,19 @@ mod tests {
             store.open(&Account::new("bob").with_home(&self.0))
         }
 
+        /// Opens, waiting a moment if a lock just released is still held: other tests fork
+        /// children, which share our open lock file until their exec (see lock.rs tests).
         fn open_ok(&self) -> Box<dyn Mailbox> {
-            self.open().expect("open maildir")
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            loop {
+                match self.open() {
+                    Err(e) if e.kind() == StoreErrorKind::InUse => {
+                        assert!(std::time::Instant::now() < deadline, "lock not released");
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    r => return r.expect("open maildir"),
+                }
+            }
         }
     }
 

@@ -18,7 +18,8 @@ use std::io::Read;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageInfo {
     /// Size in octets as sent: line ends counted as CRLF, before dot-stuffing
-    /// (see [`crate::protocol::message::wire_size`]).
+    /// (see [`crate::protocol::message::wire_size`]). A store may take it from metadata
+    /// written at delivery (Maildir's `,W=`) rather than count it.
     pub size: u64,
     /// Unique and stable identifier: 1 to 70 characters in 0x21..=0x7E (RFC 1939 §7).
     pub uidl: String,
