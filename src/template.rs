@@ -92,7 +92,10 @@ impl Template {
                 })?),
                 Part::Home => {
                     let home = account.home.as_ref().ok_or_else(|| {
-                        TemplateError(format!("user {} has no home directory for %h", account.name))
+                        TemplateError(format!(
+                            "user {} has no home directory for %h",
+                            account.name
+                        ))
                     })?;
                     out.push_str(&home.to_string_lossy());
                 }
@@ -103,7 +106,9 @@ impl Template {
 }
 
 fn unknown(text: &str, escape: char) -> TemplateError {
-    TemplateError(format!("template {text:?}: %{escape} is not a known escape here"))
+    TemplateError(format!(
+        "template {text:?}: %{escape} is not a known escape here"
+    ))
 }
 
 #[cfg(test)]

@@ -63,8 +63,7 @@ pub fn normalize(raw: &str, default_domain: Option<&str>) -> Result<String, User
     if parts.next().is_some() || local.is_empty() || domain == Some("") {
         return Err(UserNameError::BadDomain);
     }
-    if name.contains("..") || local.starts_with('.') || domain.is_some_and(|d| d.starts_with('.'))
-    {
+    if name.contains("..") || local.starts_with('.') || domain.is_some_and(|d| d.starts_with('.')) {
         return Err(UserNameError::BadDot);
     }
     Ok(name)
@@ -77,7 +76,10 @@ mod tests {
     #[test]
     fn accepts_and_lowercases() {
         assert_eq!(normalize("Bob", None).unwrap(), "bob");
-        assert_eq!(normalize("Bob@Example.COM", None).unwrap(), "bob@example.com");
+        assert_eq!(
+            normalize("Bob@Example.COM", None).unwrap(),
+            "bob@example.com"
+        );
         assert_eq!(normalize("bob", Some("Ex.org")).unwrap(), "bob@ex.org");
         assert_eq!(normalize("bob@a.org", Some("ex.org")).unwrap(), "bob@a.org");
         assert_eq!(normalize("first.last+tag", None).unwrap(), "first.last+tag");
