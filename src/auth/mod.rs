@@ -1,10 +1,12 @@
 //! Who may log in: the [`Authenticator`] trait and the backends that ship with pop3d.
 
+mod crypt;
 mod error;
 pub mod passwd_file;
 pub mod password;
 
 pub use error::{AuthError, AuthErrorKind};
+pub use passwd_file::PasswdFile;
 
 use crate::account::Account;
 
