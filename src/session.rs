@@ -1,6 +1,6 @@
 //! The RFC 1939 state machine: AUTHORIZATION, TRANSACTION, UPDATE, over any `Read + Write`.
 //!
-//! Handlers never write: each returns a [`Reply`], and [`Session::run`] turns it into bytes.
+//! Handlers never write: each returns a reply value, and [`Session::run`] turns it into bytes.
 //! That keeps "one command, one reply" true whatever goes wrong.
 
 use crate::account::Account;
