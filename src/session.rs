@@ -89,6 +89,19 @@ pub enum End {
     Aborted,
 }
 
+impl End {
+    /// A short name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            End::Quit => "quit",
+            End::Dropped => "dropped",
+            End::TimedOut => "timeout",
+            End::TooManyErrors => "too-many-errors",
+            End::Aborted => "aborted",
+        }
+    }
+}
+
 /// Counts for the logout log line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -183,7 +196,10 @@ impl<'s> Session<'s> {
             }
             other => other,
         };
-        self.log_end(end.as_ref().ok());
+        self.log_end(match &end {
+            Ok(e) => e.as_str(),
+            Err(_) => "connection-error",
+        });
         end
     }
 
@@ -323,7 +339,7 @@ impl<'s> Session<'s> {
             deleted: vec![false; count],
             mailbox,
         }));
-        Reply::Ok(format!("Logged in, {count} messages ({size} octets)"))
+        Reply::Ok(format!("Logged in, {} ({size} octets)", messages(count)))
     }
 
     fn quit(&mut self) -> Reply {
@@ -340,7 +356,10 @@ impl<'s> Session<'s> {
                 self.stats.deleted = doomed.len() as u64;
                 self.stats.deleted_bytes =
                     doomed.iter().map(|&i| t.mailbox.messages()[i].size).sum();
-                Reply::Close(format!("Bye, {} messages deleted", doomed.len()), End::Quit)
+                Reply::Close(
+                    format!("Bye, {} deleted", messages(doomed.len())),
+                    End::Quit,
+                )
             }
             Err(e) => {
                 log::error!("update failed: user={} ({})", t.account.name, e.detail());
@@ -453,18 +472,18 @@ impl<'s> Session<'s> {
         Ok(None)
     }
 
-    fn log_end(&self, end: Option<&End>) {
+    fn log_end(&self, end: &str) {
         let s = &self.stats;
         match self.user() {
             Some(user) => log::info!(
-                "logout: user={user} peer={} end={end:?} retrieved={}/{} deleted={}/{}",
+                "logout: user={user} peer={} end={end} retrieved={}/{} deleted={}/{}",
                 self.peer,
                 s.retrieved,
                 s.retrieved_bytes,
                 s.deleted,
                 s.deleted_bytes
             ),
-            None => log::info!("disconnect: peer={} end={end:?}", self.peer),
+            None => log::info!("disconnect: peer={} end={end}", self.peer),
         }
     }
 }
@@ -508,7 +527,7 @@ impl Transaction {
             Command::Rset => {
                 self.deleted.fill(false);
                 let (count, size) = self.totals();
-                Reply::Ok(format!("{count} messages ({size} octets)"))
+                Reply::Ok(format!("{} ({size} octets)", messages(count)))
             }
             Command::User(_) | Command::Pass(_) => Reply::Bad("Already logged in".into()),
             Command::Quit | Command::Capa => unreachable!("answered in every state"),
@@ -536,6 +555,14 @@ impl Transaction {
     }
 }
 
+/// "1 message", "2 messages".
+fn messages(n: usize) -> String {
+    match n {
+        1 => "1 message".into(),
+        n => format!("{n} messages"),
+    }
+}
+
 /// Writes a one-line reply.
 fn status<S: Read + Write>(conn: &mut Connection<S>, sign: &str, text: &str) -> io::Result<()> {
     let out = conn.output();
@@ -558,4 +585,117 @@ fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use crate::{AuthError, Authenticator};
+
+    struct OneUser;
+
+    impl Authenticator for OneUser {
+        fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError> {
+            match (user, password) {
+                ("bob", b"p w") => Ok(Account::new("bob")),
+                _ => Err(AuthError::rejected("no")),
+            }
+        }
+    }
+
+    /// Input handed out in pieces of the given sizes (cycled), output recorded.
+    struct Scripted<'a> {
+        input: &'a [u8],
+        pieces: &'a [usize],
+        turn: usize,
+        output: Vec<u8>,
+    }
+
+    impl Read for Scripted<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let want = self.pieces[self.turn % self.pieces.len()];
+            self.turn += 1;
+            let n = want.min(buf.len()).min(self.input.len());
+            buf[..n].copy_from_slice(&self.input[..n]);
+            self.input = &self.input[n..];
+            Ok(n)
+        }
+    }
+
+    impl Write for Scripted<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn run(input: &[u8], pieces: &[usize]) -> (Vec<u8>, End, MemoryStore) {
+        let store = MemoryStore::new();
+        store.deliver("bob", b"Subject: a\n\n.dot\nbody\n");
+        store.deliver("bob", b"Subject: b\r\n\r\nno newline");
+        let config = SessionConfig {
+            auth_failure_delay: Duration::ZERO,
+            ..SessionConfig::default()
+        };
+        let service = Service::new(Arc::new(OneUser), Arc::new(store.clone())).with_config(config);
+        let mut conn = Connection::new(Scripted {
+            input,
+            pieces,
+            turn: 0,
+            output: Vec::new(),
+        });
+        let mut session = Session::new(&service, "test");
+        session.greet(&mut conn).unwrap();
+        let end = session.run(&mut conn).unwrap();
+        let out = conn.into_inner().unwrap().output;
+        (out, end, store)
+    }
+
+    const SCRIPT: &[u8] = b"CAPA\r\nUSER bob\r\nPASS x\r\nUSER bob\nPASS p w\r\nSTAT\r\n\
+        LIST\r\nUIDL 2\r\nRETR 1\r\nTOP 2 0\r\nbogus\r\nLIST 0\r\nDELE 1\r\nRETR 1\r\n\
+        RSET\r\nDELE 2\r\nQUIT\r\n";
+
+    const WANT: &[u8] = b"+OK POP3 server ready\r\n\
+        +OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n\
+        PIPELINING\r\n.\r\n\
+        +OK Send your password\r\n-ERR [AUTH] Authentication failed\r\n\
+        +OK Send your password\r\n+OK Logged in, 2 messages (52 octets)\r\n+OK 2 52\r\n\
+        +OK Scan listing follows\r\n1 26\r\n2 26\r\n.\r\n+OK 2 m0000000002\r\n\
+        +OK 26 octets\r\nSubject: a\r\n\r\n..dot\r\nbody\r\n.\r\n\
+        +OK Top of message follows\r\nSubject: b\r\n\r\n.\r\n\
+        -ERR Unknown command\r\n-ERR Message number out of range\r\n\
+        +OK Message 1 deleted\r\n-ERR Message 1 is deleted\r\n+OK 2 messages (52 octets)\r\n\
+        +OK Message 2 deleted\r\n+OK Bye, 1 message deleted\r\n";
+
+    #[test]
+    fn whole_session_in_literal_bytes() {
+        let (out, end, store) = run(SCRIPT, &[4096]);
+        assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(WANT));
+        assert_eq!(end, End::Quit);
+        assert_eq!(
+            store.messages("bob"),
+            vec![b"Subject: a\n\n.dot\nbody\n".to_vec()]
+        );
+    }
+
+    #[test]
+    fn same_bytes_whatever_the_input_split() {
+        for pieces in [&[1][..], &[2], &[3, 1], &[7, 13, 1]] {
+            assert_eq!(run(SCRIPT, pieces).0, WANT, "pieces {pieces:?}");
+        }
+        for cut in 1..SCRIPT.len() {
+            assert_eq!(run(SCRIPT, &[cut, SCRIPT.len()]).0, WANT, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn end_of_input_before_quit_deletes_nothing() {
+        let (_, end, store) = run(b"USER bob\r\nPASS p w\r\nDELE 1\r\nDELE 2\r\n", &[4096]);
+        assert_eq!(end, End::Dropped);
+        assert_eq!(store.count("bob"), 2);
+    }
 }
