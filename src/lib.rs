@@ -16,6 +16,7 @@ pub mod connection;
 pub mod inetd;
 pub mod limits;
 pub mod protocol;
+pub mod sasl;
 pub mod server;
 pub mod session;
 pub mod store;

@@ -4,9 +4,11 @@ mod crypt;
 mod error;
 pub mod passwd_file;
 pub mod password;
+pub mod secret;
 
 pub use error::{AuthError, AuthErrorKind};
 pub use passwd_file::PasswdFile;
+pub use secret::{ScramKeys, Secret, SecretKinds};
 
 use crate::account::Account;
 
@@ -20,4 +22,21 @@ pub trait Authenticator: Send + Sync {
     /// Return an error of kind [`AuthErrorKind::Rejected`] both for an unknown user and for a
     /// wrong password, and take the same time for both; the session adds the failure delay.
     fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError>;
+
+    /// The secret stored for `user`, for challenge-response logins (APOP, CRAM-MD5, SCRAM).
+    ///
+    /// Return [`AuthErrorKind::Rejected`] for an unknown user. The default holds no secrets, so
+    /// only USER/PASS and AUTH PLAIN/LOGIN work.
+    fn secret(&self, user: &str) -> Result<(Account, Secret), AuthError> {
+        Err(AuthError::rejected(format!(
+            "no challenge-response secret for {user}"
+        )))
+    }
+
+    /// Which kinds of secret [`secret`](Self::secret) can hand out at all: CAPA offers CRAM-MD5
+    /// only where some account has a plaintext-equivalent secret, and SCRAM-SHA-256 where some
+    /// has SCRAM keys or a plaintext secret. The default is none.
+    fn secret_kinds(&self) -> SecretKinds {
+        SecretKinds::default()
+    }
 }

@@ -12,13 +12,14 @@
 //! thousand lines costs far less than the password hash that follows it.
 
 use super::password;
-use super::{AuthError, AuthErrorKind, Authenticator};
+use super::{AuthError, AuthErrorKind, Authenticator, Secret, SecretKinds};
 use crate::account::Account;
 use crate::template::{Template, TemplateError};
 use crate::user_name;
 use std::collections::hash_map::{Entry as MapEntry, HashMap};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
+use std::sync::{Arc, Mutex};
 
 /// An [`Authenticator`] backed by a Dovecot-style passwd-file, or by one such file per domain.
 ///
@@ -31,7 +32,12 @@ use std::io::{self, BufRead, BufReader};
 pub struct PasswdFile {
     template: Template,
     per_domain: bool,
+    /// The kinds of secret in the file, with the size and mtime they were read at.
+    kinds: Arc<Mutex<Option<(FileStamp, SecretKinds)>>>,
 }
+
+/// A file's size and modification time: enough to notice an edit.
+type FileStamp = (u64, Option<std::time::SystemTime>);
 
 impl PasswdFile {
     /// A passwd-file at `path_template`, which may contain `%d` (the login's domain) and `%%`.
@@ -43,6 +49,7 @@ impl PasswdFile {
         Ok(PasswdFile {
             per_domain: template.uses_domain(),
             template,
+            kinds: Arc::default(),
         })
     }
 
@@ -102,13 +109,29 @@ impl PasswdFile {
     }
 }
 
-impl Authenticator for PasswdFile {
-    fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError> {
+/// A user's account line, found.
+struct Entry {
+    /// `path:line`, for the log.
+    at: String,
+    line: String,
+}
+
+/// The result of looking a user up.
+enum Found {
+    Entry(Entry),
+    /// No such user; the detail says why, for the log.
+    Unknown(String),
+}
+
+impl PasswdFile {
+    /// Finds `user`'s line. Errors are for a file that cannot be read or a line that cannot be
+    /// used, never for an unknown user.
+    fn entry(&self, user: &str) -> Result<Found, AuthError> {
         let account = Account::new(user);
         let path = match self.template.expand(&account) {
             Ok(path) => path,
             // Only %d can fail to expand: a name without a domain has no file to be in.
-            Err(e) => return Err(unknown(password, format!("unknown user {user}: {e}"))),
+            Err(e) => return Ok(Found::Unknown(format!("unknown user {user}: {e}"))),
         };
         // In a per-domain file the line names the local part (or, Dovecot-style, the full name).
         let names = [user, account.local_part()];
@@ -121,27 +144,97 @@ impl Authenticator for PasswdFile {
             Ok(file) => file,
             Err(e) if self.per_domain && e.kind() == io::ErrorKind::NotFound => {
                 let detail = format!("unknown user {user}: no {} for its domain", path.display());
-                return Err(unknown(password, detail));
+                return Ok(Found::Unknown(detail));
             }
             Err(e) => return Err(unavailable(format!("cannot open {}: {e}", path.display()))),
         };
         let found = find(BufReader::new(file), keys)
             .map_err(|e| unavailable(format!("cannot read {}: {e}", path.display())))?;
         let Some((line_no, line)) = found else {
-            return Err(unknown(password, format!("unknown user {user}")));
+            return Ok(Found::Unknown(format!("unknown user {user}")));
         };
         let at = format!("{}:{line_no}", path.display());
         let line = String::from_utf8(line)
             .map_err(|_| unavailable(format!("{at}: the line for {user} is not valid UTF-8")))?;
-        let fields = Fields::split(&line);
+        Ok(Found::Entry(Entry { at, line }))
+    }
+
+    /// Scans the whole file for the kinds of secret it holds (see
+    /// [`Authenticator::secret_kinds`]), remembering the answer until the file changes.
+    fn scan_secret_kinds(&self) -> SecretKinds {
+        if self.per_domain {
+            // No one file to scan: offer only what works for every account.
+            return SecretKinds::default();
+        }
+        let Ok(path) = self.template.expand(&Account::new("scan")) else {
+            return SecretKinds::default();
+        };
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return SecretKinds::default();
+        };
+        let stamp = (meta.len(), meta.modified().ok());
+        let mut cache = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((cached, kinds)) = *cache {
+            if cached == stamp {
+                return kinds;
+            }
+        }
+        let mut kinds = SecretKinds::default();
+        let Ok(file) = File::open(&path) else {
+            return kinds;
+        };
+        let mut reader = BufReader::new(file);
+        let mut buf = Vec::new();
+        while let Ok(true) = read_line(&mut reader, &mut buf) {
+            let stored = std::str::from_utf8(&buf)
+                .ok()
+                .and_then(|l| Fields::split(l).password);
+            match stored.and_then(password::secret_of) {
+                Some(Secret::Plain(_)) => kinds.plain = true,
+                Some(Secret::Scram(_)) => kinds.scram = true,
+                None => {}
+            }
+        }
+        *cache = Some((stamp, kinds));
+        kinds
+    }
+}
+
+impl Authenticator for PasswdFile {
+    fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError> {
+        let entry = match self.entry(user)? {
+            Found::Entry(entry) => entry,
+            Found::Unknown(detail) => return Err(unknown(password, detail)),
+        };
+        let fields = Fields::split(&entry.line);
+        let at = entry.at.as_str();
         let stored = fields
             .password
             .ok_or_else(|| unavailable(format!("{at}: no password field for {user}")))?;
         match password::verify(stored, password) {
-            Ok(true) => Ok(fields.account(user, &at)),
+            Ok(true) => Ok(fields.account(user, at)),
             Ok(false) => Err(AuthError::rejected(format!("wrong password for {user}"))),
             Err(e) => Err(unavailable(format!("{at}: password of {user}: {e}"))),
         }
+    }
+
+    fn secret(&self, user: &str) -> Result<(Account, Secret), AuthError> {
+        let entry = match self.entry(user)? {
+            Found::Entry(entry) => entry,
+            Found::Unknown(detail) => return Err(AuthError::rejected(detail)),
+        };
+        let fields = Fields::split(&entry.line);
+        match fields.password.and_then(password::secret_of) {
+            Some(secret) => Ok((fields.account(user, &entry.at), secret)),
+            None => Err(AuthError::rejected(format!(
+                "{}: {user} has no challenge-response secret (needs {{PLAIN}} or {{SCRAM-SHA-256}})",
+                entry.at
+            ))),
+        }
+    }
+
+    fn secret_kinds(&self) -> SecretKinds {
+        self.scan_secret_kinds()
     }
 }
 

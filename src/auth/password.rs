@@ -4,6 +4,7 @@
 //! - `{PLAIN}`, `{CLEAR}`, `{CLEARTEXT}`: the password itself, compared in constant time.
 //! - `{CRYPT}`, `{SHA512-CRYPT}`, `{SHA256-CRYPT}`, `{BLF-CRYPT}`, `{MD5-CRYPT}`, or no prefix:
 //!   the system's `crypt_r(3)` (libxcrypt on Debian).
+//! - `{SCRAM-SHA-256}`: Dovecot's stored SCRAM keys, `iterations,salt,StoredKey,ServerKey`.
 //! - `{ARGON2I}`, `{ARGON2ID}`, or no prefix before `$argon2i$`/`$argon2id$`: the `argon2`
 //!   crate, with the cost the PHC string names.
 //!
@@ -12,6 +13,7 @@
 //! `!` or `*` is a locked account (the `/etc/shadow` convention): no password matches it.
 
 use super::crypt;
+use super::secret::{constant_time_eq, ScramKeys, Secret};
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params};
 use std::ffi::CString;
@@ -62,6 +64,7 @@ enum Scheme {
     Plain,
     Crypt,
     Argon2,
+    Scram,
 }
 
 /// Checks `password` (raw bytes, as the client sent them) against `stored`, a hash in Dovecot's
@@ -79,6 +82,19 @@ pub fn verify(stored: &str, password: &[u8]) -> Result<bool, PasswordError> {
         Scheme::Plain => Ok(constant_time_eq(hash.as_bytes(), password)),
         Scheme::Crypt => verify_crypt(hash, password),
         Scheme::Argon2 => verify_argon2(hash, password),
+        Scheme::Scram => Ok(ScramKeys::parse(hash)
+            .map_err(PasswordError::new)?
+            .matches(password)),
+    }
+}
+
+/// The challenge-response secret in `stored`, if its scheme keeps one: the password of
+/// `{PLAIN}`, or the keys of `{SCRAM-SHA-256}`. `None` for one-way hashes.
+pub fn secret_of(stored: &str) -> Option<Secret> {
+    match parse(stored).ok()? {
+        (Scheme::Plain, hash) => Some(Secret::Plain(hash.as_bytes().to_vec())),
+        (Scheme::Scram, hash) => ScramKeys::parse(hash).ok().map(Secret::Scram),
+        _ => None,
     }
 }
 
@@ -111,6 +127,9 @@ fn parse(stored: &str) -> Result<(Scheme, &str), PasswordError> {
         Scheme::Argon2 => {
             parse_argon2(hash)?;
         }
+        Scheme::Scram => {
+            ScramKeys::parse(hash).map_err(PasswordError::new)?;
+        }
     }
     Ok((scheme, hash))
 }
@@ -128,9 +147,10 @@ fn scheme_named(name: &str, hash: &str) -> Result<Scheme, PasswordError> {
             }
         }
         "ARGON2I" | "ARGON2ID" => Ok(Scheme::Argon2),
+        "SCRAM-SHA-256" => Ok(Scheme::Scram),
         _ => Err(PasswordError::new(format!(
             "unknown password scheme {{{name}}} (known: PLAIN, CLEAR, CLEARTEXT, CRYPT, \
-             SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, MD5-CRYPT, ARGON2I, ARGON2ID)"
+             SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, MD5-CRYPT, ARGON2I, ARGON2ID, SCRAM-SHA-256)"
         ))),
     }
 }
@@ -245,20 +265,6 @@ fn verify_argon2(hash: &str, password: &[u8]) -> Result<bool, PasswordError> {
             "argon2 hash cannot be checked: {e}"
         ))),
     }
-}
-
-/// Compares two byte strings without stopping at the first difference, so the time taken says
-/// nothing about where they differ (only, at most, whether their lengths do).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut diff = 0u8;
-    for (x, y) in a.iter().zip(b) {
-        diff |= x ^ y;
-    }
-    // black_box keeps the optimiser from turning the loop back into an early-exit compare.
-    std::hint::black_box(diff) == 0
 }
 
 /// Hashes made by tools other than pop3d, shared with the passwd-file tests.

@@ -1,0 +1,311 @@
+//! SCRAM-SHA-256 (RFC 5802, RFC 7677), server side, without channel binding.
+
+use super::{Context, Outcome, Step};
+use crate::account::Account;
+use crate::auth::secret::{constant_time_eq, hmac_sha256, random_bytes, ScramKeys, Secret};
+use crate::auth::AuthError;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+/// Iterations used when the keys are derived from a plaintext secret.
+const ITERATIONS_FROM_PLAIN: u32 = 4096;
+
+pub(super) struct Server {
+    stage: Stage,
+    /// Fixed nonce for tests; random otherwise.
+    nonce: Option<String>,
+}
+
+enum Stage {
+    ClientFirst,
+    ClientFinal(Box<Pending>),
+    /// Proof checked, server signature sent; waiting for the client's empty response.
+    Verified(Account),
+    Over,
+}
+
+struct Pending {
+    user: String,
+    account: Option<Account>,
+    keys: ScramKeys,
+    gs2_header: String,
+    client_first_bare: String,
+    server_first: String,
+    nonce: String,
+}
+
+impl Server {
+    pub(super) fn new() -> Server {
+        Server {
+            stage: Stage::ClientFirst,
+            nonce: None,
+        }
+    }
+
+    pub(super) fn step(&mut self, message: &[u8], ctx: &Context<'_>) -> Step {
+        let stage = std::mem::replace(&mut self.stage, Stage::Over);
+        let result = match stage {
+            Stage::ClientFirst => self.client_first(message, ctx),
+            Stage::ClientFinal(pending) => self.client_final(message, *pending),
+            Stage::Verified(account) if message.is_empty() => {
+                return Step::Done(Outcome::LoggedIn(account))
+            }
+            Stage::Verified(_) | Stage::Over => Err(Outcome::Malformed("unexpected SCRAM message")),
+        };
+        match result {
+            Ok(challenge) => Step::Challenge(challenge.into_bytes()),
+            Err(outcome) => Step::Done(outcome),
+        }
+    }
+
+    fn client_first(&mut self, message: &[u8], ctx: &Context<'_>) -> Result<String, Outcome> {
+        let text = std::str::from_utf8(message).map_err(|_| malformed())?;
+        // gs2-header: cbind flag, authzid, then the bare message.
+        let mut parts = text.splitn(3, ',');
+        let (Some(cbind), Some(authzid), Some(bare)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed());
+        };
+        if cbind.starts_with("p=") {
+            return Err(Outcome::Malformed("SCRAM channel binding is not supported"));
+        }
+        if cbind != "n" && cbind != "y" {
+            return Err(malformed());
+        }
+        let mut attrs = bare.split(',');
+        let name = attrs
+            .next()
+            .and_then(|a| a.strip_prefix("n="))
+            .ok_or_else(malformed)?;
+        let client_nonce = attrs
+            .next()
+            .and_then(|a| a.strip_prefix("r="))
+            .ok_or_else(malformed)?;
+        if client_nonce.is_empty() {
+            return Err(malformed());
+        }
+        let user = ctx.user(unescape(name)?.as_bytes())?;
+        if let Some(z) = authzid.strip_prefix("a=") {
+            if ctx.user(unescape(z)?.as_bytes()).ok().as_deref() != Some(user.as_str()) {
+                return Err(Outcome::Failed(AuthError::rejected(format!(
+                    "{user} asked to act as another user"
+                ))));
+            }
+        } else if !authzid.is_empty() {
+            return Err(malformed());
+        }
+        let (account, keys) = match ctx.auth.secret(&user) {
+            Ok((account, Secret::Scram(keys))) => (Some(account), keys),
+            Ok((account, Secret::Plain(password))) => (
+                Some(account),
+                ScramKeys::derive(&password, &salt_for(&user), ITERATIONS_FROM_PLAIN),
+            ),
+            // Carry on with keys nothing matches, so the client cannot tell an unknown user
+            // from a wrong password (the derivation costs what a real one does).
+            Err(_) => {
+                let mut keys = ScramKeys::derive(
+                    &random_bytes::<16>(),
+                    &salt_for(&user),
+                    ITERATIONS_FROM_PLAIN,
+                );
+                keys.stored_key = random_bytes();
+                (None, keys)
+            }
+        };
+        let server_nonce = self
+            .nonce
+            .clone()
+            .unwrap_or_else(|| B64.encode(random_bytes::<18>()));
+        let nonce = format!("{client_nonce}{server_nonce}");
+        let server_first = format!(
+            "r={nonce},s={},i={}",
+            B64.encode(&keys.salt),
+            keys.iterations
+        );
+        self.stage = Stage::ClientFinal(Box::new(Pending {
+            user,
+            account,
+            keys,
+            gs2_header: format!("{cbind},{authzid},"),
+            client_first_bare: bare.to_owned(),
+            server_first: server_first.clone(),
+            nonce,
+        }));
+        Ok(server_first)
+    }
+
+    fn client_final(&mut self, message: &[u8], p: Pending) -> Result<String, Outcome> {
+        let text = std::str::from_utf8(message).map_err(|_| malformed())?;
+        let (without_proof, proof) = text.rsplit_once(",p=").ok_or_else(malformed)?;
+        let mut attrs = without_proof.split(',');
+        let binding = attrs
+            .next()
+            .and_then(|a| a.strip_prefix("c="))
+            .ok_or_else(malformed)?;
+        let nonce = attrs
+            .next()
+            .and_then(|a| a.strip_prefix("r="))
+            .ok_or_else(malformed)?;
+        if B64.decode(binding).ok().as_deref() != Some(p.gs2_header.as_bytes()) || nonce != p.nonce
+        {
+            return Err(Outcome::Malformed(
+                "SCRAM channel binding or nonce does not match",
+            ));
+        }
+        let proof: [u8; 32] = B64
+            .decode(proof)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(malformed)?;
+        let auth_message = format!("{},{},{without_proof}", p.client_first_bare, p.server_first);
+        let signature = hmac_sha256(&p.keys.stored_key, auth_message.as_bytes());
+        let client_key: Vec<u8> = proof.iter().zip(signature).map(|(a, b)| a ^ b).collect();
+        let ok = constant_time_eq(&Sha256::digest(&client_key), &p.keys.stored_key);
+        match (p.account, ok) {
+            (Some(account), true) => {
+                let server_signature = hmac_sha256(&p.keys.server_key, auth_message.as_bytes());
+                self.stage = Stage::Verified(account);
+                Ok(format!("v={}", B64.encode(server_signature)))
+            }
+            (_, _) => Err(Outcome::Failed(AuthError::rejected(format!(
+                "SCRAM proof failed for {}",
+                p.user
+            )))),
+        }
+    }
+}
+
+/// A per-user salt for keys derived from a plaintext secret: stable, so a client may cache its
+/// salted password, and different for every user.
+fn salt_for(user: &str) -> Vec<u8> {
+    Sha256::digest(format!("pop3d SCRAM salt\0{user}"))[..16].to_vec()
+}
+
+/// A saslname with `=2C` and `=3D` decoded (RFC 5802 §5.1); any other `=` is an error.
+fn unescape(name: &str) -> Result<String, Outcome> {
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(i) = rest.find('=') {
+        out.push_str(&rest[..i]);
+        match rest.get(i..i + 3) {
+            Some("=2C") => out.push(','),
+            Some("=3D") => out.push('='),
+            _ => return Err(malformed()),
+        }
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn malformed() -> Outcome {
+    Outcome::Malformed("malformed SCRAM message")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Authenticator;
+
+    /// The RFC 7677 §3 account: user "user", password "pencil", with the RFC's salt.
+    struct Rfc7677;
+
+    impl Authenticator for Rfc7677 {
+        fn authenticate(&self, _: &str, _: &[u8]) -> Result<Account, AuthError> {
+            Err(AuthError::rejected("not used"))
+        }
+        fn secret(&self, user: &str) -> Result<(Account, Secret), AuthError> {
+            let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+            match user {
+                "user" => Ok((
+                    Account::new("user"),
+                    Secret::Scram(ScramKeys::derive(b"pencil", &salt, 4096)),
+                )),
+                _ => Err(AuthError::rejected("unknown")),
+            }
+        }
+    }
+
+    fn ctx() -> Context<'static> {
+        Context {
+            auth: &Rfc7677,
+            default_domain: None,
+            host: "test",
+        }
+    }
+
+    fn server() -> Server {
+        Server {
+            stage: Stage::ClientFirst,
+            nonce: Some("%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0".into()),
+        }
+    }
+
+    #[test]
+    fn rfc7677_exchange() {
+        let mut s = server();
+        let Step::Challenge(first) = s.step(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO", &ctx()) else {
+            panic!("no server-first");
+        };
+        assert_eq!(
+            first,
+            b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+        );
+        let Step::Challenge(last) = s.step(
+            b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+              p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+            &ctx(),
+        ) else {
+            panic!("no server-final");
+        };
+        assert_eq!(last, b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+        assert!(
+            matches!(s.step(b"", &ctx()), Step::Done(Outcome::LoggedIn(a)) if a.name == "user")
+        );
+    }
+
+    #[test]
+    fn wrong_proof_and_unknown_user_fail_alike() {
+        for user in ["user", "nobody"] {
+            let mut s = server();
+            let first = format!("n,,n={user},r=rOprNGfwEbeRWgbNEkqO");
+            assert!(matches!(
+                s.step(first.as_bytes(), &ctx()),
+                Step::Challenge(_)
+            ));
+            let last = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                         p=AAAAZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+            assert!(
+                matches!(s.step(last, &ctx()), Step::Done(Outcome::Failed(_))),
+                "{user}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_messages() {
+        for bad in [
+            &b"p=tls-unique,,n=user,r=abc"[..],
+            b"x,,n=user,r=abc",
+            b"n,,r=abc",
+            b"n,,n=user,r=",
+            b"n,,n=us=er,r=abc",
+            b"\xff",
+        ] {
+            let mut s = server();
+            assert!(
+                matches!(s.step(bad, &ctx()), Step::Done(Outcome::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(unescape("a=2Cb=3Dc").ok().as_deref(), Some("a,b=c"));
+    }
+
+    #[test]
+    fn other_authzid_is_refused() {
+        let mut s = server();
+        let step = s.step(b"n,a=admin,n=user,r=abc", &ctx());
+        assert!(matches!(step, Step::Done(Outcome::Failed(_))));
+    }
+}
