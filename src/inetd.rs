@@ -3,22 +3,24 @@
 //! The descriptors are used directly (no std buffering on top of ours), and every read and write
 //! waits in poll(2) with the idle timeout, since a pipe or inherited socket may have none.
 
-use crate::connection::Connection;
-use crate::session::{End, Service, Session};
+use crate::serve::{run_session, TlsMode};
+use crate::session::{End, Service};
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-/// Serves one session on stdin/stdout and returns how it ended.
-pub fn serve(service: &Service) -> io::Result<End> {
-    let peer = peer_address(0).map_or_else(|| "stdin".to_owned(), |a| a.to_string());
-    log::info!("connect: peer={peer}");
-    let mut conn = Connection::new(Stdio::new(service.config.idle_timeout));
-    let mut session = Session::new(service, peer);
-    session.greet(&mut conn)?;
-    session.run(&mut conn)
+/// Serves one session on stdin/stdout and returns how it ended. `mode` says what TLS does:
+/// an inetd service on port 995 uses [`TlsMode::Implicit`].
+pub fn serve(service: &Service, mode: TlsMode<'_>) -> io::Result<End> {
+    let peer = peer_address(0);
+    let name = peer.map_or_else(|| "stdin".to_owned(), |a| a.to_string());
+    log::info!("connect: peer={name}");
+    // A pipe (no peer address) is a local user: as trusted as loopback.
+    let loopback = peer.is_none_or(|a| a.ip().to_canonical().is_loopback());
+    let stdio = Stdio::new(service.config.idle_timeout);
+    run_session(service, stdio, &name, loopback, mode)
 }
 
 /// stdin and stdout as one stream, with a timeout on each wait.

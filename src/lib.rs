@@ -17,14 +17,17 @@ pub mod inetd;
 pub mod limits;
 pub mod protocol;
 pub mod sasl;
+pub mod serve;
 pub mod server;
 pub mod session;
 pub mod store;
 pub mod template;
+pub mod tls;
 pub mod user_name;
 
 pub use account::Account;
 pub use auth::{AuthError, AuthErrorKind, Authenticator};
 pub use server::{Server, ShutdownHandle};
-pub use session::{Service, Session, SessionConfig};
+pub use session::{Service, Session, SessionConfig, Tls};
 pub use store::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
+pub use tls::{MinVersion, TlsConfig};

@@ -6,6 +6,11 @@ use std::time::Duration;
 /// line is refused whole, so a client cannot make the server buffer without bound.
 pub const MAX_COMMAND_LINE: usize = 255;
 
+/// Longest line of a SASL exchange (a base64 response to AUTH's challenge). RFC 5034 leaves it
+/// open; PLAIN, LOGIN, CRAM-MD5 and SCRAM responses stay under 1 KiB even with long names and
+/// passwords, and 4 KiB keeps a hostile client from making the server buffer more.
+pub const MAX_SASL_LINE: usize = 4096;
+
 /// Longest reply line, CRLF included (RFC 2449 §4). Our texts are fixed and short; the tests
 /// check every reply against it.
 pub const MAX_REPLY_LINE: usize = 512;

@@ -6,9 +6,10 @@
 //! than a worker can take at once, and no client waits in a queue. Past that, the client is told
 //! at once that the server is busy.
 
-use crate::connection::Connection;
 use crate::limits::{BUSY_REPLY_TIMEOUT, DEFAULT_MAX_SESSIONS, SESSION_STACK};
-use crate::session::{Service, Session};
+use crate::serve::{run_session, TlsMode};
+use crate::session::Service;
+use crate::tls::TlsConfig;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -42,7 +43,9 @@ const BUSY_REPLY: &[u8] = b"-ERR [SYS/TEMP] Server busy, try again later\r\n";
 /// ```
 pub struct Server {
     service: Arc<Service>,
-    listeners: Vec<TcpListener>,
+    /// Each listener, and whether it speaks TLS from the first byte.
+    listeners: Vec<(TcpListener, bool)>,
+    tls: Option<Arc<TlsConfig>>,
     max_sessions: usize,
     shared: Arc<Shared>,
 }
@@ -96,6 +99,7 @@ impl Server {
         Server {
             service: Arc::new(service),
             listeners: Vec::new(),
+            tls: None,
             max_sessions: DEFAULT_MAX_SESSIONS,
             shared: Arc::default(),
         }
@@ -107,19 +111,46 @@ impl Server {
         self
     }
 
+    /// Sets the certificate and key: plain listeners then offer STLS, and
+    /// [`listen_tls`](Self::listen_tls) becomes possible.
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(Arc::new(tls));
+        self
+    }
+
     /// Binds a listener to `addr` and returns its address (useful with port 0).
     pub fn listen(&mut self, addr: impl std::net::ToSocketAddrs) -> io::Result<SocketAddr> {
+        self.bind(addr, false)
+    }
+
+    /// Binds an implicit-TLS listener (port 995, RFC 8314); needs [`with_tls`](Self::with_tls).
+    pub fn listen_tls(&mut self, addr: impl std::net::ToSocketAddrs) -> io::Result<SocketAddr> {
+        if self.tls.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an implicit-TLS listener needs a certificate and key (with_tls)",
+            ));
+        }
+        self.bind(addr, true)
+    }
+
+    fn bind(
+        &mut self,
+        addr: impl std::net::ToSocketAddrs,
+        implicit_tls: bool,
+    ) -> io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr)?;
         let local = listener.local_addr()?;
-        self.add_listener(listener)?;
+        self.add_listener(listener, implicit_tls)?;
         Ok(local)
     }
 
-    /// Serves on a listener bound elsewhere (e.g. before dropping privileges).
-    pub fn add_listener(&mut self, listener: TcpListener) -> io::Result<()> {
+    /// Serves on a listener bound elsewhere (e.g. before dropping privileges); `implicit_tls`
+    /// as for [`listen_tls`](Self::listen_tls).
+    pub fn add_listener(&mut self, listener: TcpListener, implicit_tls: bool) -> io::Result<()> {
         let addr = listener.local_addr()?;
         self.shared.addrs.lock().map_err(|_| poisoned())?.push(addr);
-        self.listeners.push(listener);
+        self.listeners.push((listener, implicit_tls));
         Ok(())
     }
 
@@ -144,29 +175,30 @@ impl Server {
         if self.listeners.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no listener"));
         }
-        let (tx, rx) = bounded::<(TcpStream, SocketAddr)>(self.max_sessions);
+        let (tx, rx) = bounded::<Handoff>(self.max_sessions);
         let mut workers = Vec::with_capacity(self.max_sessions);
         for i in 0..self.max_sessions {
             let rx = rx.clone();
             let service = self.service.clone();
             let shared = self.shared.clone();
+            let tls = self.tls.clone();
             workers.push(
                 thread::Builder::new()
                     .name(format!("pop3d-session-{i}"))
                     .stack_size(SESSION_STACK)
-                    .spawn(move || worker(rx, &service, &shared))?,
+                    .spawn(move || worker(rx, &service, &shared, tls.as_deref()))?,
             );
         }
         drop(rx);
         let mut acceptors = Vec::new();
-        for listener in self.listeners {
+        for (listener, implicit_tls) in self.listeners {
             let tx = tx.clone();
             let shared = self.shared.clone();
             let max = self.max_sessions;
             acceptors.push(
                 thread::Builder::new()
                     .name("pop3d-accept".into())
-                    .spawn(move || accept_loop(&listener, &tx, &shared, max))?,
+                    .spawn(move || accept_loop(&listener, implicit_tls, &tx, &shared, max))?,
             );
         }
         drop(tx);
@@ -183,7 +215,8 @@ impl Server {
 
 fn accept_loop(
     listener: &TcpListener,
-    tx: &Sender<(TcpStream, SocketAddr)>,
+    implicit_tls: bool,
+    tx: &Sender<Handoff>,
     shared: &Shared,
     max: usize,
 ) {
@@ -210,14 +243,17 @@ fn accept_loop(
             continue;
         }
         // Never blocks: the channel holds `max` and at most `max` connections are in flight.
-        if tx.send((stream, peer)).is_err() {
+        if tx.send((stream, peer, implicit_tls)).is_err() {
             return;
         }
     }
 }
 
-fn worker(rx: Receiver<(TcpStream, SocketAddr)>, service: &Service, shared: &Shared) {
-    for (stream, peer) in rx.iter() {
+/// A connection on its way to a worker, and whether it came in on an implicit-TLS listener.
+type Handoff = (TcpStream, SocketAddr, bool);
+
+fn worker(rx: Receiver<Handoff>, service: &Service, shared: &Shared, tls: Option<&TlsConfig>) {
+    for (stream, peer, implicit_tls) in rx.iter() {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         if let (Ok(mut sessions), Ok(clone)) = (shared.sessions.lock(), stream.try_clone()) {
             sessions.insert(id, clone);
@@ -227,7 +263,12 @@ fn worker(rx: Receiver<(TcpStream, SocketAddr)>, service: &Service, shared: &Sha
             let _ = stream.shutdown(Shutdown::Read);
         }
         // A bug in a session must not take a worker out of the pool.
-        let served = catch_unwind(AssertUnwindSafe(|| serve(stream, peer, service)));
+        let mode = match (tls, implicit_tls) {
+            (Some(tls), true) => TlsMode::Implicit(tls),
+            (Some(tls), false) => TlsMode::Starttls(tls),
+            (None, _) => TlsMode::Off,
+        };
+        let served = catch_unwind(AssertUnwindSafe(|| serve(stream, peer, service, mode)));
         if served.is_err() {
             log::error!("session panicked: peer={peer}");
         }
@@ -241,7 +282,7 @@ fn worker(rx: Receiver<(TcpStream, SocketAddr)>, service: &Service, shared: &Sha
     }
 }
 
-fn serve(stream: TcpStream, peer: SocketAddr, service: &Service) {
+fn serve(stream: TcpStream, peer: SocketAddr, service: &Service, mode: TlsMode<'_>) {
     log::info!("connect: peer={peer}");
     let timeout = Some(service.config.idle_timeout);
     if let Err(e) = stream
@@ -252,12 +293,8 @@ fn serve(stream: TcpStream, peer: SocketAddr, service: &Service) {
         log::warn!("socket setup failed: peer={peer} ({e})");
         return;
     }
-    let mut conn = Connection::new(&stream);
-    let mut session = Session::new(service, peer.to_string());
-    let result = session
-        .greet(&mut conn)
-        .and_then(|()| session.run(&mut conn));
-    if let Err(e) = result {
+    let loopback = peer.ip().to_canonical().is_loopback();
+    if let Err(e) = run_session(service, &stream, &peer.to_string(), loopback, mode) {
         log::info!("connection error: peer={peer} ({e})");
     }
 }

@@ -203,6 +203,14 @@ fn parse_man_item(words: &[&str], line: &str) -> OptionEntry {
                     .unwrap_or_else(|| panic!("Ar without a name: {line:?}"));
                 entry.value = (*value).to_owned();
             }
+            // An optional value, `Op Ar SCHEME`: getopts shows it as `[SCHEME]`.
+            "Op" => {
+                assert_eq!(words.next(), Some(&"Ar"), "Op without Ar: {line:?}");
+                let value = words
+                    .next()
+                    .unwrap_or_else(|| panic!("Ar without a name: {line:?}"));
+                entry.value = format!("[{value}]");
+            }
             "," => {}
             other => panic!("man/pop3d.8: unexpected {other:?} in {line:?}"),
         }

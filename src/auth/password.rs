@@ -13,7 +13,7 @@
 //! `!` or `*` is a locked account (the `/etc/shadow` convention): no password matches it.
 
 use super::crypt;
-use super::secret::{constant_time_eq, ScramKeys, Secret};
+use super::secret::{constant_time_eq, random_bytes, ScramKeys, Secret, SCRAM_MIN_ITERATIONS};
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params};
 use std::ffi::CString;
@@ -263,6 +263,52 @@ fn verify_argon2(hash: &str, password: &[u8]) -> Result<bool, PasswordError> {
         Err(argon2::password_hash::Error::Password) => Ok(false),
         Err(e) => Err(PasswordError::new(format!(
             "argon2 hash cannot be checked: {e}"
+        ))),
+    }
+}
+
+/// The schemes [`hash`] can write, by their Dovecot names.
+pub const HASH_SCHEMES: [&str; 3] = ["ARGON2ID", "SCRAM-SHA-256", "SHA512-CRYPT"];
+
+/// Hashes `password` with a fresh random salt into a passwd-file password field (`{SCHEME}…`).
+///
+/// `ARGON2ID` (the default of `pop3d --hash-password`) uses the argon2 crate's default cost;
+/// `SCRAM-SHA-256` stores keys that also serve AUTH SCRAM-SHA-256; `SHA512-CRYPT` goes through
+/// the system libcrypt, for files other tools read too.
+pub fn hash(scheme: &str, password: &[u8]) -> Result<String, PasswordError> {
+    match scheme.to_ascii_uppercase().as_str() {
+        "ARGON2ID" => {
+            use argon2::password_hash::{PasswordHasher, SaltString};
+            let salt = SaltString::encode_b64(&random_bytes::<16>())
+                .map_err(|e| PasswordError::new(format!("argon2 salt: {e}")))?;
+            let phc = Argon2::default()
+                .hash_password(password, &salt)
+                .map_err(|e| PasswordError::new(format!("argon2: {e}")))?;
+            Ok(format!("{{ARGON2ID}}{phc}"))
+        }
+        "SCRAM-SHA-256" => {
+            let keys = ScramKeys::derive(password, &random_bytes::<16>(), SCRAM_MIN_ITERATIONS);
+            Ok(format!("{{SCRAM-SHA-256}}{}", keys.to_stored()))
+        }
+        "SHA512-CRYPT" => {
+            const SALT_CHARS: &[u8] =
+                b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+            let salt: String = random_bytes::<16>()
+                .iter()
+                .map(|b| SALT_CHARS[usize::from(b % 64)] as char)
+                .collect();
+            let phrase = CString::new(password)
+                .map_err(|_| PasswordError::new("a password cannot contain NUL"))?;
+            let setting = CString::new(format!("$6${salt}$")).expect("salt has no NUL");
+            let hashed = crypt::crypt(&phrase, &setting)
+                .ok_or_else(|| PasswordError::new("crypt(3) refused the password"))?;
+            let hashed = String::from_utf8(hashed)
+                .map_err(|_| PasswordError::new("crypt(3) returned non-UTF-8"))?;
+            Ok(format!("{{SHA512-CRYPT}}{hashed}"))
+        }
+        _ => Err(PasswordError::new(format!(
+            "cannot hash with {scheme:?}; choose one of {}",
+            HASH_SCHEMES.join(", ")
         ))),
     }
 }
@@ -533,5 +579,21 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"xbc"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn hash_round_trips_through_verify() {
+        for scheme in HASH_SCHEMES {
+            let stored = hash(scheme, b"c0rrect horse").unwrap();
+            assert!(stored.starts_with(&format!("{{{scheme}}}")), "{stored}");
+            assert_eq!(verify(&stored, b"c0rrect horse"), Ok(true), "{scheme}");
+            assert_eq!(verify(&stored, b"c0rrect hors"), Ok(false), "{scheme}");
+            assert_ne!(
+                stored,
+                hash(scheme, b"c0rrect horse").unwrap(),
+                "salt must be fresh"
+            );
+        }
+        assert!(hash("MD5", b"x").is_err());
     }
 }

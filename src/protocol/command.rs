@@ -34,6 +34,12 @@ pub enum Command<'a> {
     Uidl(Option<MessageNumber>),
     /// `CAPA`
     Capa,
+    /// `STLS` (RFC 2595)
+    Stls,
+    /// `AUTH [mechanism [initial-response]]` (RFC 5034); bare `AUTH` asks for the list.
+    Auth(Option<(&'a [u8], Option<&'a [u8]>)>),
+    /// `APOP name digest` (RFC 1939 §7)
+    Apop(&'a str, &'a [u8]),
 }
 
 /// Why a line is not a command. Each maps to one precise `-ERR` text, and none echoes the
@@ -134,6 +140,16 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
         }
         b"UIDL" => Command::Uidl(args.optional_number()?),
         b"CAPA" => Command::Capa,
+        b"STLS" => Command::Stls,
+        b"AUTH" => Command::Auth(match args.next() {
+            None => None,
+            Some(mechanism) => Some((mechanism, args.next())),
+        }),
+        b"APOP" => {
+            let name = args.required()?;
+            let name = std::str::from_utf8(name).map_err(|_| ParseError::BadUtf8)?;
+            Command::Apop(name, args.required()?)
+        }
         _ => return Err(ParseError::UnknownCommand),
     };
     args.end()?;
@@ -236,6 +252,18 @@ mod tests {
             (b"UIDL", Command::Uidl(None)),
             (b"UIDL 9", Command::Uidl(Some(n(9)))),
             (b"CAPA", Command::Capa),
+            (b"stls", Command::Stls),
+            (b"AUTH", Command::Auth(None)),
+            (b"AUTH PLAIN", Command::Auth(Some((b"PLAIN", None)))),
+            (
+                b"auth plain AGJvYgBwdw==",
+                Command::Auth(Some((b"plain", Some(b"AGJvYgBwdw==")))),
+            ),
+            (b"AUTH PLAIN =", Command::Auth(Some((b"PLAIN", Some(b"="))))),
+            (
+                b"APOP bob c4c9334bac560ecc979e58001b3e22fb",
+                Command::Apop("bob", b"c4c9334bac560ecc979e58001b3e22fb"),
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(
@@ -281,6 +309,10 @@ mod tests {
             (b"USER", MissingArgument),
             (b"USER a b", TooManyArguments),
             (b"USER \xff", BadUtf8),
+            (b"STLS now", TooManyArguments),
+            (b"AUTH PLAIN a b", TooManyArguments),
+            (b"APOP bob", MissingArgument),
+            (b"APOP bob d x", TooManyArguments),
         ];
         for (line, want) in cases {
             assert_eq!(

@@ -4,9 +4,13 @@ mod options;
 mod syslog;
 
 use pop3d::auth::passwd_file::PasswdFile;
+use pop3d::auth::password;
+use pop3d::serve::TlsMode;
 use pop3d::store::maildir::MaildirStore;
-use pop3d::{Server, Service, SessionConfig};
+use pop3d::{MinVersion, Server, Service, SessionConfig, TlsConfig};
+use std::io::BufRead;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +22,12 @@ const EXIT_CONFIG: u8 = 1;
 
 struct Settings {
     listen: Vec<SocketAddr>,
+    listen_tls: Vec<SocketAddr>,
+    /// Certificate and key files.
+    tls: Option<(PathBuf, PathBuf)>,
+    tls_min: MinVersion,
+    /// inetd mode with TLS from the first byte.
+    inetd_tls: bool,
     inetd: bool,
     check: bool,
     passwd: String,
@@ -65,6 +75,18 @@ fn main() -> ExitCode {
         println!("pop3d {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    if matches.opt_present("hash-password") {
+        let scheme = matches
+            .opt_str("hash-password")
+            .unwrap_or_else(|| "ARGON2ID".into());
+        return match hash_password(&scheme) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => report(EXIT_USAGE, &e),
+        };
+    }
     if let Some(extra) = matches.free.first() {
         return report(EXIT_USAGE, &format!("unexpected argument {extra:?}"));
     }
@@ -95,16 +117,31 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
     }
     session.implementation = m.opt_str("implementation");
     session.default_domain = m.opt_str("default-domain");
-    let mut listen = Vec::new();
-    for addr in m.opt_strs("listen") {
-        let resolved = addr.to_socket_addrs().map_err(|e| {
-            format!("--listen {addr}: {e} (expected host:port, e.g. 127.0.0.1:110)")
-        })?;
-        listen.extend(resolved);
-    }
-    if listen.is_empty() {
+    session.apop = m.opt_present("apop");
+    session.allow_plaintext = m.opt_present("allow-plaintext");
+    session.trust_loopback = !m.opt_present("insecure-loopback");
+    session.hostname = hostname();
+    let listen_tls = addresses(m, "listen-tls")?;
+    let mut listen = addresses(m, "listen")?;
+    if listen.is_empty() && listen_tls.is_empty() {
         listen.push(SocketAddr::from(([0, 0, 0, 0], 110)));
     }
+    let tls = match (m.opt_str("tls-cert"), m.opt_str("tls-key")) {
+        (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    if tls.is_none() && (!listen_tls.is_empty() || m.opt_present("tls")) {
+        return Err("--listen-tls and --tls need --tls-cert and --tls-key".into());
+    }
+    if m.opt_present("tls") && !m.opt_present("inetd") {
+        return Err("--tls is for --inetd; standalone, use --listen-tls".into());
+    }
+    let tls_min = match m.opt_str("tls-min").as_deref() {
+        None | Some("1.2") => MinVersion::Tls12,
+        Some("1.0") => MinVersion::Tls10,
+        Some(other) => return Err(format!("--tls-min: {other:?} is not 1.2 or 1.0")),
+    };
     let max_sessions = match m.opt_str("max-sessions") {
         Some(n) => match number(&n, "--max-sessions")? {
             0 => return Err("--max-sessions must be at least 1".into()),
@@ -114,6 +151,10 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
     };
     Ok(Settings {
         listen,
+        listen_tls,
+        tls,
+        tls_min,
+        inetd_tls: m.opt_present("tls"),
         inetd: m.opt_present("inetd"),
         check: m.opt_present("check"),
         passwd: m
@@ -125,6 +166,46 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
     })
 }
 
+/// Every address given with `--OPTION`.
+fn addresses(m: &getopts::Matches, option: &str) -> Result<Vec<SocketAddr>, String> {
+    let mut all = Vec::new();
+    for addr in m.opt_strs(option) {
+        let resolved = addr.to_socket_addrs().map_err(|e| {
+            format!("--{option} {addr}: {e} (expected host:port, e.g. 127.0.0.1:110)")
+        })?;
+        all.extend(resolved);
+    }
+    Ok(all)
+}
+
+/// This machine's name, for APOP timestamps and SASL challenges.
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer and its length; gethostname NUL-terminates within it on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if rc == 0 && !name.is_empty() => name.to_owned(),
+        _ => "localhost".into(),
+    }
+}
+
+/// `--hash-password`: one password from stdin (a line; its line end is not part of it).
+fn hash_password(scheme: &str) -> Result<String, String> {
+    let mut line = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_until(b'\n', &mut line)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
+    }
+    if line.is_empty() {
+        return Err("no password on standard input".into());
+    }
+    password::hash(scheme, &line).map_err(|e| e.to_string())
+}
+
 fn number(text: &str, option: &str) -> Result<u64, String> {
     text.parse()
         .map_err(|_| format!("{option}: {text:?} is not a whole number"))
@@ -133,6 +214,12 @@ fn number(text: &str, option: &str) -> Result<u64, String> {
 fn run(s: Settings) -> Result<(), String> {
     let passwd = PasswdFile::new(&s.passwd).map_err(|e| format!("--passwd: {e}"))?;
     let store = MaildirStore::new(&s.maildir).map_err(|e| format!("--maildir: {e}"))?;
+    let tls = match &s.tls {
+        Some((cert, key)) => {
+            Some(TlsConfig::from_pem_files(cert, key, s.tls_min).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
     if s.check {
         let accounts = passwd.check().map_err(|e| format!("{}: {e}", s.passwd))?;
         println!(
@@ -144,7 +231,12 @@ fn run(s: Settings) -> Result<(), String> {
     let service = Service::new(Arc::new(passwd), Arc::new(store)).with_config(s.session);
     if s.inetd {
         // A client that vanishes is not a server failure: log it, exit 0.
-        if let Err(e) = pop3d::inetd::serve(&service) {
+        let mode = match &tls {
+            Some(tls) if s.inetd_tls => TlsMode::Implicit(tls),
+            Some(tls) => TlsMode::Starttls(tls),
+            None => TlsMode::Off,
+        };
+        if let Err(e) = pop3d::inetd::serve(&service, mode) {
             log::info!("connection error: {e}");
         }
         return Ok(());
@@ -152,11 +244,20 @@ fn run(s: Settings) -> Result<(), String> {
     // Block the stop signals before any thread starts, so only the signal thread receives them.
     let signals = stop_signals();
     let mut server = Server::new(service).max_sessions(s.max_sessions);
+    if let Some(tls) = tls {
+        server = server.with_tls(tls);
+    }
     for addr in &s.listen {
         let local = server
             .listen(addr)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         log::info!("listening on {local}");
+    }
+    for addr in &s.listen_tls {
+        let local = server
+            .listen_tls(addr)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        log::info!("listening for TLS on {local}");
     }
     let handle = server.shutdown_handle();
     std::thread::Builder::new()

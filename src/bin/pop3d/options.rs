@@ -9,6 +9,8 @@ pub enum Takes {
     One,
     /// A value that may be given several times.
     Many,
+    /// A switch that may carry a value.
+    Maybe,
 }
 
 /// One command-line option.
@@ -39,6 +41,24 @@ pub const OPTIONS: &[Opt] = &[
           help: "least time before a failed login is answered, fractions allowed [default: 1]" },
     Opt { short: "", long: "implementation", takes: Takes::One, value: "TEXT",
           help: "advertise TEXT in CAPA's IMPLEMENTATION line [default: none]" },
+    Opt { short: "", long: "tls-cert", takes: Takes::One, value: "FILE",
+          help: "PEM certificate chain, server certificate first; enables STLS" },
+    Opt { short: "", long: "tls-key", takes: Takes::One, value: "FILE",
+          help: "PEM private key (PKCS#8) for --tls-cert" },
+    Opt { short: "", long: "listen-tls", takes: Takes::Many, value: "ADDR",
+          help: "listen for implicit TLS on ADDR, e.g. 0.0.0.0:995 (repeatable)" },
+    Opt { short: "", long: "tls", takes: Takes::Nothing, value: "",
+          help: "with --inetd: TLS from the first byte (a port 995 service)" },
+    Opt { short: "", long: "tls-min", takes: Takes::One, value: "VERSION",
+          help: "oldest TLS version accepted: 1.2, or 1.0 for old clients (unsafe) [default: 1.2]" },
+    Opt { short: "", long: "allow-plaintext", takes: Takes::Nothing, value: "",
+          help: "accept passwords before STLS on non-loopback connections" },
+    Opt { short: "", long: "insecure-loopback", takes: Takes::Nothing, value: "",
+          help: "apply the plaintext rule to loopback connections too" },
+    Opt { short: "", long: "apop", takes: Takes::Nothing, value: "",
+          help: "offer APOP (needs {PLAIN} secrets); the greeting then carries a timestamp" },
+    Opt { short: "", long: "hash-password", takes: Takes::Maybe, value: "SCHEME",
+          help: "read a password on stdin and print its passwd-file field: ARGON2ID, SCRAM-SHA-256 or SHA512-CRYPT [default: ARGON2ID]" },
     Opt { short: "c", long: "check", takes: Takes::Nothing, value: "",
           help: "check the configuration and the passwd-file, then exit" },
     Opt { short: "h", long: "help", takes: Takes::Nothing, value: "",
@@ -55,6 +75,7 @@ pub fn parser() -> getopts::Options {
             Takes::Nothing => opts.optflag(o.short, o.long, o.help),
             Takes::One => opts.optopt(o.short, o.long, o.help, o.value),
             Takes::Many => opts.optmulti(o.short, o.long, o.help, o.value),
+            Takes::Maybe => opts.optflagopt(o.short, o.long, o.help, o.value),
         };
     }
     opts

@@ -3,76 +3,21 @@
 //! Handlers never write: each returns a reply value, and [`Session::run`] turns it into bytes.
 //! That keeps "one command, one reply" true whatever goes wrong.
 
-use crate::account::Account;
-use crate::auth::{AuthErrorKind, Authenticator};
+mod authorization;
+mod config;
+mod transaction;
+
+pub use config::{Service, SessionConfig};
+
 use crate::connection::{Connection, Line};
-use crate::limits::{
-    DEFAULT_AUTH_FAILURE_DELAY, DEFAULT_IDLE_TIMEOUT, MAX_BAD_COMMANDS, MAX_COMMAND_LINE,
-    MAX_FAILED_LOGINS, MESSAGE_CHUNK,
-};
-use crate::protocol::command::MessageNumber;
+use crate::limits::{MAX_COMMAND_LINE, MAX_SASL_LINE, MESSAGE_CHUNK};
 use crate::protocol::{parse, Command, MessageEncoder};
-use crate::store::{MailStore, Mailbox, StoreErrorKind};
-use crate::user_name;
+use crate::sasl::{Exchange, Mechanism};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Settings that shape every session.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct SessionConfig {
-    /// Close a session that sends nothing for this long (RFC 1939 §3: at least 10 minutes).
-    pub idle_timeout: Duration,
-    /// Text of the CAPA `IMPLEMENTATION` line; not advertised when `None`.
-    pub implementation: Option<String>,
-    /// Domain appended to a login name that has none.
-    pub default_domain: Option<String>,
-    /// Least time before a failed login is answered.
-    pub auth_failure_delay: Duration,
-    /// Consecutive bad commands before the session is closed.
-    pub max_bad_commands: u32,
-}
-
-impl Default for SessionConfig {
-    fn default() -> Self {
-        SessionConfig {
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            implementation: None,
-            default_domain: None,
-            auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
-            max_bad_commands: MAX_BAD_COMMANDS,
-        }
-    }
-}
-
-/// What every session of a server shares: its settings, accounts and mail.
-pub struct Service {
-    /// Session settings.
-    pub config: SessionConfig,
-    /// Checks logins.
-    pub auth: Arc<dyn Authenticator>,
-    /// Opens mailboxes.
-    pub store: Arc<dyn MailStore>,
-}
-
-impl Service {
-    /// A service with default settings.
-    pub fn new(auth: Arc<dyn Authenticator>, store: Arc<dyn MailStore>) -> Self {
-        Service {
-            config: SessionConfig::default(),
-            auth,
-            store,
-        }
-    }
-
-    /// Replaces the settings.
-    pub fn with_config(mut self, config: SessionConfig) -> Self {
-        self.config = config;
-        self
-    }
-}
+use transaction::Transaction;
 
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,10 +28,13 @@ pub enum End {
     Dropped,
     /// The client sent nothing for the idle timeout: nothing was deleted.
     TimedOut,
-    /// Too many bad commands in a row.
+    /// Too many bad commands in a row, or too many failed logins.
     TooManyErrors,
     /// A message could not be read after its `+OK` was sent; the connection must close.
     Aborted,
+    /// The client sent STLS and was told to begin: run the TLS handshake on the stream, call
+    /// [`Session::tls_started`], then [`Session::run`] again over the TLS stream.
+    StartTls,
 }
 
 impl End {
@@ -98,8 +46,20 @@ impl End {
             End::TimedOut => "timeout",
             End::TooManyErrors => "too-many-errors",
             End::Aborted => "aborted",
+            End::StartTls => "starttls",
         }
     }
+}
+
+/// Whether TLS protects a session, or could.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// No TLS configured: STLS is not offered, and the plaintext rule does not apply.
+    Unavailable,
+    /// TLS configured but not started: STLS is offered, and passwords wait for it.
+    Offered,
+    /// The connection is encrypted (after STLS, or on an implicit-TLS port).
+    Active,
 }
 
 /// Counts for the logout log line.
@@ -119,7 +79,13 @@ pub struct Stats {
 pub struct Session<'s> {
     service: &'s Service,
     peer: String,
+    tls: Tls,
+    loopback: bool,
+    /// The APOP timestamp of the greeting, when APOP is on.
+    apop_timestamp: Option<String>,
     state: State,
+    /// A SASL exchange under way: the next line is its response, not a command.
+    sasl: Option<(Mechanism, Exchange)>,
     bad_commands: u32,
     failed_logins: u32,
     stats: Stats,
@@ -130,12 +96,6 @@ enum State {
     Transaction(Box<Transaction>),
 }
 
-struct Transaction {
-    account: Account,
-    mailbox: Box<dyn Mailbox>,
-    deleted: Vec<bool>,
-}
-
 /// The outcome of one command, turned into bytes by [`Session::run`].
 enum Reply {
     Ok(String),
@@ -143,6 +103,10 @@ enum Reply {
     /// An error in the client's use of the protocol: counts toward the bad-command limit.
     Bad(String),
     Capa,
+    /// The SASL mechanisms, for a bare AUTH.
+    Mechanisms,
+    /// A SASL challenge: `+ ` and the base64 of these bytes.
+    Challenge(Vec<u8>),
     List,
     Uidl,
     Message {
@@ -154,16 +118,45 @@ enum Reply {
 }
 
 impl<'s> Session<'s> {
-    /// A new session for a client known by `peer` (an address, for the log).
+    /// A new session for a client known by `peer` (an address, for the log), on a connection
+    /// without TLS and not from loopback; see [`with_tls`](Self::with_tls) and
+    /// [`from_loopback`](Self::from_loopback).
     pub fn new(service: &'s Service, peer: impl Into<String>) -> Self {
+        let apop_timestamp = service
+            .config
+            .apop
+            .then(|| authorization::apop_timestamp(&service.config.hostname));
         Session {
             service,
             peer: peer.into(),
+            tls: Tls::Unavailable,
+            loopback: false,
+            apop_timestamp,
             state: State::Authorization { user: None },
+            sasl: None,
             bad_commands: 0,
             failed_logins: 0,
             stats: Stats::default(),
         }
+    }
+
+    /// Sets what TLS does for this connection.
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Marks the client as connected over loopback (see [`SessionConfig::trust_loopback`]).
+    pub fn from_loopback(mut self, loopback: bool) -> Self {
+        self.loopback = loopback;
+        self
+    }
+
+    /// Records that the TLS handshake after STLS succeeded. Anything the client said before it
+    /// (a USER) is forgotten, as RFC 2595 §4 requires.
+    pub fn tls_started(&mut self) {
+        self.tls = Tls::Active;
+        self.state = State::Authorization { user: None };
     }
 
     /// The counts so far.
@@ -179,9 +172,12 @@ impl<'s> Session<'s> {
         }
     }
 
-    /// Sends the greeting.
+    /// Sends the greeting (with the APOP timestamp when APOP is on).
     pub fn greet<S: Read + Write>(&self, conn: &mut Connection<S>) -> io::Result<()> {
-        conn.send(b"+OK POP3 server ready\r\n")
+        match &self.apop_timestamp {
+            Some(stamp) => conn.send(format!("+OK POP3 server ready {stamp}\r\n").as_bytes()),
+            None => conn.send(b"+OK POP3 server ready\r\n"),
+        }
     }
 
     /// Runs commands until the session ends. I/O errors other than a timeout are returned; the
@@ -196,18 +192,27 @@ impl<'s> Session<'s> {
             }
             other => other,
         };
-        self.log_end(match &end {
-            Ok(e) => e.as_str(),
-            Err(_) => "connection-error",
-        });
+        match &end {
+            Ok(End::StartTls) => {}
+            Ok(e) => self.log_end(e.as_str()),
+            Err(_) => self.log_end("connection-error"),
+        }
         end
     }
 
     fn command_loop<S: Read + Write>(&mut self, conn: &mut Connection<S>) -> io::Result<End> {
         loop {
-            let reply = match conn.read_line(MAX_COMMAND_LINE)? {
+            let max = match self.sasl {
+                Some(_) => MAX_SASL_LINE,
+                None => MAX_COMMAND_LINE,
+            };
+            let reply = match conn.read_line(max)? {
                 None => return Ok(End::Dropped),
-                Some(Line::TooLong) => Reply::Bad("Line too long".into()),
+                Some(Line::TooLong) => {
+                    self.sasl = None;
+                    Reply::Bad("Line too long".into())
+                }
+                Some(Line::Complete(line)) if self.sasl.is_some() => self.sasl_response(line),
                 Some(Line::Complete(line)) => match parse(line) {
                     Ok(cmd) => self.execute(cmd),
                     Err(e) => Reply::Bad(e.message().into()),
@@ -238,11 +243,21 @@ impl<'s> Session<'s> {
             Reply::Ok(text) => status(conn, "+OK", &text)?,
             Reply::Err(text) | Reply::Bad(text) => status(conn, "-ERR", &text)?,
             Reply::Close(text, end) => {
-                let sign = if end == End::Quit { "+OK" } else { "-ERR" };
+                let sign = match end {
+                    End::Quit | End::StartTls => "+OK",
+                    _ => "-ERR",
+                };
                 status(conn, sign, &text)?;
                 return Ok(Some(end));
             }
             Reply::Capa => self.write_capa(conn)?,
+            Reply::Mechanisms => self.write_mechanisms(conn)?,
+            Reply::Challenge(bytes) => {
+                let mut line = String::from("+ ");
+                B64.encode_string(bytes, &mut line);
+                line.push_str("\r\n");
+                conn.send(line.as_bytes())?;
+            }
             Reply::List | Reply::Uidl => self.write_listing(conn, matches!(reply, Reply::Uidl))?,
             Reply::Message { index, top } => return self.write_message(conn, index, top),
         }
@@ -256,90 +271,15 @@ impl<'s> Session<'s> {
             _ => {}
         }
         match &mut self.state {
-            State::Authorization { user } => match cmd {
-                Command::User(name) => {
-                    match user_name::normalize(name, self.service.config.default_domain.as_deref())
-                    {
-                        Ok(name) => {
-                            *user = Some(name);
-                            Reply::Ok("Send your password".into())
-                        }
-                        Err(e) => {
-                            *user = None;
-                            Reply::Bad(format!("[AUTH] Invalid user name: {e}"))
-                        }
-                    }
+            State::Authorization { .. } => self.authorization(cmd),
+            State::Transaction(t) => match cmd {
+                Command::User(_) | Command::Pass(_) | Command::Apop(..) | Command::Auth(_) => {
+                    Reply::Bad("Already logged in".into())
                 }
-                Command::Pass(password) => match user.take() {
-                    None => Reply::Bad("Send USER first".into()),
-                    Some(name) => self.login(name, password),
-                },
-                _ => Reply::Bad("Not allowed before login".into()),
+                Command::Stls => Reply::Bad("STLS is only allowed before login".into()),
+                cmd => t.execute(cmd),
             },
-            State::Transaction(t) => t.execute(cmd),
         }
-    }
-
-    fn login(&mut self, name: String, password: &[u8]) -> Reply {
-        let started = Instant::now();
-        self.failed_logins += 1;
-        let last_try = self.failed_logins >= MAX_FAILED_LOGINS;
-        let fail = |text: &str| {
-            let delay = self.service.config.auth_failure_delay;
-            if let Some(rest) = delay.checked_sub(started.elapsed()) {
-                std::thread::sleep(rest);
-            }
-            match last_try {
-                true => Reply::Close(text.into(), End::TooManyErrors),
-                false => Reply::Err(text.into()),
-            }
-        };
-        let account = match self.service.auth.authenticate(&name, password) {
-            Ok(account) => account,
-            Err(e) => {
-                log::info!(
-                    "login failed: user={name} peer={} ({})",
-                    self.peer,
-                    e.detail()
-                );
-                return match e.kind() {
-                    AuthErrorKind::Rejected => fail("[AUTH] Authentication failed"),
-                    _ => fail("[SYS/TEMP] Authentication is unavailable, try again later"),
-                };
-            }
-        };
-        let mailbox = match self.service.store.open(&account) {
-            Ok(mailbox) => mailbox,
-            Err(e) => {
-                log::warn!(
-                    "cannot open mailbox: user={name} peer={} ({})",
-                    self.peer,
-                    e.detail()
-                );
-                return Reply::Err(
-                    match e.kind() {
-                        StoreErrorKind::InUse => "[IN-USE] Mailbox is in use by another session",
-                        StoreErrorKind::Permanent => "[SYS/PERM] Mailbox cannot be opened",
-                        _ => "[SYS/TEMP] Mailbox cannot be opened, try again later",
-                    }
-                    .into(),
-                );
-            }
-        };
-        self.failed_logins = 0;
-        let count = mailbox.messages().len();
-        let size: u64 = mailbox.messages().iter().map(|m| m.size).sum();
-        log::info!(
-            "login: user={} peer={} messages={count}",
-            account.name,
-            self.peer
-        );
-        self.state = State::Transaction(Box::new(Transaction {
-            account,
-            deleted: vec![false; count],
-            mailbox,
-        }));
-        Reply::Ok(format!("Logged in, {} ({size} octets)", messages(count)))
     }
 
     fn quit(&mut self) -> Reply {
@@ -372,12 +312,38 @@ impl<'s> Session<'s> {
     }
 
     fn write_capa<S: Read + Write>(&self, conn: &mut Connection<S>) -> io::Result<()> {
-        let mut out = String::from(
-            "+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CODES\r\n\
-             AUTH-RESP-CODE\r\nPIPELINING\r\n",
-        );
+        let mut out = String::from("+OK Capability list follows\r\nTOP\r\n");
+        let before_login = matches!(self.state, State::Authorization { .. });
+        if before_login && self.plaintext_allowed() {
+            out.push_str("USER\r\n");
+        }
+        out.push_str("UIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
+        if before_login {
+            let mechanisms = self.mechanisms();
+            if !mechanisms.is_empty() {
+                out.push_str("SASL");
+                for m in mechanisms {
+                    out.push(' ');
+                    out.push_str(m.name());
+                }
+                out.push_str("\r\n");
+            }
+            if self.tls == Tls::Offered {
+                out.push_str("STLS\r\n");
+            }
+        }
         if let Some(text) = &self.service.config.implementation {
             let _ = write!(out, "IMPLEMENTATION {}\r\n", one_line(text));
+        }
+        out.push_str(".\r\n");
+        conn.send(out.as_bytes())
+    }
+
+    fn write_mechanisms<S: Read + Write>(&self, conn: &mut Connection<S>) -> io::Result<()> {
+        let mut out = String::from("+OK Supported mechanisms follow\r\n");
+        for m in self.mechanisms() {
+            out.push_str(m.name());
+            out.push_str("\r\n");
         }
         out.push_str(".\r\n");
         conn.send(out.as_bytes())
@@ -488,73 +454,6 @@ impl<'s> Session<'s> {
     }
 }
 
-impl Transaction {
-    fn execute(&mut self, cmd: Command<'_>) -> Reply {
-        match cmd {
-            Command::Stat => {
-                let (count, size) = self.totals();
-                Reply::Ok(format!("{count} {size}"))
-            }
-            Command::List(Some(n)) => match self.message(n) {
-                Ok(i) => Reply::Ok(format!("{n} {}", self.mailbox.messages()[i].size)),
-                Err(r) => r,
-            },
-            Command::Uidl(Some(n)) => match self.message(n) {
-                Ok(i) => Reply::Ok(format!("{n} {}", self.mailbox.messages()[i].uidl)),
-                Err(r) => r,
-            },
-            Command::List(None) => Reply::List,
-            Command::Uidl(None) => Reply::Uidl,
-            Command::Retr(n) => match self.message(n) {
-                Ok(index) => Reply::Message { index, top: None },
-                Err(r) => r,
-            },
-            Command::Top(n, lines) => match self.message(n) {
-                Ok(index) => Reply::Message {
-                    index,
-                    top: Some(lines),
-                },
-                Err(r) => r,
-            },
-            Command::Dele(n) => match self.message(n) {
-                Ok(i) => {
-                    self.deleted[i] = true;
-                    Reply::Ok(format!("Message {n} deleted"))
-                }
-                Err(r) => r,
-            },
-            Command::Noop => Reply::Ok(String::new()),
-            Command::Rset => {
-                self.deleted.fill(false);
-                let (count, size) = self.totals();
-                Reply::Ok(format!("{} ({size} octets)", messages(count)))
-            }
-            Command::User(_) | Command::Pass(_) => Reply::Bad("Already logged in".into()),
-            Command::Quit | Command::Capa => unreachable!("answered in every state"),
-        }
-    }
-
-    /// The index of message `n`, or the reply that says why there is none.
-    fn message(&self, n: MessageNumber) -> Result<usize, Reply> {
-        let index = n.get() as usize - 1;
-        match self.deleted.get(index) {
-            None => Err(Reply::Err(format!("No message {n}"))),
-            Some(true) => Err(Reply::Err(format!("Message {n} is deleted"))),
-            Some(false) => Ok(index),
-        }
-    }
-
-    fn totals(&self) -> (usize, u64) {
-        let live = self
-            .mailbox
-            .messages()
-            .iter()
-            .zip(&self.deleted)
-            .filter(|(_, d)| !**d);
-        live.fold((0, 0), |(c, s), (m, _)| (c + 1, s + m.size))
-    }
-}
-
 /// "1 message", "2 messages".
 fn messages(n: usize) -> String {
     match n {
@@ -590,8 +489,11 @@ fn is_timeout(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::account::Account;
     use crate::store::memory::MemoryStore;
     use crate::{AuthError, Authenticator};
+    use std::sync::Arc;
+    use std::time::Duration;
 
     struct OneUser;
 
@@ -661,7 +563,7 @@ mod tests {
 
     const WANT: &[u8] = b"+OK POP3 server ready\r\n\
         +OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n\
-        PIPELINING\r\n.\r\n\
+        PIPELINING\r\nSASL PLAIN LOGIN\r\n.\r\n\
         +OK Send your password\r\n-ERR [AUTH] Authentication failed\r\n\
         +OK Send your password\r\n+OK Logged in, 2 messages (52 octets)\r\n+OK 2 52\r\n\
         +OK Scan listing follows\r\n1 26\r\n2 26\r\n.\r\n+OK 2 m0000000002\r\n\

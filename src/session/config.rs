@@ -1,0 +1,74 @@
+//! What every session of a server shares: settings, accounts and mail.
+
+use crate::auth::Authenticator;
+use crate::limits::{DEFAULT_AUTH_FAILURE_DELAY, DEFAULT_IDLE_TIMEOUT, MAX_BAD_COMMANDS};
+use crate::store::MailStore;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings that shape every session.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// Close a session that sends nothing for this long (RFC 1939 §3: at least 10 minutes).
+    pub idle_timeout: Duration,
+    /// Text of the CAPA `IMPLEMENTATION` line; not advertised when `None`.
+    pub implementation: Option<String>,
+    /// Domain appended to a login name that has none.
+    pub default_domain: Option<String>,
+    /// Least time before a failed login is answered.
+    pub auth_failure_delay: Duration,
+    /// Consecutive bad commands before the session is closed.
+    pub max_bad_commands: u32,
+    /// Offer APOP: the greeting then carries a timestamp (RFC 1939 §7).
+    pub apop: bool,
+    /// Accept USER/PASS and AUTH PLAIN/LOGIN before TLS even where TLS is offered.
+    pub allow_plaintext: bool,
+    /// Count loopback connections as secure for the plaintext rule, as Dovecot does.
+    pub trust_loopback: bool,
+    /// The server's name in APOP timestamps and SASL challenges.
+    pub hostname: String,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            implementation: None,
+            default_domain: None,
+            auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
+            max_bad_commands: MAX_BAD_COMMANDS,
+            apop: false,
+            allow_plaintext: false,
+            trust_loopback: true,
+            hostname: "localhost".into(),
+        }
+    }
+}
+
+/// What every session of a server shares: its settings, accounts and mail.
+pub struct Service {
+    /// Session settings.
+    pub config: SessionConfig,
+    /// Checks logins.
+    pub auth: Arc<dyn Authenticator>,
+    /// Opens mailboxes.
+    pub store: Arc<dyn MailStore>,
+}
+
+impl Service {
+    /// A service with default settings.
+    pub fn new(auth: Arc<dyn Authenticator>, store: Arc<dyn MailStore>) -> Self {
+        Service {
+            config: SessionConfig::default(),
+            auth,
+            store,
+        }
+    }
+
+    /// Replaces the settings.
+    pub fn with_config(mut self, config: SessionConfig) -> Self {
+        self.config = config;
+        self
+    }
+}
