@@ -104,7 +104,7 @@ fn help_options(help: &str) -> Vec<(OptionEntry, String)> {
         let indent = line.len() - line.trim_start().len();
         let text = line.trim();
         if indent < 12 && text.starts_with('-') {
-            let (head, description) = text.split_once("  ").unwrap_or((text, ""));
+            let (head, description) = split_help_head(text);
             found.push((parse_help_head(head), description.trim().to_owned()));
         } else if let Some((_, description)) = found.last_mut() {
             if !description.is_empty() {
@@ -116,6 +116,43 @@ fn help_options(help: &str) -> Vec<(OptionEntry, String)> {
         }
     }
     found
+}
+
+/// Splits `-l, --listen ADDR   text...` into the option part and its description. getopts
+/// pads to a column, leaving a single space when the option part just fills it, so the option
+/// part is its dash-words and at most one value name (capitals, maybe in brackets).
+fn split_help_head(text: &str) -> (&str, &str) {
+    let mut end = 0;
+    let mut seen_value = false;
+    for (start, word) in word_spans(text) {
+        let is_name = word.starts_with('-');
+        let is_value = !seen_value
+            && word
+                .trim_matches(|c| c == '[' || c == ']')
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '-')
+            && word.chars().any(|c| c.is_ascii_uppercase());
+        if is_name {
+            end = start + word.len();
+        } else if is_value {
+            seen_value = true;
+            end = start + word.len();
+        } else {
+            break;
+        }
+    }
+    (&text[..end], &text[end..])
+}
+
+/// Each whitespace-separated word of `text` with its byte offset.
+fn word_spans(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split(' ')
+        .scan(0, |offset, word| {
+            let start = *offset;
+            *offset += word.len() + 1;
+            Some((start, word))
+        })
+        .filter(|(_, w)| !w.is_empty())
 }
 
 /// `-l, --listen ADDR` or `--fail-delay SECS` or `-h, --help`.
