@@ -1,0 +1,296 @@
+//! inetd mode: `pop3d --inetd` serving one session on stdin/stdout, over pipes and over a real
+//! accepted socket, as inetd, xinetd and systemd socket units start it.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use support::maildir::{self, wait_bounded, Corpus, PASSWORD, USER};
+
+/// The longest any reply or process exit may take.
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// `pop3d --inetd` on pipes: what inetd hands it is a socket, but a pipe pair is the same to it.
+struct Inetd {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<Vec<u8>>,
+    pending: Vec<u8>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+}
+
+impl Inetd {
+    fn start(corpus: &Corpus) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
+            .arg("--inetd")
+            .args(corpus.server_args())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pop3d --inetd");
+        let mut out = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match out.read(&mut buf) {
+                    Ok(n) if n > 0 => {
+                        if tx.send(buf[..n].to_vec()).is_err() {
+                            return;
+                        }
+                    }
+                    _ => {
+                        let _ = tx.send(Vec::new());
+                        return;
+                    }
+                }
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = err.read_to_end(&mut buf);
+            buf
+        });
+        Inetd {
+            stdin: child.stdin.take(),
+            child,
+            stdout: rx,
+            pending: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// The next line with its line end, or `None` at end of output.
+    fn read_line(&mut self) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+                return Some(self.pending.drain(..=i).collect());
+            }
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(wait) {
+                Ok(chunk) if !chunk.is_empty() => self.pending.extend_from_slice(&chunk),
+                Ok(_) | Err(RecvTimeoutError::Disconnected) => {
+                    assert!(self.pending.is_empty(), "unterminated: {:?}", self.pending);
+                    return None;
+                }
+                Err(RecvTimeoutError::Timeout) => panic!("no reply from pop3d within {LIMIT:?}"),
+            }
+        }
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = self.read_line().expect("pop3d closed stdout");
+        assert!(line.ends_with(b"\r\n"), "{line:?}");
+        line.truncate(line.len() - 2);
+        String::from_utf8(line).expect("status line is UTF-8")
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("write to pop3d");
+        self.line()
+    }
+
+    /// A multi-line body, dot-stuffing undone.
+    fn body(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let line = self.read_line().expect("EOF inside a multi-line reply");
+            assert!(line.ends_with(b"\r\n"), "{line:?}");
+            if line == b".\r\n" {
+                return out;
+            }
+            out.extend_from_slice(line.strip_prefix(b".").unwrap_or(&line));
+        }
+    }
+
+    fn login(&mut self) {
+        assert!(self.line().starts_with("+OK"));
+        assert!(self.cmd(&format!("USER {USER}")).starts_with("+OK"));
+        let reply = self.cmd(&format!("PASS {PASSWORD}"));
+        assert!(reply.starts_with("+OK"), "{reply}");
+    }
+
+    /// Closes stdin, reads stdout to its end and waits for the exit; returns the exit status
+    /// and everything written to stderr.
+    fn finish(&mut self) -> (ExitStatus, Vec<u8>) {
+        drop(self.stdin.take());
+        if let Some(line) = self.read_line() {
+            panic!("unexpected output after the session: {line:?}");
+        }
+        let deadline = Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "pop3d --inetd did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        (status, self.stderr.take().unwrap().join().unwrap())
+    }
+}
+
+impl Drop for Inetd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_session_over_pipes_retrieves_every_message_and_exits_0_silently() {
+    let corpus = Corpus::new("inetd-pipes");
+    let mut pop = Inetd::start(&corpus);
+    assert!(pop.line().starts_with("+OK"));
+    // A failed login is logged; the log must not go to stderr, which is the client's socket.
+    assert!(pop.cmd(&format!("USER {USER}")).starts_with("+OK"));
+    assert!(pop.cmd("PASS wrong").starts_with("-ERR [AUTH]"));
+    assert!(pop.cmd(&format!("USER {USER}")).starts_with("+OK"));
+    assert!(pop.cmd(&format!("PASS {PASSWORD}")).starts_with("+OK"));
+    assert!(pop.cmd("LIST").starts_with("+OK"));
+    let listing = String::from_utf8(pop.body()).unwrap();
+    assert!(pop.cmd("UIDL").starts_with("+OK"));
+    let uidls = String::from_utf8(pop.body()).unwrap();
+    assert_eq!(listing.lines().count(), corpus.messages.len());
+    let expected = corpus.by_uidl();
+    for (size_line, uidl_line) in listing.lines().zip(uidls.lines()) {
+        let (n, size) = size_line.split_once(' ').unwrap();
+        let (n2, uidl) = uidl_line.split_once(' ').unwrap();
+        assert_eq!(n, n2);
+        let mail = expected[uidl];
+        let want = mail.wire();
+        assert_eq!(size, want.len().to_string(), "{}", mail.path);
+        assert_eq!(pop.cmd(&format!("RETR {n}")), format!("+OK {size} octets"));
+        let got = pop.body();
+        assert!(
+            got == want,
+            "{}: {}",
+            mail.path,
+            maildir::first_difference(&got, &want)
+        );
+    }
+    assert!(pop.cmd("QUIT").starts_with("+OK"));
+    let (status, stderr) = pop.finish();
+    assert!(status.success(), "{status}");
+    assert!(
+        stderr.is_empty(),
+        "wrote to stderr: {}",
+        String::from_utf8_lossy(&stderr)
+    );
+    assert_eq!(corpus.on_disk(), corpus.paths());
+}
+
+#[test]
+fn end_of_input_without_quit_ends_the_session_and_deletes_nothing() {
+    let corpus = Corpus::new("inetd-eof");
+    let mut pop = Inetd::start(&corpus);
+    pop.login();
+    assert!(pop.cmd("DELE 1").starts_with("+OK"));
+    let (_, stderr) = pop.finish();
+    assert!(stderr.is_empty(), "{}", String::from_utf8_lossy(&stderr));
+    assert_eq!(corpus.on_disk(), corpus.paths());
+}
+
+/// Accepts one connection on `listener` within [`LIMIT`].
+fn accept_within(listener: &TcpListener) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).unwrap();
+                return stream;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "no client connected");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+#[test]
+fn an_accepted_socket_as_stdin_and_stdout_serves_python_poplib() {
+    let corpus = Corpus::new("inetd-socket");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let out = corpus.scratch("poplib-out");
+    let client = Command::new("python3")
+        .args([
+            "-c",
+            maildir::POPLIB_SCRIPT,
+            "127.0.0.1",
+            &port,
+            USER,
+            PASSWORD,
+        ])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let stream = accept_within(&listener);
+    // What inetd does: the accepted socket becomes descriptors 0 and 1 of pop3d.
+    let server = {
+        let stdout = OwnedFd::from(stream.try_clone().unwrap());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pop3d"));
+        cmd.arg("--inetd")
+            .args(corpus.server_args())
+            .stdin(Stdio::from(OwnedFd::from(stream)))
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::piped());
+        cmd.spawn().expect("start pop3d --inetd")
+        // The Command, and with it this process's copies of the socket, goes here: the client
+        // sees the connection end when pop3d exits.
+    };
+    let run = wait_bounded(client, Duration::from_secs(30), "python3 poplib");
+    let served = wait_bounded(server, LIMIT, "pop3d --inetd");
+    assert!(
+        run.status.success(),
+        "poplib: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    maildir::check_poplib_output(&corpus, &out, &String::from_utf8_lossy(&run.stdout));
+    assert!(served.status.success(), "{}", served.status);
+    assert!(
+        served.stderr.is_empty(),
+        "wrote to stderr: {}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+}
+
+#[test]
+fn a_second_process_for_the_same_mailbox_gets_in_use() {
+    let corpus = Corpus::new("inetd-lock");
+    let mut first = Inetd::start(&corpus);
+    first.login();
+    let mut second = Inetd::start(&corpus);
+    assert!(second.line().starts_with("+OK"));
+    assert!(second.cmd(&format!("USER {USER}")).starts_with("+OK"));
+    let reply = second.cmd(&format!("PASS {PASSWORD}"));
+    assert!(reply.starts_with("-ERR [IN-USE]"), "{reply}");
+    assert!(second.cmd("QUIT").starts_with("+OK"));
+    let (status, stderr) = second.finish();
+    assert!(status.success() && stderr.is_empty(), "{status}");
+
+    assert!(first.cmd("STAT").starts_with("+OK"));
+    assert!(first.cmd("QUIT").starts_with("+OK"));
+    assert!(first.finish().0.success());
+    // The lock went with the first process.
+    let mut third = Inetd::start(&corpus);
+    third.login();
+    assert!(third.cmd("QUIT").starts_with("+OK"));
+    assert!(third.finish().0.success());
+}
