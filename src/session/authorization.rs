@@ -57,7 +57,7 @@ impl Session<'_> {
                         let started = Instant::now();
                         match self.service.auth.authenticate(&name, password) {
                             Ok(account) => self.logged_in(account),
-                            Err(e) => self.login_failed(e, started),
+                            Err(e) => self.login_failed(Some(&name), e, started),
                         }
                     }
                 }
@@ -157,7 +157,8 @@ impl Session<'_> {
                 Reply::Challenge(bytes)
             }
             Step::Done(Outcome::LoggedIn(account)) => self.logged_in(account),
-            Step::Done(Outcome::Failed(e)) => self.login_failed(e, started),
+            // Only the mechanism knew the user name; the detail carries it.
+            Step::Done(Outcome::Failed(e)) => self.login_failed(None, e, started),
             Step::Done(Outcome::Malformed(why)) => {
                 log::info!(
                     "bad {} message: peer={} ({why})",
@@ -188,7 +189,8 @@ impl Session<'_> {
         match (account, matches) {
             (Some(account), true) => self.logged_in(account),
             _ => self.login_failed(
-                AuthError::rejected(format!("APOP failed for {user}")),
+                Some(&user),
+                AuthError::rejected("APOP digest does not match"),
                 started,
             ),
         }
@@ -238,8 +240,13 @@ impl Session<'_> {
     /// The one answer to every failed login: after the failure delay (counted from when the
     /// credentials arrived), the same text whatever went wrong; the connection closes after
     /// [`MAX_FAILED_LOGINS`].
-    fn login_failed(&mut self, e: AuthError, started: Instant) -> Reply {
-        log::info!("login failed: peer={} ({})", self.peer, e.detail());
+    fn login_failed(&mut self, user: Option<&str>, e: AuthError, started: Instant) -> Reply {
+        log::info!(
+            "login failed: user={} peer={} ({})",
+            user.unwrap_or("-"),
+            self.peer,
+            e.detail()
+        );
         self.failed_logins += 1;
         if let Some(rest) = self
             .service
