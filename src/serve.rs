@@ -5,6 +5,7 @@
 use crate::connection::Connection;
 use crate::session::{End, Service, Session, Tls};
 use crate::tls::TlsConfig;
+use native_tls::TlsStream;
 use std::io::{self, Read, Write};
 
 /// What TLS does on a connection.
@@ -29,10 +30,15 @@ pub fn run_session<S: Read + Write>(
     let session = Session::new(service, peer).from_loopback(loopback);
     match mode {
         TlsMode::Implicit(tls) => {
-            let stream = tls.accept(stream)?;
-            over(session.with_tls(Tls::Active), stream)
+            let mut conn = Connection::new(tls.accept(stream)?);
+            let end = over(session.with_tls(Tls::Active), &mut conn)?;
+            close_notify(conn);
+            Ok(end)
         }
-        TlsMode::Off => over(session.with_tls(Tls::Unavailable), stream),
+        TlsMode::Off => over(
+            session.with_tls(Tls::Unavailable),
+            &mut Connection::new(stream),
+        ),
         TlsMode::Starttls(tls) => {
             let mut session = session.with_tls(Tls::Offered);
             let mut conn = Connection::new(stream);
@@ -46,13 +52,28 @@ pub fn run_session<S: Read + Write>(
             let stream = tls.accept(conn.into_inner()?)?;
             session.tls_started();
             let mut conn = Connection::new(stream);
-            session.run(&mut conn)
+            let end = session.run(&mut conn)?;
+            // The session (and its mailbox) goes first: the client may already be reconnecting.
+            drop(session);
+            close_notify(conn);
+            Ok(end)
         }
     }
 }
 
-fn over<S: Read + Write>(mut session: Session<'_>, stream: S) -> io::Result<End> {
-    let mut conn = Connection::new(stream);
-    session.greet(&mut conn)?;
-    session.run(&mut conn)
+/// Greets and runs `session` to its end; the session is dropped (its mailbox released) before
+/// this returns.
+fn over<S: Read + Write>(mut session: Session<'_>, conn: &mut Connection<S>) -> io::Result<End> {
+    session.greet(conn)?;
+    session.run(conn)
+}
+
+/// Ends TLS with a close_notify alert (RFC 5246 §7.2.1, RFC 8446 §6.1), so the client can tell
+/// the end of the session from a truncation; OpenSSL 3 clients report a bare TCP close as
+/// "unexpected eof while reading". Best effort: the session is over whatever happens here, and
+/// the socket's write timeout bounds the wait.
+fn close_notify<S: Read + Write>(conn: Connection<TlsStream<S>>) {
+    if let Ok(mut stream) = conn.into_inner() {
+        let _ = stream.shutdown();
+    }
 }

@@ -5,6 +5,11 @@ use crate::auth::AuthError;
 
 /// Checks a PLAIN message: `[authzid] NUL authcid NUL password`.
 pub(super) fn check(message: &[u8], ctx: &Context<'_>) -> Outcome {
+    // An empty message (`AUTH PLAIN =`, RFC 5034 §4) offers no credentials at all: a failed
+    // login like any other (delay and reply), not a protocol error; Dovecot answers the same.
+    if message.is_empty() {
+        return Outcome::Failed(AuthError::rejected("empty PLAIN message"));
+    }
     let mut parts = message.split(|&b| b == 0);
     let (Some(authzid), Some(authcid), Some(password), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

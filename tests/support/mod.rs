@@ -262,3 +262,303 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+// ---- TLS: certificates, the implicit-TLS listener, a line client over any stream ----
+// (used by tests/tls.rs and tests/sasl.rs)
+
+/// A self-signed certificate for CN=localhost and its PKCS#8 key, made by the `openssl` command
+/// in a test's own directory: no key is ever committed.
+pub struct TestCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCert {
+    /// Generates `cert.pem` and `key.pem` (RSA 2048, valid two days) in `dir`.
+    pub fn generate(dir: &std::path::Path) -> Self {
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &path_str(&key),
+            "-out",
+            &path_str(&cert),
+        ]);
+        let pem = std::fs::read_to_string(&key).unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN PRIVATE KEY-----"),
+            "not PKCS#8: {pem:.40}"
+        );
+        TestCert { cert, key }
+    }
+
+    /// `--tls-cert CERT --tls-key KEY`.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--tls-cert".into(),
+            path_str(&self.cert),
+            "--tls-key".into(),
+            path_str(&self.key),
+        ]
+    }
+}
+
+/// A path as an argument.
+pub fn path_str(path: &std::path::Path) -> String {
+    path.to_str().expect("UTF-8 test path").to_owned()
+}
+
+/// Runs `openssl ARGS` (at most 60 s) and returns its stdout; fails the test if it fails.
+pub fn openssl(args: &[&str]) -> Vec<u8> {
+    let out = run_with_input(
+        Command::new("openssl").args(args),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Runs `cmd` with `input` on its stdin and its output captured, for at most `limit`; kills it
+/// and fails the test on overrun.
+pub fn run_with_input(cmd: &mut Command, input: &[u8], limit: Duration) -> std::process::Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // A writer thread, so a child that does not read cannot block the test.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = maildir::wait_bounded(child, limit, &what);
+    let _ = writer.join();
+    out
+}
+
+/// The passwd-file field `pop3d --hash-password=SCHEME` prints for `password`.
+pub fn hash_password(scheme: &str, password: &str) -> String {
+    let out = run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_pop3d")).arg(format!("--hash-password={scheme}")),
+        format!("{password}\n").as_bytes(),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "--hash-password={scheme}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(field.starts_with(&format!("{{{scheme}}}")), "{field}");
+    field
+}
+
+/// Runs `curl ARGS` (at most 30 s a run). A login refused with `[IN-USE]` (the mailbox still
+/// held by the session curl's previous run just ended) is tried again for up to 10 s; any other
+/// failure is returned as it is.
+pub fn curl_when_free(args: &[String]) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let run = maildir::run_bounded(Command::new("curl").args(args), Duration::from_secs(30));
+        let busy = String::from_utf8_lossy(&run.stderr).contains("< -ERR [IN-USE]");
+        if run.status.success() || !busy || Instant::now() > deadline {
+            return run;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl BinServer {
+    /// The address of the implicit-TLS listener (started with `--listen-tls 127.0.0.1:0`), from
+    /// its "listening for TLS on ADDR" log line; waits at most 10 s for it.
+    pub fn tls_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if let Some(rest) = log.split("listening for TLS on ").nth(1) {
+                let addr = rest.lines().next().unwrap_or("").trim();
+                return addr.parse().expect("TLS address in log");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no TLS listener in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits (at most 10 s) until the log contains `text`, and returns the log.
+    pub fn wait_for_log(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(text) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "{text:?} never logged:\n{log}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A TLS client that accepts the tests' self-signed certificate (the tests check what the
+/// server does, not the certificate chain).
+pub fn tls_connector() -> native_tls::TlsConnector {
+    native_tls::TlsConnector::builder()
+        .danger_accept_invalid_certs(true)
+        .danger_accept_invalid_hostnames(true)
+        .build()
+        .expect("TLS connector")
+}
+
+/// How long a [`Pop`] client waits for any reply: long enough for an argon2 check in a debug
+/// build on a loaded machine.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A POP3 client in literal lines over any byte stream: plain TCP, or TLS after STLS or on an
+/// implicit-TLS port.
+pub struct Pop<S: Read + Write> {
+    pub reader: BufReader<S>,
+}
+
+/// A [`Pop`] client over TLS.
+pub type TlsPop = Pop<native_tls::TlsStream<TcpStream>>;
+
+/// A TCP connection to `addr` with [`REPLY_TIMEOUT`] on reads and writes.
+pub fn tcp(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, REPLY_TIMEOUT).expect("connect");
+    stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    stream
+}
+
+/// Runs the client side of a TLS handshake on `stream`.
+pub fn tls_handshake(stream: TcpStream) -> native_tls::TlsStream<TcpStream> {
+    tls_connector()
+        .connect("localhost", stream)
+        .unwrap_or_else(|e| panic!("TLS handshake: {e}"))
+}
+
+impl Pop<TcpStream> {
+    /// Connects in plaintext and returns the client with the greeting.
+    pub fn plain(addr: SocketAddr) -> (Self, String) {
+        let mut c = Pop::over(tcp(addr));
+        let greeting = c.line();
+        (c, greeting)
+    }
+
+    /// Sends STLS, checks the answer and runs the handshake on the same connection.
+    pub fn stls(mut self) -> TlsPop {
+        let reply = self.cmd("STLS");
+        assert_eq!(reply, "+OK Begin TLS negotiation");
+        assert!(
+            self.reader.buffer().is_empty(),
+            "bytes after the STLS reply"
+        );
+        Pop::over(tls_handshake(self.reader.into_inner()))
+    }
+}
+
+impl TlsPop {
+    /// Connects to an implicit-TLS port and returns the client with the greeting.
+    pub fn implicit(addr: SocketAddr) -> (Self, String) {
+        let mut c = Pop::over(tls_handshake(tcp(addr)));
+        let greeting = c.line();
+        (c, greeting)
+    }
+
+    /// Connects in plaintext, checks the greeting and upgrades with STLS.
+    pub fn starttls(addr: SocketAddr) -> Self {
+        let (c, greeting) = Pop::plain(addr);
+        assert!(greeting.starts_with("+OK"), "{greeting}");
+        c.stls()
+    }
+}
+
+impl<S: Read + Write> Pop<S> {
+    pub fn over(stream: S) -> Self {
+        Pop {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let stream = self.reader.get_mut();
+        stream.write_all(bytes).expect("send");
+        stream.flush().expect("send");
+    }
+
+    /// One reply line, without CRLF; asserts the CRLF.
+    pub fn line(&mut self) -> String {
+        let mut buf = Vec::new();
+        self.reader.read_until(b'\n', &mut buf).expect("read reply");
+        assert!(buf.ends_with(b"\r\n"), "reply not CRLF-terminated: {buf:?}");
+        buf.truncate(buf.len() - 2);
+        String::from_utf8(buf).expect("reply is UTF-8")
+    }
+
+    /// Sends a line and returns the reply line (status or SASL challenge).
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+        self.line()
+    }
+
+    /// Reads a multi-line body up to the terminator, undoing dot-stuffing.
+    pub fn body(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let mut buf = Vec::new();
+            let n = self.reader.read_until(b'\n', &mut buf).expect("read body");
+            assert!(n > 0, "connection closed inside a multi-line reply");
+            assert!(buf.ends_with(b"\r\n"), "body line without CRLF: {buf:?}");
+            if buf == b".\r\n" {
+                return out;
+            }
+            out.extend_from_slice(buf.strip_prefix(b".").unwrap_or(&buf));
+        }
+    }
+
+    /// Sends a command and returns (status line, body lines) for a multi-line reply.
+    pub fn multi(&mut self, line: &str) -> (String, Vec<String>) {
+        let status = self.cmd(line);
+        if !status.starts_with("+OK") {
+            return (status, Vec::new());
+        }
+        let body = String::from_utf8(self.body()).expect("UTF-8 listing");
+        (status, body.lines().map(str::to_owned).collect())
+    }
+
+    /// Sends QUIT, checks the reply, and waits (at most [`REPLY_TIMEOUT`]) for the server to
+    /// close the connection: the session, and its hold on the mailbox, is then over, so the
+    /// next login cannot meet `[IN-USE]`.
+    pub fn quit(&mut self) {
+        let reply = self.cmd("QUIT");
+        assert!(reply.starts_with("+OK"), "{reply}");
+        let rest = self.rest().expect("clean end after QUIT");
+        assert!(rest.is_empty(), "after QUIT: {rest:?}");
+    }
+
+    /// Everything the server sends until it closes the connection, which must come within
+    /// [`REPLY_TIMEOUT`] and be a clean end (over TLS: with a close_notify alert).
+    pub fn rest(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest).map(|_| rest)
+    }
+}
