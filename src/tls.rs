@@ -3,6 +3,7 @@
 use native_tls::{Identity, Protocol, TlsAcceptor, TlsStream};
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 /// The oldest TLS version a server accepts.
@@ -66,6 +67,40 @@ impl TlsConfig {
             .build()
             .map_err(|e| TlsConfigError(format!("cannot set up TLS: {e}")))?;
         Ok(TlsConfig { acceptor })
+    }
+
+    /// Checks that the key belongs to the certificate by a handshake with ourselves over a
+    /// socket pair. OpenSSL drops a key that does not match without a word, and every client
+    /// handshake would then fail; this finds out at start-up (`pop3d --check` runs it too).
+    pub fn self_test(&self) -> Result<(), TlsConfigError> {
+        let failed = |e: String| {
+            TlsConfigError(format!(
+                "a test handshake failed ({e}): does the key belong to the certificate?"
+            ))
+        };
+        let (server_end, client_end) = UnixStream::pair().map_err(|e| failed(e.to_string()))?;
+        for end in [&server_end, &client_end] {
+            let limit = Some(std::time::Duration::from_secs(10));
+            end.set_read_timeout(limit)
+                .map_err(|e| failed(e.to_string()))?;
+            end.set_write_timeout(limit)
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        let acceptor = self.acceptor.clone();
+        let server = std::thread::spawn(move || acceptor.accept(server_end).map(drop));
+        let client = native_tls::TlsConnector::builder()
+            .danger_accept_invalid_certs(true)
+            .danger_accept_invalid_hostnames(true)
+            .build()
+            .map_err(|e| failed(e.to_string()))?
+            .connect("localhost", client_end)
+            .map(drop)
+            .map_err(|e| e.to_string());
+        let server = server
+            .join()
+            .map_err(|_| failed("the handshake thread panicked".into()))?
+            .map_err(|e| e.to_string());
+        client.and(server).map_err(failed)
     }
 
     /// Runs the server side of a handshake on `stream`. A read timeout on the stream bounds a

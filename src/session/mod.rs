@@ -89,6 +89,8 @@ pub struct Session<'s> {
     bad_commands: u32,
     failed_logins: u32,
     stats: Stats,
+    /// The user of a session that has run UPDATE, for the logout log line.
+    logged_out: Option<String>,
 }
 
 enum State {
@@ -137,6 +139,7 @@ impl<'s> Session<'s> {
             bad_commands: 0,
             failed_logins: 0,
             stats: Stats::default(),
+            logged_out: None,
         }
     }
 
@@ -164,11 +167,11 @@ impl<'s> Session<'s> {
         self.stats
     }
 
-    /// The logged-in user, if any.
+    /// The logged-in user, if any (after QUIT: the user who was logged in).
     pub fn user(&self) -> Option<&str> {
         match &self.state {
             State::Transaction(t) => Some(&t.account.name),
-            State::Authorization { .. } => None,
+            State::Authorization { .. } => self.logged_out.as_deref(),
         }
     }
 
@@ -283,9 +286,14 @@ impl<'s> Session<'s> {
     }
 
     fn quit(&mut self) -> Reply {
-        let State::Transaction(t) = &mut self.state else {
+        let State::Transaction(mut t) =
+            std::mem::replace(&mut self.state, State::Authorization { user: None })
+        else {
             return Reply::Close("Bye".into(), End::Quit);
         };
+        // The mailbox (and its lock) goes when `t` does, at the end of this function: before
+        // the reply is sent, so a client that reconnects at once finds it free.
+        self.logged_out = Some(t.account.name.clone());
         let doomed: Vec<usize> = (0..t.deleted.len()).filter(|&i| t.deleted[i]).collect();
         if doomed.is_empty() {
             return Reply::Close("Bye".into(), End::Quit);

@@ -76,9 +76,16 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if matches.opt_present("hash-password") {
+        // getopts attaches an optional value only as --hash-password=SCHEME; the man page's
+        // --hash-password SCHEME leaves it as a free argument.
+        let mut free = matches.free.iter();
         let scheme = matches
             .opt_str("hash-password")
+            .or_else(|| free.next().cloned())
             .unwrap_or_else(|| "ARGON2ID".into());
+        if let Some(extra) = free.next() {
+            return report(EXIT_USAGE, &format!("unexpected argument {extra:?}"));
+        }
         return match hash_password(&scheme) {
             Ok(line) => {
                 println!("{line}");
@@ -216,7 +223,13 @@ fn run(s: Settings) -> Result<(), String> {
     let store = MaildirStore::new(&s.maildir).map_err(|e| format!("--maildir: {e}"))?;
     let tls = match &s.tls {
         Some((cert, key)) => {
-            Some(TlsConfig::from_pem_files(cert, key, s.tls_min).map_err(|e| e.to_string())?)
+            let tls = TlsConfig::from_pem_files(cert, key, s.tls_min).map_err(|e| e.to_string())?;
+            // A handshake per inetd session would cost too much; standalone and --check test once.
+            if !s.inetd || s.check {
+                tls.self_test()
+                    .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
+            }
+            Some(tls)
         }
         None => None,
     };
