@@ -262,3 +262,9 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Prints `line` on the test's stderr even when cargo test captures output, so that figures
+/// (trials, timings, memory) and skipped checks show in every run's log.
+pub fn note(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
