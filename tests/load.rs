@@ -309,9 +309,10 @@ fn burst_of_2000_connections_on_a_pool_of_32() {
     // Threads: the workers, the acceptor, the signal thread and main; never one per client.
     assert!(peak.1 <= 32 + 8, "peak threads {}", peak.1);
 
-    // Afterwards the server serves as if nothing happened.
+    // Afterwards the server serves as if nothing happened. (A worker whose client has just read
+    // "+OK Bye" may not be back in the pool yet, so one busy reply is possible.)
     let attempts = legitimate_session(addr, Duration::from_secs(5)).expect("session after");
-    assert_eq!(attempts, 1, "the pool is free again after the burst");
+    assert!(attempts <= 2, "{attempts} attempts after the burst");
     drop(server);
 }
 
