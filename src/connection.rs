@@ -26,6 +26,8 @@ pub struct Connection<S> {
     start: usize,
     end: usize,
     output: Vec<u8>,
+    /// A write failed: the stream may hold part of a reply, and must get nothing more.
+    broken: bool,
 }
 
 impl<S: Read + Write> Connection<S> {
@@ -37,6 +39,7 @@ impl<S: Read + Write> Connection<S> {
             start: 0,
             end: 0,
             output: Vec::with_capacity(512),
+            broken: false,
         }
     }
 
@@ -105,7 +108,9 @@ impl<S: Read + Write> Connection<S> {
 
     /// Queues `bytes` for the client, writing out when the buffer is full.
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.output.extend_from_slice(bytes);
+        if !self.broken {
+            self.output.extend_from_slice(bytes);
+        }
         self.flush_if_full()
     }
 
@@ -117,16 +122,32 @@ impl<S: Read + Write> Connection<S> {
 
     /// Writes the output out if it has grown past the buffer size.
     pub fn flush_if_full(&mut self) -> io::Result<()> {
-        if self.output.len() >= WRITE_BUFFER {
+        if self.output.len() >= WRITE_BUFFER || self.broken {
             self.flush()?;
         }
         Ok(())
     }
 
     /// Writes all queued output.
+    ///
+    /// After a failed write nothing more is ever written: part of the buffer may have gone out,
+    /// and sending the rest, or anything else, after the gap could put together bytes that read
+    /// as a whole reply (a message cut short by a stray `.` line, say). The client sees the
+    /// connection end mid-reply instead, which it cannot mistake for a complete one.
     pub fn flush(&mut self) -> io::Result<()> {
+        if self.broken {
+            self.output.clear();
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "an earlier write failed; nothing more is sent",
+            ));
+        }
         if !self.output.is_empty() {
-            self.stream.write_all(&self.output)?;
+            if let Err(e) = self.stream.write_all(&self.output) {
+                self.broken = true;
+                self.output.clear();
+                return Err(e);
+            }
             self.output.clear();
             // A long message grew the buffer; do not keep that memory for an idle session.
             if self.output.capacity() > 4 * WRITE_BUFFER {

@@ -55,7 +55,9 @@ impl Session<'_> {
                     Some(_) if !self.plaintext_allowed() => Reply::Err(PLAINTEXT_REFUSED.into()),
                     Some(name) => {
                         let started = Instant::now();
-                        match self.service.auth.authenticate(&name, password) {
+                        let checked = self.service.auth.authenticate(&name, password);
+                        self.service.slowest_check.record(started.elapsed());
+                        match checked {
                             Ok(account) => self.logged_in(account),
                             Err(e) => self.login_failed(Some(&name), e, started),
                         }
@@ -141,6 +143,9 @@ impl Session<'_> {
         };
         let started = Instant::now();
         let step = exchange.step(&response, &self.sasl_context());
+        if matches!(step, Step::Done(_)) {
+            self.service.slowest_check.record(started.elapsed());
+        }
         self.after_step(mechanism, exchange, step, started)
     }
 
@@ -248,12 +253,14 @@ impl Session<'_> {
             e.detail()
         );
         self.failed_logins += 1;
-        if let Some(rest) = self
+        // The failure delay, or the slowest check seen lately if that is longer: otherwise a
+        // wrong password for a user with a costly hash would answer later than an unknown user.
+        let delay = self
             .service
             .config
             .auth_failure_delay
-            .checked_sub(started.elapsed())
-        {
+            .max(self.service.slowest_check.get());
+        if let Some(rest) = delay.checked_sub(started.elapsed()) {
             std::thread::sleep(rest);
         }
         let text = match e.kind() {

@@ -1,5 +1,6 @@
 //! What every session of a server shares: settings, accounts and mail.
 
+use super::slowest::SlowestCheck;
 use crate::auth::Authenticator;
 use crate::limits::{DEFAULT_AUTH_FAILURE_DELAY, DEFAULT_IDLE_TIMEOUT, MAX_BAD_COMMANDS};
 use crate::store::MailStore;
@@ -54,6 +55,8 @@ pub struct Service {
     pub auth: Arc<dyn Authenticator>,
     /// Opens mailboxes.
     pub store: Arc<dyn MailStore>,
+    /// The slowest password check lately, which failed logins are padded to.
+    pub(crate) slowest_check: SlowestCheck,
 }
 
 impl Service {
@@ -63,6 +66,7 @@ impl Service {
             config: SessionConfig::default(),
             auth,
             store,
+            slowest_check: SlowestCheck::default(),
         }
     }
 

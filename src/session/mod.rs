@@ -5,6 +5,7 @@
 
 mod authorization;
 mod config;
+mod slowest;
 mod transaction;
 
 pub use config::{Service, SessionConfig};

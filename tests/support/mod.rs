@@ -562,3 +562,9 @@ impl<S: Read + Write> Pop<S> {
         self.reader.read_to_end(&mut rest).map(|_| rest)
     }
 }
+
+/// Prints `line` on the test's stderr even when cargo test captures output, so that figures
+/// (trials, timings, memory) and skipped checks show in every run's log.
+pub fn note(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
