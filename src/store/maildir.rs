@@ -20,6 +20,7 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The subdirectories holding messages. `cur/` first, so that when a message is in both, the
 /// copy in `cur/` (the one a reader has seen) is the one read.
@@ -59,7 +60,7 @@ impl MailStore for MaildirStore {
             )
         })?;
         create_missing(&root).map_err(|e| temporary(&root, "create maildir", e))?;
-        let lock = MailboxLock::acquire(&root.join(LOCK_FILE))?;
+        let lock = lock_waiting(&root.join(LOCK_FILE))?;
         let files = scan(&root).map_err(|e| temporary(&root, "scan", e))?;
         let mut mailbox = MaildirMailbox {
             root,
@@ -232,6 +233,22 @@ impl MaildirMailbox {
             stored.paths = now.remove(&stored.basename).unwrap_or_default();
         }
         Ok(())
+    }
+}
+
+/// Takes the mailbox lock, waiting up to [`limits::MAILBOX_LOCK_WAIT`] for a session that is
+/// just ending to let it go.
+fn lock_waiting(path: &Path) -> Result<MailboxLock, StoreError> {
+    let deadline = Instant::now() + limits::MAILBOX_LOCK_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match MailboxLock::acquire(path) {
+            Err(e) if e.kind() == StoreErrorKind::InUse && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            result => return result,
+        }
     }
 }
 
@@ -621,6 +638,23 @@ mod tests {
         assert_eq!(open_kind(&home), Some(StoreErrorKind::InUse));
         drop(first);
         assert_eq!(home.open_ok().messages().len(), 1);
+    }
+
+    #[test]
+    fn a_lock_released_within_the_wait_is_taken() {
+        let home = Home::with_maildir();
+        home.deliver("new", "1000.a", b"x\n");
+        let first = home.open_ok();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(limits::MAILBOX_LOCK_WAIT / 4);
+            drop(first);
+        });
+        let second = home.open();
+        releaser.join().expect("releaser");
+        assert_eq!(
+            second.expect("lock taken after release").messages().len(),
+            1
+        );
     }
 
     /// A process holding the mailbox lock with util-linux flock(1), killed when dropped.
