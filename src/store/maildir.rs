@@ -6,6 +6,8 @@
 //! file from `new/` to `cur/`, so paths are only hints: when one is gone, the message is looked
 //! up again by basename. Stored message files are never modified, only read and unlinked.
 
+mod size_cache;
+
 use super::lock::MailboxLock;
 use super::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
 use crate::account::Account;
@@ -172,20 +174,28 @@ impl MaildirMailbox {
 
     /// Fills `messages` with each file's size and UIDL, dropping files that vanished since the
     /// scan (another program deleted them).
+    ///
+    /// A size comes from the name's `,W=`, else from the [size cache](size_cache), else from
+    /// reading the message; the cache is written again when it missed or held stale entries.
     fn measure(&mut self) -> Result<(), StoreError> {
-        let mut buf = vec![0; limits::MESSAGE_CHUNK];
+        let mut buf = Vec::new();
         let mut sizes = Vec::with_capacity(self.files.len());
+        let mut cache: Option<size_cache::Reader> = None;
+        let mut counted = 0;
         for index in 0..self.files.len() {
-            let size = match size_hint(&self.files[index].basename) {
+            let basename = &self.files[index].basename;
+            let size = match size_hint(basename) {
                 Some(size) => Some(size),
-                None => match self.open_message(index) {
-                    Ok(Some(mut file)) => Some(
-                        wire_size(&mut file, &mut buf)
-                            .map_err(|e| temporary(&self.root, "read message", e))?,
-                    ),
-                    Ok(None) => None,
-                    Err(e) => return Err(temporary(&self.root, "read message", e)),
-                },
+                None => {
+                    let cache = cache.get_or_insert_with(|| size_cache::Reader::open(&self.root));
+                    match cache.size_of(basename) {
+                        Some(size) => Some(size),
+                        None => {
+                            counted += 1;
+                            self.count_size(index, &mut buf)?
+                        }
+                    }
+                }
             };
             sizes.push(size);
         }
@@ -199,7 +209,39 @@ impl MaildirMailbox {
                 self.files.push(stored);
             }
         }
+        if let Some(mut cache) = cache {
+            if counted > 0 || cache.needs_rewrite() {
+                self.write_size_cache();
+            }
+        }
         Ok(())
+    }
+
+    /// Reads message `index` through to count its size; `None` if it is gone.
+    fn count_size(&mut self, index: usize, buf: &mut Vec<u8>) -> Result<Option<u64>, StoreError> {
+        if buf.is_empty() {
+            buf.resize(limits::MESSAGE_CHUNK, 0);
+        }
+        match self.open_message(index) {
+            Ok(Some(mut file)) => wire_size(&mut file, buf)
+                .map(Some)
+                .map_err(|e| temporary(&self.root, "read message", e)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(temporary(&self.root, "read message", e)),
+        }
+    }
+
+    /// Remembers the sizes of the messages without `,W=`. A failure costs only speed.
+    fn write_size_cache(&self) {
+        let entries = self
+            .files
+            .iter()
+            .zip(&self.messages)
+            .filter(|(stored, _)| size_hint(&stored.basename).is_none())
+            .map(|(stored, info)| (stored.basename.as_os_str(), info.size));
+        if let Err(e) = size_cache::write(&self.root, entries) {
+            log::debug!("{}: size cache not written: {e}", self.root.display());
+        }
     }
 
     /// Opens message `index`, following it if it was moved. `None` if it no longer exists.
@@ -537,6 +579,45 @@ mod tests {
         assert!(
             want[4] > big.len() as u64,
             "the big case must have LFs to count"
+        );
+    }
+
+    #[test]
+    fn counted_sizes_are_cached_and_the_cache_follows_the_directory() {
+        let home = Home::with_maildir();
+        home.deliver("new", "1000.a,S=2", b"a\n");
+        home.deliver("new", "2000.b,W=9", b"bb\n");
+        home.deliver("cur", "3000.c:2,S", b"c\nc\n");
+        let cache = home.maildir().join(size_cache::FILE);
+        let sizes = |mb: &dyn Mailbox| mb.messages().iter().map(|m| m.size).collect::<Vec<_>>();
+        assert_eq!(sizes(&*home.open_ok()), [3, 9, 6]);
+        // Only the names without ,W= are kept, in scan order.
+        assert_eq!(
+            fs::read(&cache).expect("cache written"),
+            b"pop3d sizes 1\n3 1000.a,S=2\n6 3000.c\n"
+        );
+        // The next login takes the sizes from the cache, not from the files.
+        fs::write(&cache, b"pop3d sizes 1\n30 1000.a,S=2\n60 3000.c\n").expect("edit");
+        assert_eq!(sizes(&*home.open_ok()), [30, 9, 60]);
+        assert_eq!(
+            fs::read(&cache).expect("cache"),
+            b"pop3d sizes 1\n30 1000.a,S=2\n60 3000.c\n",
+            "a cache that matched is not rewritten"
+        );
+        // A removed message leaves the cache, a new one is counted and joins it.
+        fs::remove_file(home.maildir().join("cur/3000.c:2,S")).expect("rm");
+        home.deliver("new", "4000.d", b"dddd");
+        assert_eq!(sizes(&*home.open_ok()), [30, 9, 6]);
+        assert_eq!(
+            fs::read(&cache).expect("cache"),
+            b"pop3d sizes 1\n30 1000.a,S=2\n6 4000.d\n"
+        );
+        // A damaged cache is ignored and replaced.
+        fs::write(&cache, b"garbage").expect("damage");
+        assert_eq!(sizes(&*home.open_ok()), [3, 9, 6]);
+        assert_eq!(
+            fs::read(&cache).expect("cache"),
+            b"pop3d sizes 1\n3 1000.a,S=2\n6 4000.d\n"
         );
     }
 
