@@ -86,13 +86,56 @@ struct MaildirMailbox {
     _lock: MailboxLock,
 }
 
-/// A message on disk.
+/// A message on disk, as the scan found it.
+///
+/// Kept small, as a session holds one per message for its whole length: the file name alone
+/// (the path is made again when the file is opened), and no allocation beyond it in the usual
+/// case of one file per message.
 #[derive(Debug)]
 struct Stored {
-    basename: OsString,
-    /// Every file with this basename (normally one), the `cur/` copy first. Empty once the
-    /// message is gone.
-    paths: Vec<PathBuf>,
+    /// The file's name: the base name, then the info part if any.
+    name: Box<OsStr>,
+    /// Length of the base name at the start of `name`.
+    base_len: u32,
+    /// Where the file is: an index into [`MESSAGE_DIRS`].
+    dir: u8,
+    /// Other files with the same base name, after this one (rare: a copy in both `cur/` and
+    /// `new/`, or two info parts while another program renames).
+    more: Vec<(u8, Box<OsStr>)>,
+    /// Known to be gone from the disk.
+    gone: bool,
+}
+
+impl Stored {
+    fn new(dir: u8, name: Box<OsStr>) -> Stored {
+        Stored {
+            base_len: basename(&name).len() as u32,
+            name,
+            dir,
+            more: Vec::new(),
+            gone: false,
+        }
+    }
+
+    fn basename(&self) -> &OsStr {
+        OsStr::from_bytes(&self.name.as_bytes()[..self.base_len as usize])
+    }
+
+    /// Every file of the message, the first one found first; none once it is gone.
+    fn paths(&self, root: &Path) -> Vec<PathBuf> {
+        if self.gone {
+            return Vec::new();
+        }
+        std::iter::once((self.dir, &self.name))
+            .chain(self.more.iter().map(|(dir, name)| (*dir, name)))
+            .map(|(dir, name)| root.join(MESSAGE_DIRS[usize::from(dir)]).join(&**name))
+            .collect()
+    }
+
+    fn mark_gone(&mut self) {
+        self.gone = true;
+        self.more = Vec::new();
+    }
 }
 
 impl Mailbox for MaildirMailbox {
@@ -109,7 +152,7 @@ impl Mailbox for MaildirMailbox {
                 format!(
                     "{}: message {:?} is gone",
                     self.root.display(),
-                    self.files[index].basename
+                    self.files[index].basename()
                 ),
             )),
             Err(e) => Err(temporary(&self.root, "read message", e)),
@@ -183,7 +226,7 @@ impl MaildirMailbox {
         let mut cache: Option<size_cache::Reader> = None;
         let mut counted = 0;
         for index in 0..self.files.len() {
-            let basename = &self.files[index].basename;
+            let basename = self.files[index].basename();
             let size = match size_hint(basename) {
                 Some(size) => Some(size),
                 None => {
@@ -199,16 +242,21 @@ impl MaildirMailbox {
             };
             sizes.push(size);
         }
-        let files = std::mem::take(&mut self.files);
-        for (stored, size) in files.into_iter().zip(sizes) {
-            if let Some(size) = size {
-                self.messages.push(MessageInfo {
+        let mut sizes = sizes.into_iter();
+        let messages = &mut self.messages;
+        messages.reserve_exact(self.files.len());
+        // `retain` visits each file once, in order: the message of each kept file is pushed.
+        self.files.retain(|stored| match sizes.next().flatten() {
+            Some(size) => {
+                messages.push(MessageInfo {
                     size,
-                    uidl: uidl(&stored.basename),
+                    uidl: uidl(stored.basename()),
                 });
-                self.files.push(stored);
+                true
             }
-        }
+            None => false,
+        });
+        self.files.shrink_to_fit();
         if let Some(mut cache) = cache {
             if counted > 0 || cache.needs_rewrite() {
                 self.write_size_cache();
@@ -237,8 +285,8 @@ impl MaildirMailbox {
             .files
             .iter()
             .zip(&self.messages)
-            .filter(|(stored, _)| size_hint(&stored.basename).is_none())
-            .map(|(stored, info)| (stored.basename.as_os_str(), info.size));
+            .filter(|(stored, _)| size_hint(stored.basename()).is_none())
+            .map(|(stored, info)| (stored.basename(), info.size));
         if let Err(e) = size_cache::write(&self.root, entries) {
             log::debug!("{}: size cache not written: {e}", self.root.display());
         }
@@ -246,33 +294,36 @@ impl MaildirMailbox {
 
     /// Opens message `index`, following it if it was moved. `None` if it no longer exists.
     fn open_message(&mut self, index: usize) -> io::Result<Option<File>> {
-        if let Some(file) = open_first(&self.files[index].paths)? {
+        if let Some(file) = open_first(&self.files[index].paths(&self.root))? {
             return Ok(Some(file));
         }
         self.relocate()?;
-        open_first(&self.files[index].paths)
+        open_first(&self.files[index].paths(&self.root))
     }
 
     /// Unlinks every copy of message `index`. A message already gone counts as removed.
     fn remove_message(&mut self, index: usize) -> io::Result<()> {
-        if unlink_all(&self.files[index].paths)? {
+        if unlink_all(&self.files[index].paths(&self.root))? {
             // A copy was not where we saw it: it may have moved, so look for it by name.
             self.relocate()?;
-            unlink_all(&self.files[index].paths)?;
+            unlink_all(&self.files[index].paths(&self.root))?;
         }
-        self.files[index].paths.clear();
+        self.files[index].mark_gone();
         Ok(())
     }
 
     /// Rescans `new/` and `cur/` and updates every message's paths at once: when a program
     /// moves one file it usually moves many, so one rescan serves them all.
     fn relocate(&mut self) -> io::Result<()> {
-        let mut now: HashMap<OsString, Vec<PathBuf>> = scan(&self.root)?
+        let mut now: HashMap<OsString, Stored> = scan(&self.root)?
             .into_iter()
-            .map(|s| (s.basename, s.paths))
+            .map(|s| (s.basename().to_os_string(), s))
             .collect();
         for stored in &mut self.files {
-            stored.paths = now.remove(&stored.basename).unwrap_or_default();
+            match now.remove(stored.basename()) {
+                Some(found) => *stored = found,
+                None => stored.mark_gone(),
+            }
         }
         Ok(())
     }
@@ -313,27 +364,30 @@ fn create_missing(root: &Path) -> io::Result<()> {
 /// names begin with the delivery time), one entry per basename.
 fn scan(root: &Path) -> io::Result<Vec<Stored>> {
     let mut found = Vec::new();
-    for dir in MESSAGE_DIRS {
-        scan_dir(&root.join(dir), &mut found)?;
+    for (dir, sub) in MESSAGE_DIRS.iter().enumerate() {
+        scan_dir(&root.join(sub), dir as u8, &mut found)?;
     }
-    // Stable, so a basename's `cur/` copy stays ahead of its `new/` one.
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out: Vec<Stored> = Vec::with_capacity(found.len());
-    for (basename, path) in found {
-        match out.last_mut() {
-            Some(last) if last.basename == basename => last.paths.push(path),
-            _ => out.push(Stored {
-                basename,
-                paths: vec![path],
-            }),
+    // Ties broken by directory (`cur/` first) and then name, so that the order never depends on
+    // the order of the directory entries; unstable sorting needs no scratch buffer.
+    found.sort_unstable_by(|a, b| {
+        (a.basename().cmp(b.basename()))
+            .then(a.dir.cmp(&b.dir))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    // One entry per base name: later files of the same message join the first.
+    found.dedup_by(|later, kept| {
+        if later.basename() != kept.basename() {
+            return false;
         }
-    }
-    Ok(out)
+        kept.more.push((later.dir, std::mem::take(&mut later.name)));
+        true
+    });
+    Ok(found)
 }
 
-/// Adds the regular, non-hidden files of `dir` to `found` as (basename, path).
-fn scan_dir(dir: &Path, found: &mut Vec<(OsString, PathBuf)>) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
+/// Adds the regular, non-hidden files of `MESSAGE_DIRS[dir]`, found at `path`, to `found`.
+fn scan_dir(path: &Path, dir: u8, found: &mut Vec<Stored>) -> io::Result<()> {
+    for entry in fs::read_dir(path)? {
         let entry = entry?;
         let name = entry.file_name();
         if name.as_bytes().first() == Some(&b'.') {
@@ -347,7 +401,7 @@ fn scan_dir(dir: &Path, found: &mut Vec<(OsString, PathBuf)>) -> io::Result<()> 
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         }
-        found.push((basename(&name).to_os_string(), entry.path()));
+        found.push(Stored::new(dir, name.into_boxed_os_str()));
     }
     Ok(())
 }
