@@ -435,8 +435,10 @@ fn size_hint(basename: &OsStr) -> Option<u64> {
 fn uidl(basename: &OsStr) -> String {
     let bytes = basename.as_bytes();
     if (1..=MAX_UIDL).contains(&bytes.len()) && bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        // All printable ASCII, so this is exact.
-        return String::from_utf8_lossy(bytes).into_owned();
+        // All printable ASCII, so valid UTF-8: copied as it is.
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return text.to_owned();
+        }
     }
     let digest = Sha256::digest(bytes);
     let mut hex = String::with_capacity(DIGEST_UIDL_LEN);
