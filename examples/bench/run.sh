@@ -106,6 +106,9 @@ stop() {
     PIDS=("${kept[@]+"${kept[@]}"}")
 }
 
+# port_free PORT: true if nothing listens on 127.0.0.1:PORT.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 wait_port() {
     local port=$1 i
     for ((i = 0; i < 100; i++)); do
@@ -213,6 +216,7 @@ DOVECOT_PID=
 POP3D_PID=
 start_dovecot() {
     local d=$BENCH/dovecot
+    port_free $DOVECOT_PORT || die "127.0.0.1:$DOVECOT_PORT is already in use"
     mkdir -p "$d/base" "$d/state"
     cat >"$d/dovecot.conf" <<EOF
 # Written by examples/bench/run.sh: Dovecot's default service settings (one login process
@@ -255,17 +259,20 @@ EOF
     dovecot -F -c "$d/dovecot.conf" </dev/null >>"$d/console.log" 2>&1 &
     DOVECOT_PID=$!
     PIDS+=("$DOVECOT_PID")
-    wait_port $DOVECOT_PORT || die "Dovecot did not start: see $d/console.log and $d/dovecot.log"
+    { wait_port $DOVECOT_PORT && kill -0 "$DOVECOT_PID" 2>/dev/null; } ||
+        die "Dovecot did not start: see $d/console.log and $d/dovecot.log"
 }
 
 start_pop3d() {
+    port_free $POP3D_PORT || die "127.0.0.1:$POP3D_PORT is already in use"
     setpriv --reuid="$UID_N" --regid="$GID_N" --clear-groups \
         "$BENCH/bin/pop3d" --listen 127.0.0.1:$POP3D_PORT --passwd "$BENCH/passwd" \
         --maildir "$BENCH/pop3d/mail/%u/Maildir" --max-sessions 128 \
         </dev/null 2>>"$BENCH/pop3d/pop3d.log" &
     POP3D_PID=$!
     PIDS+=("$POP3D_PID")
-    wait_port $POP3D_PORT || die "pop3d did not start: see $BENCH/pop3d/pop3d.log"
+    { wait_port $POP3D_PORT && kill -0 "$POP3D_PID" 2>/dev/null; } ||
+        die "pop3d did not start: see $BENCH/pop3d/pop3d.log"
 }
 
 port_of() { case $1 in pop3d) echo $POP3D_PORT ;; dovecot) echo $DOVECOT_PORT ;;
@@ -452,6 +459,8 @@ if [ $INETD = 1 ]; then
         install -o "$u" -g mail -m 660 "$BENCH/data/small200/mbox" "/var/mail/$u"
     done
     fresh_mail pop3d $(seq -f 'ismall%02g' 1 32)
+    { port_free $INETD_PORT && port_free $POPA3D_PORT; } ||
+        die "127.0.0.1:$INETD_PORT or :$POPA3D_PORT is already in use"
     systemd-socket-activate --inetd -a -l 127.0.0.1:$INETD_PORT \
         "$BENCH/bin/pop3d" --inetd --passwd "$BENCH/passwd" \
         --maildir "$BENCH/pop3d/mail/%u/Maildir" </dev/null >/dev/null 2>"$BENCH/inetd.log" &
