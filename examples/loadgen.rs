@@ -14,8 +14,9 @@
 //! - `keep`: a fetchmail-style "keep" poll: login, STAT, UIDL, RETR of each message whose UIDL
 //!   this run has not seen yet for that user, QUIT. The first poll of a user fetches everything,
 //!   later ones nothing new, as in the steady state of a client leaving mail on the server.
-//! - `idle`: logs C sessions in, prints `READY sessions=C` once all are in, holds them for T
-//!   seconds without a word, then sends QUIT on each. Latency is that of the login.
+//! - `idle`: logs C sessions in, prints `READY sessions=N failed=F` once every client has logged
+//!   in or failed, holds the sessions for T seconds without a word, then sends QUIT on each.
+//!   Latency is that of the login.
 //!
 //! Servers that lock a mailbox per session (pop3d does) need one mailbox per client: with a
 //! user pattern such as `bsmall%02d` and `--users 1-32`, client i logs in as user number
@@ -674,8 +675,9 @@ fn client_loop(
 
 /// Shared state of an idle run.
 struct IdleState {
-    /// Clients that have logged in or failed.
+    /// Clients that have logged in or failed, and those that logged in.
     settled: AtomicUsize,
+    logged_in: AtomicUsize,
     release: AtomicBool,
 }
 
@@ -687,6 +689,9 @@ fn idle_client(cfg: &Config, index: usize, state: &IdleState) -> Tally {
     let client =
         Client::connect(cfg).and_then(|mut c| c.login(user.as_str(), &cfg.password).map(|()| c));
     let login_time = t0.elapsed();
+    if client.is_ok() {
+        state.logged_in.fetch_add(1, Ordering::SeqCst);
+    }
     state.settled.fetch_add(1, Ordering::SeqCst);
     let mut client = match client {
         Ok(c) => c,
@@ -726,6 +731,7 @@ fn run(cfg: Config) -> Tally {
     let seen: Arc<Seen> = Arc::default();
     let idle = Arc::new(IdleState {
         settled: AtomicUsize::new(0),
+        logged_in: AtomicUsize::new(0),
         release: AtomicBool::new(false),
     });
     let mut handles = Vec::with_capacity(cfg.concurrency);
@@ -755,7 +761,8 @@ fn run(cfg: Config) -> Tally {
             Stop::Time(t) => t,
             Stop::Sessions(_) => Duration::ZERO,
         };
-        println!("READY sessions={}", handles.len());
+        let ok = idle.logged_in.load(Ordering::SeqCst);
+        println!("READY sessions={ok} failed={}", handles.len() - ok);
         let _ = io::stdout().flush();
         thread::sleep(hold);
         idle.release.store(true, Ordering::SeqCst);

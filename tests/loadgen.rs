@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use support::{BinServer, TempDir};
 
-/// The built example, next to the test binaries. `cargo test` builds the examples; a run of
-/// this file alone (`cargo test --test loadgen`) does not, so then it is built here.
+/// The load generator example, built (or found up to date) next to the test binaries: `cargo
+/// test` builds examples, but a run of this file alone (`cargo test --test loadgen`) does not,
+/// and must not use a stale one.
 fn loadgen() -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test binary path");
@@ -17,9 +18,6 @@ fn loadgen() -> PathBuf {
     let profile = exe.parent().and_then(Path::parent).expect("target dir");
     let path = profile.join("examples").join("loadgen");
     BUILT.call_once(|| {
-        if path.is_file() {
-            return;
-        }
         let mut cargo = Command::new(env!("CARGO"));
         cargo
             .args(["build", "--quiet", "--example", "loadgen"])
@@ -126,7 +124,7 @@ fn every_workload_runs_without_errors() {
         if workload == "idle" {
             assert_eq!(sessions, 2, "{}", describe(&out));
             let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(stdout.contains("READY sessions=2"), "{stdout}");
+            assert!(stdout.contains("READY sessions=2 failed=0"), "{stdout}");
         }
     }
     // A fixed number of sessions, the way the benchmark times one login.
