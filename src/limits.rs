@@ -49,5 +49,10 @@ pub const DEFAULT_MAX_SESSIONS: usize = 64;
 /// for password hashing and logging while keeping idle threads cheap.
 pub const SESSION_STACK: usize = 256 * 1024;
 
+/// Most logins the optional login cache (`PasswdFile::with_login_cache`) remembers. Each costs
+/// about 100 octets, so 10,000 is 1 MB at most; a server with more distinct users polling within
+/// one TTL just checks some passwords in full again.
+pub const LOGIN_CACHE_ENTRIES: usize = 10_000;
+
 /// How long the acceptor waits to write the "server busy" reply before giving up on a client.
 pub const BUSY_REPLY_TIMEOUT: Duration = Duration::from_secs(2);

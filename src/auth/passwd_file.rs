@@ -10,7 +10,13 @@
 //! The file is read anew at each login and not cached: an edit takes effect at the next login,
 //! with no restart, and there is no stale copy to reason about. A linear scan of a file of a few
 //! thousand lines costs far less than the password hash that follows it.
+//!
+//! That hash can be skipped for a client that logged in with the same password a moment ago:
+//! see [`PasswdFile::with_login_cache`], off unless asked for.
 
+mod login_cache;
+
+use self::login_cache::{FileStamp, LoginCache};
 use super::password;
 use super::{AuthError, AuthErrorKind, Authenticator, Secret, SecretKinds};
 use crate::account::Account;
@@ -20,6 +26,7 @@ use std::collections::hash_map::{Entry as MapEntry, HashMap};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// An [`Authenticator`] backed by a Dovecot-style passwd-file, or by one such file per domain.
 ///
@@ -32,12 +39,10 @@ use std::sync::{Arc, Mutex};
 pub struct PasswdFile {
     template: Template,
     per_domain: bool,
-    /// The kinds of secret in the file, with the size and mtime they were read at.
+    /// The kinds of secret in the file, and the file's stamp when they were read.
     kinds: Arc<Mutex<Option<(FileStamp, SecretKinds)>>>,
+    cache: Option<Arc<LoginCache>>,
 }
-
-/// A file's size and modification time: enough to notice an edit.
-type FileStamp = (u64, Option<std::time::SystemTime>);
 
 impl PasswdFile {
     /// A passwd-file at `path_template`, which may contain `%d` (the login's domain) and `%%`.
@@ -50,7 +55,23 @@ impl PasswdFile {
             per_domain: template.uses_domain(),
             template,
             kinds: Arc::default(),
+            cache: None,
         })
+    }
+
+    /// Remembers successful logins for `ttl`, so that a client that logs in again with the same
+    /// password within that time is not made to wait for the password hash again.
+    ///
+    /// No password is kept: an entry is a digest of a random per-process secret, the user, the
+    /// password and the user's whole passwd line, so it matches only that password against that
+    /// line. Any change to the passwd file (its inode, size or times) drops every entry, and the
+    /// file is still read at every login, so a removed or locked account is refused at once.
+    /// Failed logins are never cached. Clients poll every minute or few; a TTL of a few minutes
+    /// covers that. The cache holds at most [`LOGIN_CACHE_ENTRIES`](crate::limits::LOGIN_CACHE_ENTRIES)
+    /// logins. Without a random secret from the system the cache stays off.
+    pub fn with_login_cache(mut self, ttl: Duration) -> PasswdFile {
+        self.cache = LoginCache::new(ttl).map(Arc::new);
+        self
     }
 
     /// Reads the whole file and reports its first problem as `line N: what`, for
@@ -114,6 +135,8 @@ struct Entry {
     /// `path:line`, for the log.
     at: String,
     line: String,
+    /// The file's stamp when read, when the login cache needs it.
+    stamp: Option<FileStamp>,
 }
 
 /// The result of looking a user up.
@@ -148,6 +171,10 @@ impl PasswdFile {
             }
             Err(e) => return Err(unavailable(format!("cannot open {}: {e}", path.display()))),
         };
+        let stamp = match &self.cache {
+            Some(_) => file.metadata().ok().map(|m| FileStamp::of(&m)),
+            None => None,
+        };
         let found = find(BufReader::new(file), keys)
             .map_err(|e| unavailable(format!("cannot read {}: {e}", path.display())))?;
         let Some((line_no, line)) = found else {
@@ -156,7 +183,7 @@ impl PasswdFile {
         let at = format!("{}:{line_no}", path.display());
         let line = String::from_utf8(line)
             .map_err(|_| unavailable(format!("{at}: the line for {user} is not valid UTF-8")))?;
-        Ok(Found::Entry(Entry { at, line }))
+        Ok(Found::Entry(Entry { at, line, stamp }))
     }
 
     /// Scans the whole file for the kinds of secret it holds (see
@@ -172,7 +199,7 @@ impl PasswdFile {
         let Ok(meta) = std::fs::metadata(&path) else {
             return SecretKinds::default();
         };
-        let stamp = (meta.len(), meta.modified().ok());
+        let stamp = FileStamp::of(&meta);
         let mut cache = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((cached, kinds)) = *cache {
             if cached == stamp {
@@ -211,8 +238,24 @@ impl Authenticator for PasswdFile {
         let stored = fields
             .password
             .ok_or_else(|| unavailable(format!("{at}: no password field for {user}")))?;
+        let cached = match (&self.cache, entry.stamp) {
+            (Some(cache), Some(stamp)) => {
+                Some((cache, cache.key(user, password, &entry.line), stamp))
+            }
+            _ => None,
+        };
+        if let Some((cache, key, stamp)) = &cached {
+            if cache.hit(key, *stamp) {
+                return Ok(fields.account(user, at));
+            }
+        }
         match password::verify(stored, password) {
-            Ok(true) => Ok(fields.account(user, at)),
+            Ok(true) => {
+                if let Some((cache, key, stamp)) = cached {
+                    cache.insert(key, stamp);
+                }
+                Ok(fields.account(user, at))
+            }
             Ok(false) => Err(AuthError::rejected(format!("wrong password for {user}"))),
             Err(e) => Err(unavailable(format!("{at}: password of {user}: {e}"))),
         }
@@ -354,7 +397,7 @@ fn same_name(field: &[u8], wanted: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::password::{known, DUMMY_CHECKS};
+    use super::super::password::{known, DUMMY_CHECKS, VERIFY_CALLS};
     use super::*;
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -527,6 +570,58 @@ mod tests {
         );
         assert!(auth.authenticate("bob", b"changed").is_ok());
         assert!(auth.authenticate("newbie", b"new").is_ok());
+    }
+
+    fn verify_calls() -> usize {
+        VERIFY_CALLS.with(|n| n.get())
+    }
+
+    #[test]
+    fn login_cache_skips_the_hash_only_for_the_same_password_and_file() {
+        let dir = TempDir::new("cache");
+        let line = |hash: &str| format!("alice:{{SHA512-CRYPT}}{hash}::::/home/alice\n");
+        let path = dir.write("passwd", &line(known::SHA512));
+        let auth = passwd(&path).with_login_cache(Duration::from_secs(60));
+        let before = verify_calls();
+        let first = auth.authenticate("alice", PW).unwrap();
+        assert_eq!(verify_calls(), before + 1);
+        assert_eq!(auth.authenticate("alice", PW).unwrap(), first);
+        assert_eq!(verify_calls(), before + 1, "second login from the cache");
+        // A wrong password is always checked, and still refused.
+        assert_eq!(
+            kind(auth.authenticate("alice", b"wrong")),
+            AuthErrorKind::Rejected
+        );
+        assert_eq!(verify_calls(), before + 2);
+        // Any change to the file drops the entries: a locked account is refused at once.
+        dir.write("passwd", &line(&format!("!{}", known::SHA512)));
+        assert_eq!(
+            kind(auth.authenticate("alice", PW)),
+            AuthErrorKind::Rejected
+        );
+        // Back as it was: checked in full once, then cached again.
+        dir.write("passwd", &format!("# edited\n{}", line(known::SHA512)));
+        let n = verify_calls();
+        assert!(auth.authenticate("alice", PW).is_ok());
+        assert!(auth.authenticate("alice", PW).is_ok());
+        assert_eq!(verify_calls(), n + 1);
+        // A removed account is refused even with a live entry.
+        dir.write("passwd", "# nobody\n");
+        assert_eq!(
+            kind(auth.authenticate("alice", PW)),
+            AuthErrorKind::Rejected
+        );
+    }
+
+    #[test]
+    fn without_the_cache_every_login_checks_the_hash() {
+        let dir = TempDir::new("no-cache");
+        let auth = passwd(&dir.write("passwd", "bob:{PLAIN}x\n"));
+        let before = verify_calls();
+        for _ in 0..3 {
+            assert!(auth.authenticate("bob", b"x").is_ok());
+        }
+        assert_eq!(verify_calls(), before + 3);
     }
 
     #[test]

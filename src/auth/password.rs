@@ -51,6 +51,12 @@ thread_local! {
     pub(crate) static DUMMY_CHECKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread called [`verify`]: lets tests see when a check was skipped.
+    pub(crate) static VERIFY_CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Spends the time of a real password check (against [`DUMMY_HASH`]) and ignores the answer.
 pub(crate) fn spend_time(password: &[u8]) {
     #[cfg(test)]
@@ -74,6 +80,8 @@ enum Scheme {
 /// (crypt(3) cannot take one, so no scheme accepts it). `Err` when `stored` cannot be checked at
 /// all: an unknown scheme or a malformed hash; the message says why, never the password.
 pub fn verify(stored: &str, password: &[u8]) -> Result<bool, PasswordError> {
+    #[cfg(test)]
+    VERIFY_CALLS.with(|n| n.set(n.get() + 1));
     let (scheme, hash) = parse(stored)?;
     if password.contains(&0) {
         return Ok(false);

@@ -6,6 +6,8 @@
 //! file from `new/` to `cur/`, so paths are only hints: when one is gone, the message is looked
 //! up again by basename. Stored message files are never modified, only read and unlinked.
 
+mod size_cache;
+
 use super::lock::MailboxLock;
 use super::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
 use crate::account::Account;
@@ -59,6 +61,8 @@ impl MailStore for MaildirStore {
             )
         })?;
         create_missing(&root).map_err(|e| temporary(&root, "create maildir", e))?;
+        // A second session is told [IN-USE] at once; the session ending with QUIT lets its
+        // lock go before it answers, so a client that logs in again straight after finds it free.
         let lock = MailboxLock::acquire(&root.join(LOCK_FILE))?;
         let files = scan(&root).map_err(|e| temporary(&root, "scan", e))?;
         let mut mailbox = MaildirMailbox {
@@ -83,13 +87,56 @@ struct MaildirMailbox {
     _lock: MailboxLock,
 }
 
-/// A message on disk.
+/// A message on disk, as the scan found it.
+///
+/// Kept small, as a session holds one per message for its whole length: the file name alone
+/// (the path is made again when the file is opened), and no allocation beyond it in the usual
+/// case of one file per message.
 #[derive(Debug)]
 struct Stored {
-    basename: OsString,
-    /// Every file with this basename (normally one), the `cur/` copy first. Empty once the
-    /// message is gone.
-    paths: Vec<PathBuf>,
+    /// The file's name: the base name, then the info part if any.
+    name: Box<OsStr>,
+    /// Length of the base name at the start of `name`.
+    base_len: u32,
+    /// Where the file is: an index into [`MESSAGE_DIRS`].
+    dir: u8,
+    /// Other files with the same base name, after this one (rare: a copy in both `cur/` and
+    /// `new/`, or two info parts while another program renames).
+    more: Vec<(u8, Box<OsStr>)>,
+    /// Known to be gone from the disk.
+    gone: bool,
+}
+
+impl Stored {
+    fn new(dir: u8, name: Box<OsStr>) -> Stored {
+        Stored {
+            base_len: basename(&name).len() as u32,
+            name,
+            dir,
+            more: Vec::new(),
+            gone: false,
+        }
+    }
+
+    fn basename(&self) -> &OsStr {
+        OsStr::from_bytes(&self.name.as_bytes()[..self.base_len as usize])
+    }
+
+    /// Every file of the message, the first one found first; none once it is gone.
+    fn paths(&self, root: &Path) -> Vec<PathBuf> {
+        if self.gone {
+            return Vec::new();
+        }
+        std::iter::once((self.dir, &self.name))
+            .chain(self.more.iter().map(|(dir, name)| (*dir, name)))
+            .map(|(dir, name)| root.join(MESSAGE_DIRS[usize::from(dir)]).join(&**name))
+            .collect()
+    }
+
+    fn mark_gone(&mut self) {
+        self.gone = true;
+        self.more = Vec::new();
+    }
 }
 
 impl Mailbox for MaildirMailbox {
@@ -106,7 +153,7 @@ impl Mailbox for MaildirMailbox {
                 format!(
                     "{}: message {:?} is gone",
                     self.root.display(),
-                    self.files[index].basename
+                    self.files[index].basename()
                 ),
             )),
             Err(e) => Err(temporary(&self.root, "read message", e)),
@@ -171,65 +218,113 @@ impl MaildirMailbox {
 
     /// Fills `messages` with each file's size and UIDL, dropping files that vanished since the
     /// scan (another program deleted them).
+    ///
+    /// A size comes from the name's `,W=`, else from the [size cache](size_cache), else from
+    /// reading the message; the cache is written again when it missed or held stale entries.
     fn measure(&mut self) -> Result<(), StoreError> {
-        let mut buf = vec![0; limits::MESSAGE_CHUNK];
+        let mut buf = Vec::new();
         let mut sizes = Vec::with_capacity(self.files.len());
+        let mut cache: Option<size_cache::Reader> = None;
+        let mut counted = 0;
         for index in 0..self.files.len() {
-            let size = match size_hint(&self.files[index].basename) {
+            let basename = self.files[index].basename();
+            let size = match size_hint(basename) {
                 Some(size) => Some(size),
-                None => match self.open_message(index) {
-                    Ok(Some(mut file)) => Some(
-                        wire_size(&mut file, &mut buf)
-                            .map_err(|e| temporary(&self.root, "read message", e))?,
-                    ),
-                    Ok(None) => None,
-                    Err(e) => return Err(temporary(&self.root, "read message", e)),
-                },
+                None => {
+                    let cache = cache.get_or_insert_with(|| size_cache::Reader::open(&self.root));
+                    match cache.size_of(basename) {
+                        Some(size) => Some(size),
+                        None => {
+                            counted += 1;
+                            self.count_size(index, &mut buf)?
+                        }
+                    }
+                }
             };
             sizes.push(size);
         }
-        let files = std::mem::take(&mut self.files);
-        for (stored, size) in files.into_iter().zip(sizes) {
-            if let Some(size) = size {
-                self.messages.push(MessageInfo {
+        let mut sizes = sizes.into_iter();
+        let messages = &mut self.messages;
+        messages.reserve_exact(self.files.len());
+        // `retain` visits each file once, in order: the message of each kept file is pushed.
+        self.files.retain(|stored| match sizes.next().flatten() {
+            Some(size) => {
+                messages.push(MessageInfo {
                     size,
-                    uidl: uidl(&stored.basename),
+                    uidl: uidl(stored.basename()),
                 });
-                self.files.push(stored);
+                true
+            }
+            None => false,
+        });
+        self.files.shrink_to_fit();
+        if let Some(mut cache) = cache {
+            if counted > 0 || cache.needs_rewrite() {
+                self.write_size_cache();
             }
         }
         Ok(())
     }
 
+    /// Reads message `index` through to count its size; `None` if it is gone.
+    fn count_size(&mut self, index: usize, buf: &mut Vec<u8>) -> Result<Option<u64>, StoreError> {
+        if buf.is_empty() {
+            buf.resize(limits::MESSAGE_CHUNK, 0);
+        }
+        match self.open_message(index) {
+            Ok(Some(mut file)) => wire_size(&mut file, buf)
+                .map(Some)
+                .map_err(|e| temporary(&self.root, "read message", e)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(temporary(&self.root, "read message", e)),
+        }
+    }
+
+    /// Remembers the sizes of the messages without `,W=`. A failure costs only speed.
+    fn write_size_cache(&self) {
+        let entries = self
+            .files
+            .iter()
+            .zip(&self.messages)
+            .filter(|(stored, _)| size_hint(stored.basename()).is_none())
+            .map(|(stored, info)| (stored.basename(), info.size));
+        if let Err(e) = size_cache::write(&self.root, entries) {
+            log::debug!("{}: size cache not written: {e}", self.root.display());
+        }
+    }
+
     /// Opens message `index`, following it if it was moved. `None` if it no longer exists.
     fn open_message(&mut self, index: usize) -> io::Result<Option<File>> {
-        if let Some(file) = open_first(&self.files[index].paths)? {
+        if let Some(file) = open_first(&self.files[index].paths(&self.root))? {
             return Ok(Some(file));
         }
         self.relocate()?;
-        open_first(&self.files[index].paths)
+        open_first(&self.files[index].paths(&self.root))
     }
 
     /// Unlinks every copy of message `index`. A message already gone counts as removed.
     fn remove_message(&mut self, index: usize) -> io::Result<()> {
-        if unlink_all(&self.files[index].paths)? {
+        if unlink_all(&self.files[index].paths(&self.root))? {
             // A copy was not where we saw it: it may have moved, so look for it by name.
             self.relocate()?;
-            unlink_all(&self.files[index].paths)?;
+            unlink_all(&self.files[index].paths(&self.root))?;
         }
-        self.files[index].paths.clear();
+        self.files[index].mark_gone();
         Ok(())
     }
 
     /// Rescans `new/` and `cur/` and updates every message's paths at once: when a program
     /// moves one file it usually moves many, so one rescan serves them all.
     fn relocate(&mut self) -> io::Result<()> {
-        let mut now: HashMap<OsString, Vec<PathBuf>> = scan(&self.root)?
+        let mut now: HashMap<OsString, Stored> = scan(&self.root)?
             .into_iter()
-            .map(|s| (s.basename, s.paths))
+            .map(|s| (s.basename().to_os_string(), s))
             .collect();
         for stored in &mut self.files {
-            stored.paths = now.remove(&stored.basename).unwrap_or_default();
+            match now.remove(stored.basename()) {
+                Some(found) => *stored = found,
+                None => stored.mark_gone(),
+            }
         }
         Ok(())
     }
@@ -254,27 +349,30 @@ fn create_missing(root: &Path) -> io::Result<()> {
 /// names begin with the delivery time), one entry per basename.
 fn scan(root: &Path) -> io::Result<Vec<Stored>> {
     let mut found = Vec::new();
-    for dir in MESSAGE_DIRS {
-        scan_dir(&root.join(dir), &mut found)?;
+    for (dir, sub) in MESSAGE_DIRS.iter().enumerate() {
+        scan_dir(&root.join(sub), dir as u8, &mut found)?;
     }
-    // Stable, so a basename's `cur/` copy stays ahead of its `new/` one.
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out: Vec<Stored> = Vec::with_capacity(found.len());
-    for (basename, path) in found {
-        match out.last_mut() {
-            Some(last) if last.basename == basename => last.paths.push(path),
-            _ => out.push(Stored {
-                basename,
-                paths: vec![path],
-            }),
+    // Ties broken by directory (`cur/` first) and then name, so that the order never depends on
+    // the order of the directory entries; unstable sorting needs no scratch buffer.
+    found.sort_unstable_by(|a, b| {
+        (a.basename().cmp(b.basename()))
+            .then(a.dir.cmp(&b.dir))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    // One entry per base name: later files of the same message join the first.
+    found.dedup_by(|later, kept| {
+        if later.basename() != kept.basename() {
+            return false;
         }
-    }
-    Ok(out)
+        kept.more.push((later.dir, std::mem::take(&mut later.name)));
+        true
+    });
+    Ok(found)
 }
 
-/// Adds the regular, non-hidden files of `dir` to `found` as (basename, path).
-fn scan_dir(dir: &Path, found: &mut Vec<(OsString, PathBuf)>) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
+/// Adds the regular, non-hidden files of `MESSAGE_DIRS[dir]`, found at `path`, to `found`.
+fn scan_dir(path: &Path, dir: u8, found: &mut Vec<Stored>) -> io::Result<()> {
+    for entry in fs::read_dir(path)? {
         let entry = entry?;
         let name = entry.file_name();
         if name.as_bytes().first() == Some(&b'.') {
@@ -288,7 +386,7 @@ fn scan_dir(dir: &Path, found: &mut Vec<(OsString, PathBuf)>) -> io::Result<()> 
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         }
-        found.push((basename(&name).to_os_string(), entry.path()));
+        found.push(Stored::new(dir, name.into_boxed_os_str()));
     }
     Ok(())
 }
@@ -322,8 +420,10 @@ fn size_hint(basename: &OsStr) -> Option<u64> {
 fn uidl(basename: &OsStr) -> String {
     let bytes = basename.as_bytes();
     if (1..=MAX_UIDL).contains(&bytes.len()) && bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        // All printable ASCII, so this is exact.
-        return String::from_utf8_lossy(bytes).into_owned();
+        // All printable ASCII, so valid UTF-8: copied as it is.
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return text.to_owned();
+        }
     }
     let digest = Sha256::digest(bytes);
     let mut hex = String::with_capacity(DIGEST_UIDL_LEN);
@@ -520,6 +620,45 @@ mod tests {
         assert!(
             want[4] > big.len() as u64,
             "the big case must have LFs to count"
+        );
+    }
+
+    #[test]
+    fn counted_sizes_are_cached_and_the_cache_follows_the_directory() {
+        let home = Home::with_maildir();
+        home.deliver("new", "1000.a,S=2", b"a\n");
+        home.deliver("new", "2000.b,W=9", b"bb\n");
+        home.deliver("cur", "3000.c:2,S", b"c\nc\n");
+        let cache = home.maildir().join(size_cache::FILE);
+        let sizes = |mb: &dyn Mailbox| mb.messages().iter().map(|m| m.size).collect::<Vec<_>>();
+        assert_eq!(sizes(&*home.open_ok()), [3, 9, 6]);
+        // Only the names without ,W= are kept, in scan order.
+        assert_eq!(
+            fs::read(&cache).expect("cache written"),
+            b"pop3d sizes 1\n3 1000.a,S=2\n6 3000.c\n"
+        );
+        // The next login takes the sizes from the cache, not from the files.
+        fs::write(&cache, b"pop3d sizes 1\n30 1000.a,S=2\n60 3000.c\n").expect("edit");
+        assert_eq!(sizes(&*home.open_ok()), [30, 9, 60]);
+        assert_eq!(
+            fs::read(&cache).expect("cache"),
+            b"pop3d sizes 1\n30 1000.a,S=2\n60 3000.c\n",
+            "a cache that matched is not rewritten"
+        );
+        // A removed message leaves the cache, a new one is counted and joins it.
+        fs::remove_file(home.maildir().join("cur/3000.c:2,S")).expect("rm");
+        home.deliver("new", "4000.d", b"dddd");
+        assert_eq!(sizes(&*home.open_ok()), [30, 9, 6]);
+        assert_eq!(
+            fs::read(&cache).expect("cache"),
+            b"pop3d sizes 1\n30 1000.a,S=2\n6 4000.d\n"
+        );
+        // A damaged cache is ignored and replaced.
+        fs::write(&cache, b"garbage").expect("damage");
+        assert_eq!(sizes(&*home.open_ok()), [3, 9, 6]);
+        assert_eq!(
+            fs::read(&cache).expect("cache"),
+            b"pop3d sizes 1\n3 1000.a,S=2\n6 4000.d\n"
         );
     }
 

@@ -1,0 +1,494 @@
+#!/usr/bin/env bash
+# pop3d against Dovecot (and, in inetd mode, against popa3d), side by side on loopback.
+#
+# Usage (as root, on Debian, from anywhere in the repository):
+#     examples/bench/run.sh [--quick] [--skip-inetd] [--rounds N]
+#
+# What it does, in one run:
+#   1. builds pop3d and the load generator (release);
+#   2. generates the data sets once with the peer lab's make-maildir.py (../shared/lab, or
+#      $POP3D_LAB), and gives each server its own copy of the very same files;
+#   3. writes one passwd file that both servers read unchanged: bsmallNN with {PLAIN},
+#      hsmallNN with {SHA512-CRYPT}, and the big, 10k and 100 MB mailboxes with {PLAIN};
+#   4. starts Dovecot (its default service settings, limits raised for load) and pop3d on
+#      127.0.0.1, both running mail access as the user pop3bench;
+#   5. holds 100 idle logged-in sessions on each, freshly started, for memory per session;
+#   6. runs small ({PLAIN} and {SHA512-CRYPT}), keep and retr against both servers in
+#      alternation (pop3d first in odd rounds, Dovecot first in even ones), median of the rounds;
+#      times PASS to the end of LIST+UIDL on 10,000 messages, first and repeat login, with and
+#      without ,W= in the names; samples RSS while a 100 MB message is retrieved;
+#      memory is always the sum of RSS over all of a server's processes;
+#   7. runs pop3d --inetd and popa3d under the same super-server (systemd-socket-activate)
+#      with the same SHA512-CRYPT hash (popa3d reads it from /etc/shadow, and serves the same
+#      messages from an mbox, its only format), unless --skip-inetd;
+#   8. prints a table: figure, pop3d, the other server, ratio, target.
+#
+# Everything listens on 127.0.0.1 only. State goes under $POP3D_BENCH_DIR (default
+# /var/tmp/pop3d-bench). Every server started here is stopped by its PID on exit.
+# Side effects on the machine: a user pop3bench and users ismall01..32 (for popa3d, which
+# only knows system accounts), their /var/mail mboxes, and /etc/pam.d/popa3d if missing.
+set -euo pipefail
+
+ROUNDS=3
+SECS=5          # seconds per small/keep run
+RETR_SECS=8     # seconds per retr run
+INETD=1
+while [ $# -gt 0 ]; do
+    case $1 in
+        --quick) ROUNDS=1; SECS=2; RETR_SECS=3 ;;
+        --rounds) ROUNDS=$2; shift ;;
+        --skip-inetd) INETD=0 ;;
+        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "run.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+LAB=${POP3D_LAB:-$REPO/../shared/lab}
+BENCH=${POP3D_BENCH_DIR:-/var/tmp/pop3d-bench}
+PASS=benchpass
+USER_NAME=pop3bench
+DOVECOT_PORT=21110
+POP3D_PORT=21111
+INETD_PORT=21112
+POPA3D_PORT=21113
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ------------------------------------------------------------------ prerequisites
+[ "$(id -u)" = 0 ] || die "run as root: it starts Dovecot and creates the pop3bench user"
+[ -x "$LAB/make-maildir.py" ] || [ -f "$LAB/make-maildir.py" ] ||
+    die "no data generator: $LAB/make-maildir.py is missing (set POP3D_LAB to the peer lab)"
+command -v dovecot >/dev/null ||
+    die "Dovecot is not installed: apt-get install dovecot-pop3d (no service needs to run)"
+command -v python3 >/dev/null || die "python3 is needed by the data generator"
+command -v openssl >/dev/null || die "openssl is needed to make SHA512-CRYPT hashes"
+if [ $INETD = 1 ]; then
+    command -v systemd-socket-activate >/dev/null ||
+        die "systemd-socket-activate is missing (apt-get install systemd), or use --skip-inetd"
+fi
+
+say "building pop3d and the load generator (release)"
+(cd "$REPO" && cargo build --release --quiet --bin pop3d --example loadgen)
+mkdir -p "$BENCH/bin"
+# A copy, so that a rebuild during the run changes nothing, and pop3bench can run it.
+install -m 755 "$REPO/target/release/pop3d" "$BENCH/bin/pop3d"
+install -m 755 "$REPO/target/release/examples/loadgen" "$BENCH/bin/loadgen"
+LOADGEN=$BENCH/bin/loadgen
+
+# ------------------------------------------------------------------ cleanup
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+
+# stop PID: SIGTERM, wait up to 5 s, then SIGKILL; forget it.
+stop() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local kept=()
+    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
+    PIDS=("${kept[@]+"${kept[@]}"}")
+}
+
+# port_free PORT: true if nothing listens on 127.0.0.1:PORT.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+    local port=$1 i
+    for ((i = 0; i < 100; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# rss_kib PID: the sum of VmRSS over PID and all its descendants, in KiB.
+rss_kib() {
+    ps -e -o pid=,ppid=,rss= | awk -v root="$1" '
+        { parent[$1] = $2; rss[$1] = $3 }
+        END {
+            total = 0
+            for (p in rss) {
+                q = p
+                while (q != root && q in parent && q != 0 && q != 1) q = parent[q]
+                if (q == root) total += rss[p]
+            }
+            print total
+        }'
+}
+
+# ------------------------------------------------------------------ data
+if ! id "$USER_NAME" >/dev/null 2>&1; then
+    useradd -M -d /nonexistent -s /usr/sbin/nologin "$USER_NAME"
+fi
+UID_N=$(id -u "$USER_NAME")
+GID_N=$(id -g "$USER_NAME")
+
+# make_set NAME ARGS...: one data set, generated once.
+make_set() {
+    local name=$1; shift
+    if [ ! -f "$BENCH/data/$name/.done" ]; then
+        say "generating data set $name"
+        python3 "$LAB/make-maildir.py" --out "$BENCH/data/$name" --force "$@" >&2
+        touch "$BENCH/data/$name/.done"
+    fi
+}
+make_set small200 --count 200 --seed 2 --profile small
+make_set big --count 5 --seed 3 --profile big --no-mbox
+make_set 10k --count 10000 --seed 4 --profile small --no-mbox
+# The same 10,000 messages under names without ,W= (as Postfix or maildrop name them), so that
+# a server has to read a message to know its size.
+if [ ! -f "$BENCH/data/10k-nw/.done" ]; then
+    say "deriving data set 10k-nw"
+    rm -rf "$BENCH/data/10k-nw"
+    mkdir -p "$BENCH/data/10k-nw/Maildir/"{cur,new,tmp}
+    for f in "$BENCH/data/10k/Maildir/new/"*; do
+        b=${f##*/}
+        ln "$f" "$BENCH/data/10k-nw/Maildir/new/${b%,W=*}"
+    done
+    touch "$BENCH/data/10k-nw/.done"
+fi
+make_set huge --count 1 --seed 5 --profile big --min-size 100000000 --max-size 100000000 --no-mbox
+
+# One passwd file for both servers (no home field: each server has its own mail template).
+sha512() { openssl passwd -6 -salt "$(printf 'pop3bench%s' "$1" | sha256sum | cut -c1-16)" "$PASS"; }
+declare -A HASH
+{
+    for i in $(seq -f '%02g' 1 100); do echo "bsmall$i:{PLAIN}$PASS"; done
+    for i in $(seq -f '%02g' 1 32); do
+        HASH[hsmall$i]=$(sha512 "hsmall$i")
+        echo "hsmall$i:{SHA512-CRYPT}${HASH[hsmall$i]}"
+    done
+    for i in $(seq -f '%02g' 1 32); do
+        HASH[ismall$i]=$(sha512 "ismall$i")
+        echo "ismall$i:{SHA512-CRYPT}${HASH[ismall$i]}"
+    done
+    for i in $(seq -f '%02g' 1 8); do echo "bbig$i:{PLAIN}$PASS"; done
+    echo "b10k:{PLAIN}$PASS"
+    echo "b10kn:{PLAIN}$PASS"
+    echo "bhuge:{PLAIN}$PASS"
+} >"$BENCH/passwd"
+chmod 644 "$BENCH/passwd"
+
+dataset_of() {
+    case $1 in
+        bsmall*|hsmall*|ismall*) echo small200 ;;
+        bbig*) echo big ;;
+        b10k) echo 10k ;;
+        b10kn) echo 10k-nw ;;
+        bhuge) echo huge ;;
+    esac
+}
+ALL_USERS=$(cut -d: -f1 "$BENCH/passwd")
+
+# fresh_mail SERVER [USER...]: a fresh Maildir per user for SERVER, hard-linked to the data
+# set (neither server ever rewrites a message file), owned by pop3bench.
+fresh_mail() {
+    local server=$1 u; shift
+    local users=("$@")
+    [ ${#users[@]} -gt 0 ] || mapfile -t users <<<"$ALL_USERS"
+    for u in "${users[@]}"; do
+        rm -rf "$BENCH/$server/mail/$u"
+        mkdir -p "$BENCH/$server/mail/$u"
+        cp -al "$BENCH/data/$(dataset_of "$u")/Maildir" "$BENCH/$server/mail/$u/Maildir"
+        chown -R "$USER_NAME:$USER_NAME" "$BENCH/$server/mail/$u"
+    done
+}
+
+# ------------------------------------------------------------------ servers
+DOVECOT_PID=
+POP3D_PID=
+start_dovecot() {
+    local d=$BENCH/dovecot
+    port_free $DOVECOT_PORT || die "127.0.0.1:$DOVECOT_PORT is already in use"
+    mkdir -p "$d/base" "$d/state"
+    cat >"$d/dovecot.conf" <<EOF
+# Written by examples/bench/run.sh: Dovecot's default service settings (one login process
+# and one pop3 process per connection), limits raised so that the load is not refused.
+instance_name = pop3d-bench
+base_dir = $d/base
+state_dir = $d/state
+protocols = pop3
+listen = 127.0.0.1
+log_path = $d/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = $UID_N
+mail_location = maildir:$d/mail/%u/Maildir
+default_process_limit = 1000
+default_client_limit = 4000
+default_vsz_limit = 1G
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $BENCH/passwd
+}
+userdb {
+  driver = static
+  args = uid=$UID_N gid=$GID_N home=$d/mail/%u
+}
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $DOVECOT_PORT
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+protocol pop3 {
+  mail_max_userip_connections = 1000
+}
+EOF
+    dovecot -F -c "$d/dovecot.conf" </dev/null >>"$d/console.log" 2>&1 &
+    DOVECOT_PID=$!
+    PIDS+=("$DOVECOT_PID")
+    { wait_port $DOVECOT_PORT && kill -0 "$DOVECOT_PID" 2>/dev/null; } ||
+        die "Dovecot did not start: see $d/console.log and $d/dovecot.log"
+}
+
+start_pop3d() {
+    port_free $POP3D_PORT || die "127.0.0.1:$POP3D_PORT is already in use"
+    setpriv --reuid="$UID_N" --regid="$GID_N" --clear-groups \
+        "$BENCH/bin/pop3d" --listen 127.0.0.1:$POP3D_PORT --passwd "$BENCH/passwd" \
+        --maildir "$BENCH/pop3d/mail/%u/Maildir" --max-sessions 128 \
+        </dev/null 2>>"$BENCH/pop3d/pop3d.log" &
+    POP3D_PID=$!
+    PIDS+=("$POP3D_PID")
+    { wait_port $POP3D_PORT && kill -0 "$POP3D_PID" 2>/dev/null; } ||
+        die "pop3d did not start: see $BENCH/pop3d/pop3d.log"
+}
+
+port_of() { case $1 in pop3d) echo $POP3D_PORT ;; dovecot) echo $DOVECOT_PORT ;;
+    inetd) echo $INETD_PORT ;; popa3d) echo $POPA3D_PORT ;; esac; }
+pid_of() { case $1 in pop3d) echo "$POP3D_PID" ;; dovecot) echo "$DOVECOT_PID" ;; esac; }
+
+say "fresh mailboxes for both servers"
+rm -rf "$BENCH/pop3d" "$BENCH/dovecot"
+mkdir -p "$BENCH/pop3d" "$BENCH/dovecot"
+fresh_mail pop3d
+fresh_mail dovecot
+start_dovecot
+start_pop3d
+say "Dovecot pid $DOVECOT_PID on :$DOVECOT_PORT, pop3d pid $POP3D_PID on :$POP3D_PORT"
+
+# ------------------------------------------------------------------ measuring
+OUT=$BENCH/results
+rm -rf "$OUT"; mkdir -p "$OUT"
+
+# field LINE KEY: the value of KEY=... in a RESULT line.
+field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+
+# load SERVER NAME ARGS...: one loadgen run; appends its RESULT line to $OUT/NAME.SERVER.
+load() {
+    local server=$1 name=$2; shift 2
+    local log=$OUT/$name.$server.log line
+    if ! "$LOADGEN" "$@" "127.0.0.1:$(port_of "$server")" >"$log" 2>&1; then
+        cat "$log" >&2
+        die "loadgen failed against $server ($name): see $log"
+    fi
+    line=$(grep '^RESULT ' "$log")
+    echo "$line" >>"$OUT/$name.$server"
+    say "$name $server: sps=$(field "$line" sps) mbps=$(field "$line" mbps) p50_ms=$(field "$line" p50_ms)"
+}
+
+# median NAME SERVER KEY: the median over the rounds of KEY.
+median() {
+    local f=$OUT/$1.$2
+    [ -f "$f" ] || { echo "-"; return; }
+    while read -r line; do field "$line" "$3"; done <"$f" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
+              else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# alternate NAME SERVER_A SERVER_B ARGS...: ROUNDS rounds, order swapped every round.
+alternate() {
+    local name=$1 a=$2 b=$3 r; shift 3
+    for ((r = 1; r <= ROUNDS; r++)); do
+        if ((r % 2)); then load "$a" "$name" "$@"; load "$b" "$name" "$@"
+        else load "$b" "$name" "$@"; load "$a" "$name" "$@"; fi
+    done
+}
+
+ROWS=()
+# row LABEL POP3D OTHER HIGHER_IS_BETTER(1|0) TARGET: a table row; the ratio is pop3d's
+# advantage (other/pop3d when lower is better).
+row() { ROWS+=("$1|$2|$3|$4|$5"); }
+
+# idle first, on servers that have served nothing yet, so that the memory the sessions take
+# is not memory an earlier workload left free: RSS per session = (RSS held - RSS before) / 100.
+say "idle: 100 logged-in sessions"
+idle_run() {
+    local server=$1 root before during log=$OUT/idle.$1.log lg i
+    root=$(pid_of "$server")
+    sleep 0.5
+    before=$(rss_kib "$root")
+    "$LOADGEN" -w idle -c 100 -t 4 -u 'bsmall%02d' -U 1-100 "127.0.0.1:$(port_of "$server")" \
+        >"$log" 2>&1 &
+    lg=$!
+    for ((i = 0; i < 300; i++)); do
+        grep -q '^READY' "$log" && break
+        sleep 0.1
+    done
+    sleep 1
+    during=$(rss_kib "$root")
+    wait "$lg" || { cat "$log" >&2; die "idle run failed against $server"; }
+    echo "$before $during" >"$OUT/idle.$server"
+    say "idle $server: RSS $before KiB before, $during KiB with 100 sessions"
+}
+idle_run pop3d
+idle_run dovecot
+per_session() { awk '{ printf "%.1f", ($2 - $1) / 100 }' "$OUT/idle.$1"; }
+row "idle: KiB RSS per session (100)" "$(per_session pop3d)" "$(per_session dovecot)" 0 "<128 KiB"
+row "server RSS KiB, freshly started" "$(awk '{print $1}' "$OUT/idle.pop3d")" \
+    "$(awk '{print $1}' "$OUT/idle.dovecot")" 0 ""
+row "idle: server RSS KiB, 100 sessions" "$(awk '{print $2}' "$OUT/idle.pop3d")" \
+    "$(awk '{print $2}' "$OUT/idle.dovecot")" 0 ""
+
+say "workload small, C=32, {PLAIN}"
+alternate small-plain pop3d dovecot -w small -c 32 -t "$SECS" -u 'bsmall%02d' -U 1-32
+say "workload small, C=32, {SHA512-CRYPT}"
+alternate small-sha512 pop3d dovecot -w small -c 32 -t "$SECS" -u 'hsmall%02d' -U 1-32
+say "workload keep, C=32, {PLAIN}"
+alternate keep pop3d dovecot -w keep -c 32 -t "$SECS" -u 'bsmall%02d' -U 33-64
+say "workload retr, 1-10 MB messages, C=8"
+alternate retr pop3d dovecot -w retr -c 8 -t "$RETR_SECS" -u 'bbig%02d' -U 1-8
+
+for n in small-plain small-sha512 keep; do
+    row "$n C=32 sessions/s" "$(median $n pop3d sps)" "$(median $n dovecot sps)" 1 \
+        "$([ $n = small-plain ] && echo '>=10x')"
+    row "$n C=32 p99 ms" "$(median $n pop3d p99_ms)" "$(median $n dovecot p99_ms)" 0 ""
+done
+row "retr C=8 MB/s" "$(median retr pop3d mbps)" "$(median retr dovecot mbps)" 1 ">=1.5x"
+
+# 10,000 messages: PASS to the end of LIST and UIDL, first login (no index or cache) and
+# repeat logins (median of 5); with ,W= in the names (b10k) and without (b10kn).
+tenk() {
+    local user=$1 name=$2 server r
+    for server in pop3d dovecot; do
+        fresh_mail "$server" "$user"
+    done
+    # Both servers read from the page cache: whichever went first would otherwise pay for
+    # reading the disk for both.
+    find "$BENCH/data/$(dataset_of "$user")/Maildir" -type f -exec cat {} + >/dev/null
+    for server in pop3d dovecot; do
+        load "$server" "$name-first" -w small -c 1 -n 1 -u "$user"
+    done
+    for r in 1 2 3 4 5; do
+        for server in pop3d dovecot; do
+            load "$server" "$name-repeat" -w small -c 1 -n 1 -u "$user"
+        done
+    done
+}
+say "10,000-message Maildir: first and repeat login"
+tenk b10k 10k
+tenk b10kn 10kn
+row "10k msgs: PASS->LIST+UIDL ms, first" "$(median 10k-first pop3d list_p50_ms)" \
+    "$(median 10k-first dovecot list_p50_ms)" 0 "no worse"
+row "10k msgs: PASS->LIST+UIDL ms, repeat" "$(median 10k-repeat pop3d list_p50_ms)" \
+    "$(median 10k-repeat dovecot list_p50_ms)" 0 "<=1/2"
+row "10k, no ,W=: PASS->LIST+UIDL ms, first" "$(median 10kn-first pop3d list_p50_ms)" \
+    "$(median 10kn-first dovecot list_p50_ms)" 0 ""
+row "10k, no ,W=: PASS->LIST+UIDL ms, repeat" "$(median 10kn-repeat pop3d list_p50_ms)" \
+    "$(median 10kn-repeat dovecot list_p50_ms)" 0 ""
+
+# RETR of a 100 MB message: the server's RSS, sampled every 20 ms, against before.
+say "RETR of a 100 MB message: RSS growth"
+huge() {
+    local server=$1 root before peak now lg
+    root=$(pid_of "$server")
+    sleep 0.5
+    before=$(rss_kib "$root")
+    peak=$before
+    "$LOADGEN" -w retr -c 1 -n 1 -u bhuge "127.0.0.1:$(port_of "$server")" \
+        >"$OUT/huge.$server.log" 2>&1 &
+    lg=$!
+    while kill -0 "$lg" 2>/dev/null; do
+        now=$(rss_kib "$root")
+        [ "$now" -gt "$peak" ] && peak=$now
+        sleep 0.02
+    done
+    wait "$lg" || { cat "$OUT/huge.$server.log" >&2; die "100 MB RETR failed against $server"; }
+    echo "$before $peak" >"$OUT/huge.$server"
+    say "100 MB RETR $server: RSS $before KiB before, peak $peak KiB"
+}
+huge pop3d
+huge dovecot
+growth() { awk '{ print $2 - $1 }' "$OUT/huge.$1"; }
+row "100 MB RETR: RSS growth KiB" "$(growth pop3d)" "$(growth dovecot)" 0 "<1024 KiB"
+
+row "server RSS KiB after all of the above" "$(rss_kib "$POP3D_PID")" "$(rss_kib "$DOVECOT_PID")" 0 ""
+stop "$POP3D_PID"
+stop "$DOVECOT_PID"
+
+# ------------------------------------------------------------------ inetd mode
+if [ $INETD = 1 ]; then
+    say "inetd mode: pop3d --inetd and popa3d under systemd-socket-activate, SHA512-CRYPT"
+    POPA3D=$BENCH/opt/popa3d/usr/sbin/popa3d
+    if [ ! -x "$POPA3D" ]; then
+        mkdir -p "$BENCH/opt/debs"
+        (cd "$BENCH/opt/debs" && apt-get download popa3d >/dev/null 2>&1) ||
+            die "cannot fetch the popa3d package (apt-get download popa3d), or use --skip-inetd"
+        dpkg -x "$BENCH"/opt/debs/popa3d_*.deb "$BENCH/opt/popa3d"
+    fi
+    [ -f /etc/pam.d/popa3d ] || cp "$BENCH/opt/popa3d/etc/pam.d/popa3d" /etc/pam.d/popa3d
+    id popa3d >/dev/null 2>&1 || useradd -r -U -d /var/lib/popa3d -M -s /usr/sbin/nologin popa3d
+    mkdir -p /var/lib/popa3d
+    # System accounts for popa3d with the very hash pop3d reads from the passwd file, and
+    # the same 200 messages as an mbox in /var/mail (popa3d's compiled-in mailbox path).
+    for i in $(seq -f '%02g' 1 32); do
+        u=ismall$i
+        id "$u" >/dev/null 2>&1 || useradd -M -d /nonexistent -s /usr/sbin/nologin "$u"
+        usermod -p "${HASH[$u]}" "$u"
+        install -o "$u" -g mail -m 660 "$BENCH/data/small200/mbox" "/var/mail/$u"
+    done
+    fresh_mail pop3d $(seq -f 'ismall%02g' 1 32)
+    { port_free $INETD_PORT && port_free $POPA3D_PORT; } ||
+        die "127.0.0.1:$INETD_PORT or :$POPA3D_PORT is already in use"
+    systemd-socket-activate --inetd -a -l 127.0.0.1:$INETD_PORT \
+        "$BENCH/bin/pop3d" --inetd --passwd "$BENCH/passwd" \
+        --maildir "$BENCH/pop3d/mail/%u/Maildir" </dev/null >/dev/null 2>"$BENCH/inetd.log" &
+    INETD_PID=$!; PIDS+=("$INETD_PID")
+    systemd-socket-activate --inetd -a -l 127.0.0.1:$POPA3D_PORT "$POPA3D" \
+        </dev/null >/dev/null 2>"$BENCH/popa3d.log" &
+    POPA3D_PID=$!; PIDS+=("$POPA3D_PID")
+    if ! wait_port $INETD_PORT || ! wait_port $POPA3D_PORT; then
+        die "the super-servers did not start: see $BENCH/inetd.log and $BENCH/popa3d.log"
+    fi
+    alternate inetd-small inetd popa3d -w small -c 32 -t "$SECS" -u 'ismall%02d' -U 1-32
+    row "inetd small C=32 sessions/s (vs popa3d)" "$(median inetd-small inetd sps)" \
+        "$(median inetd-small popa3d sps)" 1 ">=1x"
+    stop "$INETD_PID"
+    stop "$POPA3D_PID"
+fi
+
+# ------------------------------------------------------------------ table
+echo
+echo "pop3d $(git -C "$REPO" describe --always --dirty 2>/dev/null) vs $(dovecot --version | cut -d' ' -f1-1) Dovecot;" \
+    "$(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); rounds=$ROUNDS"
+printf '%-40s %12s %12s %8s  %s\n' "figure" "pop3d" "other" "ratio" "target"
+for r in "${ROWS[@]}"; do
+    IFS='|' read -r label mine theirs higher target <<<"$r"
+    ratio=$(awk -v a="$mine" -v b="$theirs" -v h="$higher" 'BEGIN {
+        if (a == "-" || b == "-" || a + 0 == 0 || b + 0 == 0) { print "-"; exit }
+        printf "%.2fx", (h == 1) ? a / b : b / a }')
+    printf '%-40s %12s %12s %8s  %s\n' "$label" "$mine" "$theirs" "$ratio" "$target"
+done
+echo "(ratio: pop3d's advantage, other/pop3d where lower is better; the inetd row compares"
+echo " with popa3d, every other row with Dovecot; raw RESULT lines are in $OUT)"

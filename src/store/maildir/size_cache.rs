@@ -1,0 +1,356 @@
+//! The sizes of messages whose names carry no `,W=`, remembered between sessions.
+//!
+//! Without `,W=` (Postfix and maildrop deliveries, for instance) a message's size as sent can only
+//! be had by reading it: every login would read the whole mailbox. But a Maildir message never
+//! changes once delivered, and its base name is unique, so base name → size holds for as long as
+//! the message exists. This file keeps those pairs, in the Maildir root beside the lock:
+//!
+//! ```text
+//! pop3d sizes 1
+//! 4117 1700004037.M000001P4.host,S=4089
+//! 2210 1700004074.M000002P4.host,S=2181
+//! ```
+//!
+//! Lines are sorted by base name, the order the scan sorts messages in, so the file is read in
+//! step with the scan: one line at a time, whatever the size of the mailbox. It is checked
+//! against the directory at every login: an entry is used only for a name the scan has just
+//! found, the messages the file does not know are read, and when there were any, or entries for
+//! messages since removed, the file is written again — to a temporary file renamed over the old
+//! one, so a reader never sees half of it. Anything unexpected in it (a bad line, names out of
+//! order) ends its use for that login, and it is rewritten. It is only a cache: when it cannot be
+//! read or written, sizes are counted as before.
+//!
+//! Only pop3d writes it, and only while holding the mailbox lock.
+
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// The cache, in the Maildir root.
+pub(super) const FILE: &str = "pop3d.sizes";
+
+/// Where a new cache is written before it is renamed over [`FILE`].
+const TEMPORARY: &str = "pop3d.sizes.new";
+
+/// The first line: the format and its version.
+const HEADER: &[u8] = b"pop3d sizes 1\n";
+
+/// Longest line accepted: a size, a space, and a base name (at most 255 octets on every file
+/// system a Maildir lives on).
+const MAX_LINE: usize = 20 + 1 + 255 + 1;
+
+/// Reads the cache in step with a sorted scan.
+pub(super) struct Reader {
+    /// `None` when there is no cache, or once it turned out to be unusable.
+    lines: Option<BufReader<File>>,
+    line: Vec<u8>,
+    /// The entry read but not yet matched: (name, size).
+    pending: Option<(Vec<u8>, u64)>,
+    /// The last name read, to check the order.
+    last: Vec<u8>,
+    /// Entries used, entries for names the scan did not find.
+    used: usize,
+    stale: usize,
+    /// Something in the file was wrong: it must be rewritten.
+    damaged: bool,
+}
+
+impl Reader {
+    /// Opens the cache of the Maildir at `root`. A missing or unreadable file is an empty cache.
+    pub(super) fn open(root: &Path) -> Reader {
+        let mut reader = Reader {
+            lines: None,
+            line: Vec::with_capacity(MAX_LINE),
+            pending: None,
+            last: Vec::new(),
+            used: 0,
+            stale: 0,
+            damaged: false,
+        };
+        let file = match open_regular(&root.join(FILE)) {
+            Ok(file) => file,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::NotFound {
+                    log::debug!("{}: size cache not read: {e}", root.display());
+                    reader.damaged = true;
+                }
+                return reader;
+            }
+        };
+        let mut lines = BufReader::new(file);
+        if read_line(&mut lines, &mut reader.line).is_ok() && reader.line == HEADER {
+            reader.lines = Some(lines);
+        } else {
+            reader.damaged = true;
+        }
+        reader
+    }
+
+    /// The remembered size of the message with base name `name`. Names must be asked for in
+    /// ascending order (the order of [`super::scan`]).
+    pub(super) fn size_of(&mut self, name: &OsStr) -> Option<u64> {
+        let name = name.as_bytes();
+        loop {
+            if self.pending.is_none() {
+                self.pending = self.next_entry();
+            }
+            let (entry, size) = self.pending.as_ref()?;
+            match entry.as_slice().cmp(name) {
+                std::cmp::Ordering::Less => {
+                    self.stale += 1;
+                    self.pending = None;
+                }
+                std::cmp::Ordering::Equal => {
+                    let size = *size;
+                    self.used += 1;
+                    self.pending = None;
+                    return Some(size);
+                }
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+    }
+
+    /// True if the file should be written again: it held entries for messages that are gone,
+    /// or something in it was wrong. Reads what is left of it to know.
+    pub(super) fn needs_rewrite(&mut self) -> bool {
+        if self.pending.take().is_some() {
+            self.stale += 1;
+        }
+        while self.next_entry().is_some() {
+            self.stale += 1;
+        }
+        self.stale > 0 || self.damaged
+    }
+
+    /// The next well-formed entry, in order; `None` at the end or at the first fault.
+    fn next_entry(&mut self) -> Option<(Vec<u8>, u64)> {
+        let lines = self.lines.as_mut()?;
+        match read_line(lines, &mut self.line) {
+            Ok(0) => {
+                self.lines = None;
+                return None;
+            }
+            Ok(_) => {}
+            Err(_) => return self.give_up(),
+        }
+        let Some(entry) = parse(&self.line) else {
+            return self.give_up();
+        };
+        // Names are never empty, so the first entry is always past the initial empty `last`.
+        if entry.0.as_slice() <= self.last.as_slice() {
+            return self.give_up();
+        }
+        self.last.clear();
+        self.last.extend_from_slice(&entry.0);
+        Some(entry)
+    }
+
+    fn give_up(&mut self) -> Option<(Vec<u8>, u64)> {
+        self.lines = None;
+        self.damaged = true;
+        None
+    }
+}
+
+/// Reads one line, LF included, of at most [`MAX_LINE`] octets. `Ok(0)` at the end of the file;
+/// an error for a longer line.
+fn read_line<R: BufRead>(reader: &mut R, line: &mut Vec<u8>) -> io::Result<usize> {
+    line.clear();
+    let n = Read::take(reader, MAX_LINE as u64).read_until(b'\n', line)?;
+    if n > 0 && line.last() != Some(&b'\n') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "line too long or unterminated",
+        ));
+    }
+    Ok(n)
+}
+
+/// `<digits> <name>\n` → (name, size).
+fn parse(line: &[u8]) -> Option<(Vec<u8>, u64)> {
+    let line = line.strip_suffix(b"\n")?;
+    let space = line.iter().position(|&b| b == b' ')?;
+    let (digits, name) = (&line[..space], &line[space + 1..]);
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if !cacheable(name) {
+        return None;
+    }
+    let size = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some((name.to_vec(), size))
+}
+
+/// Names the file can hold: not empty, no LF, no `/` or NUL (no file name has those anyway).
+fn cacheable(name: &[u8]) -> bool {
+    !name.is_empty() && name.len() <= 255 && !name.iter().any(|&b| matches!(b, b'\n' | b'/' | 0))
+}
+
+/// Writes the cache of the Maildir at `root`: `entries` in ascending order of name. Names the
+/// format cannot hold are left out (their messages are counted at each login).
+pub(super) fn write<'a>(
+    root: &Path,
+    entries: impl Iterator<Item = (&'a OsStr, u64)>,
+) -> io::Result<()> {
+    let temporary = root.join(TEMPORARY);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temporary)?;
+    let mut out = BufWriter::new(file);
+    out.write_all(HEADER)?;
+    for (name, size) in entries {
+        let name = name.as_bytes();
+        if cacheable(name) {
+            write!(out, "{size} ")?;
+            out.write_all(name)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.into_inner().map_err(|e| e.into_error())?;
+    fs::rename(&temporary, root.join(FILE))
+}
+
+/// Opens the cache for reading, refusing anything but a regular file (no symlink, no FIFO).
+fn open_regular(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new() -> Dir {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir =
+                std::env::temp_dir().join(format!("pop3d-size-cache-{}-{n}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).expect("mkdir");
+            Dir(dir)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn os(s: &str) -> &OsStr {
+        OsStr::new(s)
+    }
+
+    #[test]
+    fn written_sizes_are_read_back_in_step_with_the_scan() {
+        let dir = Dir::new();
+        let entries = [(os("1000.a"), 12), (os("1001.b"), 0), (os("2000.c,S=5"), 7)];
+        write(&dir.0, entries.iter().copied()).expect("write");
+        assert!(!dir.0.join(TEMPORARY).exists());
+        let mut r = Reader::open(&dir.0);
+        assert_eq!(r.size_of(os("0999.new")), None);
+        assert_eq!(r.size_of(os("1000.a")), Some(12));
+        assert_eq!(r.size_of(os("1001.b")), Some(0));
+        assert_eq!(r.size_of(os("1500.new")), None);
+        assert_eq!(r.size_of(os("2000.c,S=5")), Some(7));
+        assert_eq!(r.size_of(os("3000.new")), None);
+        assert!(!r.needs_rewrite());
+    }
+
+    #[test]
+    fn entries_of_removed_messages_call_for_a_rewrite() {
+        let dir = Dir::new();
+        let entries = [(os("1000.a"), 1), (os("2000.b"), 2), (os("3000.c"), 3)];
+        write(&dir.0, entries.iter().copied()).expect("write");
+        let mut r = Reader::open(&dir.0);
+        assert_eq!(r.size_of(os("2000.b")), Some(2));
+        assert!(r.needs_rewrite());
+        // The last one alone, unasked for, is stale too.
+        let mut r = Reader::open(&dir.0);
+        assert_eq!(r.size_of(os("1000.a")), Some(1));
+        assert_eq!(r.size_of(os("2000.b")), Some(2));
+        assert!(r.needs_rewrite());
+    }
+
+    #[test]
+    fn no_cache_is_an_empty_one() {
+        let dir = Dir::new();
+        let mut r = Reader::open(&dir.0);
+        assert_eq!(r.size_of(os("1000.a")), None);
+        assert!(!r.needs_rewrite());
+    }
+
+    #[test]
+    fn a_damaged_cache_is_used_up_to_the_fault_then_rewritten() {
+        let dir = Dir::new();
+        let cases: [&[u8]; 7] = [
+            b"pop3d sizes 2\n1 a\n",
+            b"1 a\n",
+            b"pop3d sizes 1\n1 a\nx b\n",
+            b"pop3d sizes 1\n1 a\n2 c\n3 b\n",
+            b"pop3d sizes 1\n1 a\n2 \n",
+            b"pop3d sizes 1\n1 a\n2 b",
+            b"pop3d sizes 1\n1 a\n\0\0\0\0\0\0",
+        ];
+        for (i, contents) in cases.iter().enumerate() {
+            fs::write(dir.0.join(FILE), contents).expect("write");
+            let mut r = Reader::open(&dir.0);
+            let first = r.size_of(os("a"));
+            assert_eq!(first, if i < 2 { None } else { Some(1) }, "case {i}");
+            assert_eq!(r.size_of(os("b")), None, "case {i}");
+            assert!(r.needs_rewrite(), "case {i}");
+        }
+        let long = format!("pop3d sizes 1\n1 {}\n", "x".repeat(300));
+        fs::write(dir.0.join(FILE), long).expect("write");
+        assert!(Reader::open(&dir.0).needs_rewrite());
+    }
+
+    #[test]
+    fn names_the_format_cannot_hold_are_left_out() {
+        let dir = Dir::new();
+        let odd = OsStr::from_bytes(b"2000.line\nbreak");
+        let entries = [(os("1000.a"), 1), (odd, 2), (os("3000.c"), 3)];
+        write(&dir.0, entries.iter().copied()).expect("write");
+        let mut r = Reader::open(&dir.0);
+        assert_eq!(r.size_of(os("1000.a")), Some(1));
+        assert_eq!(r.size_of(odd), None);
+        assert_eq!(r.size_of(os("3000.c")), Some(3));
+        assert!(!r.needs_rewrite());
+    }
+
+    #[test]
+    fn a_symlink_is_not_followed() {
+        let dir = Dir::new();
+        let target = dir.0.join("elsewhere");
+        fs::write(&target, b"pop3d sizes 1\n1 a\n").expect("write");
+        std::os::unix::fs::symlink(&target, dir.0.join(FILE)).expect("symlink");
+        let mut r = Reader::open(&dir.0);
+        assert_eq!(r.size_of(os("a")), None);
+        std::os::unix::fs::symlink(&target, dir.0.join(TEMPORARY)).expect("symlink");
+        assert!(write(&dir.0, [(os("b"), 2)].into_iter()).is_err());
+        assert_eq!(fs::read(&target).expect("read"), b"pop3d sizes 1\n1 a\n");
+    }
+}
