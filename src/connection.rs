@@ -4,8 +4,9 @@
 //! write (no Nagle/delayed-ACK stalls between its pieces), and pipelined commands (RFC 2449) are
 //! answered in as few writes as possible.
 
-use crate::limits::WRITE_BUFFER;
+use crate::limits::{LINE_DEADLINE, WRITE_BUFFER};
 use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
 /// Bytes read ahead of the parser. Enough for a few pipelined commands at once.
 const READ_BUFFER: usize = 1024;
@@ -19,6 +20,9 @@ pub enum Line<'a> {
     TooLong,
 }
 
+/// Sets the read timeout of the stream under a connection (a socket's SO_RCVTIMEO, say).
+pub type TimeoutControl = Box<dyn FnMut(Duration) -> io::Result<()> + Send>;
+
 /// A client connection: any `Read + Write` stream (TCP, TLS, stdin/stdout) with buffers.
 pub struct Connection<S> {
     stream: S,
@@ -26,6 +30,12 @@ pub struct Connection<S> {
     start: usize,
     end: usize,
     output: Vec<u8>,
+    /// Changes the stream's read timeout, when the stream allows it.
+    control: Option<TimeoutControl>,
+    /// The read timeout between lines (login or idle timeout).
+    timeout: Duration,
+    /// The read timeout last set on the stream.
+    applied: Duration,
 }
 
 impl<S: Read + Write> Connection<S> {
@@ -37,7 +47,40 @@ impl<S: Read + Write> Connection<S> {
             start: 0,
             end: 0,
             output: Vec::with_capacity(512),
+            control: None,
+            timeout: Duration::MAX,
+            applied: Duration::MAX,
         }
+    }
+
+    /// Lets the connection change the stream's read timeout through `control`: for the login
+    /// and idle timeouts, and to hold each command line to [`LINE_DEADLINE`].
+    pub fn with_timeout_control(mut self, control: TimeoutControl) -> Self {
+        self.control = Some(control);
+        self
+    }
+
+    /// Takes the timeout control back out (to hand it to the connection that replaces this
+    /// one after a TLS handshake).
+    pub fn take_timeout_control(&mut self) -> Option<TimeoutControl> {
+        self.control.take()
+    }
+
+    /// Sets the read timeout between lines (takes effect only with
+    /// [`with_timeout_control`](Self::with_timeout_control)).
+    pub fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.timeout = timeout;
+        self.apply(timeout)
+    }
+
+    fn apply(&mut self, timeout: Duration) -> io::Result<()> {
+        if let Some(control) = self.control.as_mut() {
+            if timeout != self.applied {
+                control(timeout.max(Duration::from_millis(1)))?;
+                self.applied = timeout;
+            }
+        }
+        Ok(())
     }
 
     /// Reads the next line of at most `max` octets, line end included. `Ok(None)` means the
@@ -50,11 +93,17 @@ impl<S: Read + Write> Connection<S> {
         }
         let mut too_long = false;
         let mut scanned = self.start;
+        // When the first byte of a partial line was seen: the whole line must follow within
+        // LINE_DEADLINE, however slowly its bytes trickle in.
+        let mut line_began: Option<Instant> = None;
         loop {
             if let Some(i) = self.input[scanned..self.end]
                 .iter()
                 .position(|&b| b == b'\n')
             {
+                if line_began.is_some() {
+                    self.apply(self.timeout)?;
+                }
                 let lf = scanned + i;
                 let line_start = self.start;
                 self.start = lf + 1;
@@ -77,6 +126,17 @@ impl<S: Read + Write> Connection<S> {
                 self.start = 0;
             }
             scanned = self.end;
+            if self.start < self.end || too_long {
+                let began = *line_began.get_or_insert_with(Instant::now);
+                let left = LINE_DEADLINE.saturating_sub(began.elapsed());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "command line not finished in time",
+                    ));
+                }
+                self.apply(left.min(self.timeout))?;
+            }
             self.flush()?;
             let n = loop {
                 match self.stream.read(&mut self.input[self.end..]) {

@@ -17,6 +17,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
+use std::net::IpAddr;
+use std::time::Instant;
 use transaction::Transaction;
 
 /// How a session ended.
@@ -79,8 +81,12 @@ pub struct Stats {
 pub struct Session<'s> {
     service: &'s Service,
     peer: String,
+    /// The client's address, when it has one (not a pipe): for the failure penalty.
+    client_ip: Option<IpAddr>,
     tls: Tls,
     loopback: bool,
+    /// When the client connected: the login timeout counts from here.
+    connected: Instant,
     /// The APOP timestamp of the greeting, when APOP is on.
     apop_timestamp: Option<String>,
     state: State,
@@ -129,8 +135,10 @@ impl<'s> Session<'s> {
         Session {
             service,
             peer: peer.into(),
+            client_ip: None,
             tls: Tls::Unavailable,
             loopback: false,
+            connected: Instant::now(),
             apop_timestamp,
             state: State::Authorization { user: None },
             sasl: None,
@@ -149,6 +157,12 @@ impl<'s> Session<'s> {
     /// Marks the client as connected over loopback (see [`SessionConfig::trust_loopback`]).
     pub fn from_loopback(mut self, loopback: bool) -> Self {
         self.loopback = loopback;
+        self
+    }
+
+    /// Sets the client's address, which the failure penalty is kept for.
+    pub fn with_client_ip(mut self, ip: IpAddr) -> Self {
+        self.client_ip = Some(ip);
         self
     }
 
@@ -202,6 +216,22 @@ impl<'s> Session<'s> {
 
     fn command_loop<S: Read + Write>(&mut self, conn: &mut Connection<S>) -> io::Result<End> {
         loop {
+            let config = &self.service.config;
+            let timeout = match self.state {
+                State::Transaction(_) => config.idle_timeout,
+                State::Authorization { .. } => {
+                    let left = config
+                        .login_timeout
+                        .saturating_sub(self.connected.elapsed());
+                    if left.is_zero() {
+                        conn.send(b"-ERR [SYS/TEMP] Login timed out, closing\r\n")?;
+                        conn.flush()?;
+                        return Ok(End::TimedOut);
+                    }
+                    left.min(config.idle_timeout)
+                }
+            };
+            conn.set_timeout(timeout)?;
             let max = match self.sasl {
                 Some(_) => MAX_SASL_LINE,
                 None => MAX_COMMAND_LINE,

@@ -100,7 +100,8 @@ impl BinServer {
     /// Starts `pop3d --listen 127.0.0.1:0 ARGS...` and waits for its "listening on" log line.
     pub fn start(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
-            .args(["--listen", "127.0.0.1:0"])
+            // The tests run as root in CI; the daemon refuses root unless told.
+            .args(["--listen", "127.0.0.1:0", "--allow-root"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
