@@ -36,6 +36,31 @@ pub struct Connection<S> {
     timeout: Duration,
     /// The read timeout last set on the stream.
     applied: Duration,
+    /// When every line must be complete, however its bytes trickle in (the login deadline).
+    deadline: Option<Instant>,
+}
+
+/// The error of a read that ran past the [`Connection::set_deadline`] deadline.
+#[derive(Debug)]
+struct DeadlinePassed;
+
+impl std::fmt::Display for DeadlinePassed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("deadline passed")
+    }
+}
+
+impl std::error::Error for DeadlinePassed {}
+
+fn deadline_passed() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, DeadlinePassed)
+}
+
+/// True if `e` says a read ran past the connection's deadline (see
+/// [`Connection::set_deadline`]), rather than the idle timeout or the line deadline.
+pub fn is_deadline_passed(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<DeadlinePassed>())
 }
 
 impl<S: Read + Write> Connection<S> {
@@ -50,6 +75,7 @@ impl<S: Read + Write> Connection<S> {
             control: None,
             timeout: Duration::MAX,
             applied: Duration::MAX,
+            deadline: None,
         }
     }
 
@@ -71,6 +97,14 @@ impl<S: Read + Write> Connection<S> {
     pub fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         self.timeout = timeout;
         self.apply(timeout)
+    }
+
+    /// Sets a time by which every line read must be complete (`None`: no such time): a client
+    /// that trickles a byte now and then cannot stretch it, as it can the read timeout, which
+    /// each byte restarts. Reads past it fail with an error that [`is_deadline_passed`]
+    /// recognises. Takes effect only with [`with_timeout_control`](Self::with_timeout_control).
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
     }
 
     fn apply(&mut self, timeout: Duration) -> io::Result<()> {
@@ -126,6 +160,7 @@ impl<S: Read + Write> Connection<S> {
                 self.start = 0;
             }
             scanned = self.end;
+            let mut wait = self.timeout;
             if self.start < self.end || too_long {
                 let began = *line_began.get_or_insert_with(Instant::now);
                 let left = LINE_DEADLINE.saturating_sub(began.elapsed());
@@ -135,12 +170,25 @@ impl<S: Read + Write> Connection<S> {
                         "command line not finished in time",
                     ));
                 }
-                self.apply(left.min(self.timeout))?;
+                wait = wait.min(left);
             }
+            let mut until_deadline = false;
+            if let Some(deadline) = self.deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(deadline_passed());
+                }
+                if left <= wait {
+                    wait = left;
+                    until_deadline = true;
+                }
+            }
+            self.apply(wait)?;
             self.flush()?;
             let n = loop {
                 match self.stream.read(&mut self.input[self.end..]) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if until_deadline && is_timeout(&e) => return Err(deadline_passed()),
                     r => break r?,
                 }
             };
@@ -211,6 +259,13 @@ impl<S: Read + Write> Connection<S> {
         self.flush()?;
         Ok(self.stream)
     }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ mod transaction;
 
 pub use config::{Service, SessionConfig};
 
-use crate::connection::{Connection, Line};
+use crate::connection::{is_deadline_passed, Connection, Line};
 use crate::limits::{MAX_COMMAND_LINE, MAX_SASL_LINE, MESSAGE_CHUNK};
 use crate::protocol::{parse, Command, MessageEncoder};
 use crate::sasl::{Exchange, Mechanism};
@@ -20,6 +20,9 @@ use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::time::Instant;
 use transaction::Transaction;
+
+/// The reply to a client that has not logged in within the login timeout.
+const LOGIN_TIMED_OUT: &[u8] = b"-ERR [SYS/TEMP] Login timed out, closing\r\n";
 
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +202,11 @@ impl<'s> Session<'s> {
     pub fn run<S: Read + Write>(&mut self, conn: &mut Connection<S>) -> io::Result<End> {
         let end = self.command_loop(conn);
         let end = match end {
+            Err(e) if is_deadline_passed(&e) => {
+                let _ = conn.send(LOGIN_TIMED_OUT);
+                let _ = conn.flush();
+                Ok(End::TimedOut)
+            }
             Err(e) if is_timeout(&e) => {
                 let _ = conn.send(b"-ERR [SYS/TEMP] Idle timeout, closing\r\n");
                 let _ = conn.flush();
@@ -218,16 +226,21 @@ impl<'s> Session<'s> {
         loop {
             let config = &self.service.config;
             let timeout = match self.state {
-                State::Transaction(_) => config.idle_timeout,
+                State::Transaction(_) => {
+                    conn.set_deadline(None);
+                    config.idle_timeout
+                }
                 State::Authorization { .. } => {
                     let left = config
                         .login_timeout
                         .saturating_sub(self.connected.elapsed());
                     if left.is_zero() {
-                        conn.send(b"-ERR [SYS/TEMP] Login timed out, closing\r\n")?;
+                        conn.send(LOGIN_TIMED_OUT)?;
                         conn.flush()?;
                         return Ok(End::TimedOut);
                     }
+                    // A line trickled in byte by byte must still end by the login deadline.
+                    conn.set_deadline(Some(self.connected + config.login_timeout));
                     left.min(config.idle_timeout)
                 }
             };
