@@ -4,8 +4,9 @@
 //! write (no Nagle/delayed-ACK stalls between its pieces), and pipelined commands (RFC 2449) are
 //! answered in as few writes as possible.
 
-use crate::limits::WRITE_BUFFER;
+use crate::limits::{LINE_DEADLINE, WRITE_BUFFER};
 use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
 /// Bytes read ahead of the parser. Enough for a few pipelined commands at once.
 const READ_BUFFER: usize = 1024;
@@ -19,6 +20,9 @@ pub enum Line<'a> {
     TooLong,
 }
 
+/// Sets the read timeout of the stream under a connection (a socket's SO_RCVTIMEO, say).
+pub type TimeoutControl = Box<dyn FnMut(Duration) -> io::Result<()> + Send>;
+
 /// A client connection: any `Read + Write` stream (TCP, TLS, stdin/stdout) with buffers.
 pub struct Connection<S> {
     stream: S,
@@ -28,6 +32,37 @@ pub struct Connection<S> {
     output: Vec<u8>,
     /// A write failed: the stream may hold part of a reply, and must get nothing more.
     broken: bool,
+    /// Changes the stream's read timeout, when the stream allows it.
+    control: Option<TimeoutControl>,
+    /// The read timeout between lines (login or idle timeout).
+    timeout: Duration,
+    /// The read timeout last set on the stream.
+    applied: Duration,
+    /// When every line must be complete, however its bytes trickle in (the login deadline).
+    deadline: Option<Instant>,
+}
+
+/// The error of a read that ran past the [`Connection::set_deadline`] deadline.
+#[derive(Debug)]
+struct DeadlinePassed;
+
+impl std::fmt::Display for DeadlinePassed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("deadline passed")
+    }
+}
+
+impl std::error::Error for DeadlinePassed {}
+
+fn deadline_passed() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, DeadlinePassed)
+}
+
+/// True if `e` says a read ran past the connection's deadline (see
+/// [`Connection::set_deadline`]), rather than the idle timeout or the line deadline.
+pub fn is_deadline_passed(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<DeadlinePassed>())
 }
 
 impl<S: Read + Write> Connection<S> {
@@ -40,7 +75,49 @@ impl<S: Read + Write> Connection<S> {
             end: 0,
             output: Vec::with_capacity(512),
             broken: false,
+            control: None,
+            timeout: Duration::MAX,
+            applied: Duration::MAX,
+            deadline: None,
         }
+    }
+
+    /// Lets the connection change the stream's read timeout through `control`: for the login
+    /// and idle timeouts, and to hold each command line to [`LINE_DEADLINE`].
+    pub fn with_timeout_control(mut self, control: TimeoutControl) -> Self {
+        self.control = Some(control);
+        self
+    }
+
+    /// Takes the timeout control back out (to hand it to the connection that replaces this
+    /// one after a TLS handshake).
+    pub fn take_timeout_control(&mut self) -> Option<TimeoutControl> {
+        self.control.take()
+    }
+
+    /// Sets the read timeout between lines (takes effect only with
+    /// [`with_timeout_control`](Self::with_timeout_control)).
+    pub fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.timeout = timeout;
+        self.apply(timeout)
+    }
+
+    /// Sets a time by which every line read must be complete (`None`: no such time): a client
+    /// that trickles a byte now and then cannot stretch it, as it can the read timeout, which
+    /// each byte restarts. Reads past it fail with an error that [`is_deadline_passed`]
+    /// recognises. Takes effect only with [`with_timeout_control`](Self::with_timeout_control).
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    fn apply(&mut self, timeout: Duration) -> io::Result<()> {
+        if let Some(control) = self.control.as_mut() {
+            if timeout != self.applied {
+                control(timeout.max(Duration::from_millis(1)))?;
+                self.applied = timeout;
+            }
+        }
+        Ok(())
     }
 
     /// Reads the next line of at most `max` octets, line end included. `Ok(None)` means the
@@ -53,11 +130,17 @@ impl<S: Read + Write> Connection<S> {
         }
         let mut too_long = false;
         let mut scanned = self.start;
+        // When the first byte of a partial line was seen: the whole line must follow within
+        // LINE_DEADLINE, however slowly its bytes trickle in.
+        let mut line_began: Option<Instant> = None;
         loop {
             if let Some(i) = self.input[scanned..self.end]
                 .iter()
                 .position(|&b| b == b'\n')
             {
+                if line_began.is_some() {
+                    self.apply(self.timeout)?;
+                }
                 let lf = scanned + i;
                 let line_start = self.start;
                 self.start = lf + 1;
@@ -80,10 +163,35 @@ impl<S: Read + Write> Connection<S> {
                 self.start = 0;
             }
             scanned = self.end;
+            let mut wait = self.timeout;
+            if self.start < self.end || too_long {
+                let began = *line_began.get_or_insert_with(Instant::now);
+                let left = LINE_DEADLINE.saturating_sub(began.elapsed());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "command line not finished in time",
+                    ));
+                }
+                wait = wait.min(left);
+            }
+            let mut until_deadline = false;
+            if let Some(deadline) = self.deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(deadline_passed());
+                }
+                if left <= wait {
+                    wait = left;
+                    until_deadline = true;
+                }
+            }
+            self.apply(wait)?;
             self.flush()?;
             let n = loop {
                 match self.stream.read(&mut self.input[self.end..]) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if until_deadline && is_timeout(&e) => return Err(deadline_passed()),
                     r => break r?,
                 }
             };
@@ -172,6 +280,13 @@ impl<S: Read + Write> Connection<S> {
         self.flush()?;
         Ok(self.stream)
     }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 #[cfg(test)]

@@ -3,36 +3,71 @@
 //! The descriptors are used directly (no std buffering on top of ours), and every read and write
 //! waits in poll(2) with the idle timeout, since a pipe or inherited socket may have none.
 
-use crate::serve::{run_session, TlsMode};
+use crate::connection::TimeoutControl;
+use crate::net_range::NetRange;
+use crate::serve::{proxied_client, run_session, TlsMode};
 use crate::session::{End, Service};
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Serves one session on stdin/stdout and returns how it ended. `mode` says what TLS does:
-/// an inetd service on port 995 uses [`TlsMode::Implicit`].
-pub fn serve(service: &Service, mode: TlsMode<'_>) -> io::Result<End> {
-    let peer = peer_address(0);
-    let name = peer.map_or_else(|| "stdin".to_owned(), |a| a.to_string());
-    log::info!("connect: peer={name}");
-    // A pipe (no peer address) is a local user: as trusted as loopback.
-    let loopback = peer.is_none_or(|a| a.ip().to_canonical().is_loopback());
-    let stdio = Stdio::new(service.config.idle_timeout);
-    run_session(service, stdio, &name, loopback, mode)
+/// an inetd service on port 995 uses [`TlsMode::Implicit`]. With `proxy_trusted`, the session
+/// starts with a PROXY protocol header from one of those peers.
+pub fn serve(
+    service: &Service,
+    mode: TlsMode<'_>,
+    proxy_trusted: Option<&[NetRange]>,
+) -> io::Result<End> {
+    let mut peer = peer_address(0);
+    let mut stdio = Stdio::new(
+        service
+            .config
+            .login_timeout
+            .min(service.config.idle_timeout),
+    );
+    if let Some(trusted) = proxy_trusted {
+        let from = peer.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a PROXY header needs a socket on stdin",
+            )
+        })?;
+        peer = Some(proxied_client(&mut stdio, from, trusted)?);
+    }
+    log::info!(
+        "connect: peer={}",
+        peer.map_or_else(|| "stdin".to_owned(), |a| a.to_string())
+    );
+    let control = stdio.timeout_control();
+    run_session(service, stdio, peer, mode, Some(control))
 }
 
 /// stdin and stdout as one stream, with a timeout on each wait.
 pub struct Stdio {
-    timeout_ms: libc::c_int,
+    /// Milliseconds; shared with the [`TimeoutControl`] the connection uses to change it.
+    timeout_ms: Arc<AtomicI32>,
 }
 
 impl Stdio {
     /// Descriptors 0 and 1, waiting at most `timeout` for each read or write.
     pub fn new(timeout: Duration) -> Self {
-        let ms = timeout.as_millis().min(libc::c_int::MAX as u128) as libc::c_int;
-        Stdio { timeout_ms: ms }
+        Stdio {
+            timeout_ms: Arc::new(AtomicI32::new(millis(timeout))),
+        }
+    }
+
+    /// A control that changes the timeout of this stream.
+    pub fn timeout_control(&self) -> TimeoutControl {
+        let shared = self.timeout_ms.clone();
+        Box::new(move |timeout| {
+            shared.store(millis(timeout), Ordering::Relaxed);
+            Ok(())
+        })
     }
 
     fn wait(&self, fd: RawFd, events: libc::c_short) -> io::Result<()> {
@@ -43,7 +78,7 @@ impl Stdio {
         };
         loop {
             // SAFETY: one valid pollfd, and its count.
-            let n = unsafe { libc::poll(&mut pfd, 1, self.timeout_ms) };
+            let n = unsafe { libc::poll(&mut pfd, 1, self.timeout_ms.load(Ordering::Relaxed)) };
             match n {
                 0 => return Err(io::ErrorKind::TimedOut.into()),
                 n if n > 0 => return Ok(()),
@@ -84,6 +119,10 @@ impl Write for Stdio {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+fn millis(timeout: Duration) -> i32 {
+    timeout.as_millis().min(i32::MAX as u128) as i32
 }
 
 /// The remote address of the socket on `fd`, if it is an IP socket.

@@ -15,6 +15,8 @@ pub mod auth;
 pub mod connection;
 pub mod inetd;
 pub mod limits;
+pub mod net_range;
+pub mod penalty;
 pub mod protocol;
 pub mod sasl;
 pub mod serve;
@@ -27,7 +29,7 @@ pub mod user_name;
 
 pub use account::Account;
 pub use auth::{AuthError, AuthErrorKind, Authenticator};
-pub use server::{Server, ShutdownHandle};
+pub use server::{ListenerKind, Server, ShutdownHandle};
 pub use session::{Service, Session, SessionConfig, Tls};
 pub use store::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
 pub use tls::{MinVersion, TlsConfig};

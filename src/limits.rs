@@ -19,6 +19,36 @@ pub const MAX_REPLY_LINE: usize = 512;
 /// enough that it cannot blow up a path or a log line.
 pub const MAX_USER_NAME: usize = 255;
 
+/// Time a client has to log in, from connecting (PROXY header and TLS handshake included) to a
+/// successful login. A real client needs a few round trips; a connection that lingers before
+/// login only holds a worker. Shorter than the idle timeout RFC 1939 sets for logged-in users.
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Time to receive one whole command line once its first byte has arrived. Each byte would
+/// otherwise restart the idle timer, and a client sending one byte a minute could hold a worker
+/// for hours (slowloris). A real client sends a line in one packet.
+pub const LINE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Default limit of sessions at once from one client address (standalone mode). Enough for an
+/// office behind one NAT address polling every minute; small enough that one address cannot
+/// take the whole pool (64), even while its logins are being slowed by the failure penalty.
+pub const DEFAULT_MAX_PER_IP: usize = 16;
+
+/// Failure penalty (after Dovecot's): the first failed login from an address delays its next
+/// attempts by 2 s, doubling with each further failure up to 15 s. Retrying the same wrong
+/// password (a client with a stale saved password) does not add to it.
+pub const PENALTY_FIRST: Duration = Duration::from_secs(2);
+
+/// Most a failure penalty can delay a login.
+pub const PENALTY_MAX: Duration = Duration::from_secs(15);
+
+/// An address's penalty is forgotten this long after its last failure.
+pub const PENALTY_EXPIRY: Duration = Duration::from_secs(3600);
+
+/// Addresses whose penalty is remembered at once: bounds the table's memory (about 100 bytes
+/// each) however many addresses an attacker uses. When full, the oldest entries go first.
+pub const PENALTY_TABLE_MAX: usize = 16 * 1024;
+
 /// RFC 1939 §3: the autologout timer must be at least 10 minutes.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 

@@ -1,12 +1,16 @@
 //! One session over one stream, from greeting to end, through STLS or implicit TLS.
 //!
-//! The standalone server and inetd mode both come here, so TLS works the same in both.
+//! The standalone server and inetd mode both come here, so TLS, the PROXY protocol and the
+//! timeouts work the same in both.
 
-use crate::connection::Connection;
+use crate::connection::{Connection, TimeoutControl};
+use crate::net_range::NetRange;
+use crate::protocol::proxy;
 use crate::session::{End, Service, Session, Tls};
 use crate::tls::TlsConfig;
 use native_tls::TlsStream;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 
 /// What TLS does on a connection.
 #[derive(Clone, Copy)]
@@ -19,45 +23,61 @@ pub enum TlsMode<'a> {
     Implicit(&'a TlsConfig),
 }
 
-/// Runs a whole session on `stream` for the client `peer`.
+/// Runs a whole session on `stream` for the client at `peer` (`None`: a pipe, which counts as
+/// local). `control`, when given, sets the stream's read timeout (see
+/// [`Connection::with_timeout_control`]); it survives an STLS upgrade.
 pub fn run_session<S: Read + Write>(
     service: &Service,
     stream: S,
-    peer: &str,
-    loopback: bool,
+    peer: Option<SocketAddr>,
     mode: TlsMode<'_>,
+    control: Option<TimeoutControl>,
 ) -> io::Result<End> {
-    let session = Session::new(service, peer).from_loopback(loopback);
+    let name = peer.map_or_else(|| "stdin".to_owned(), |a| a.to_string());
+    let loopback = peer.is_none_or(|a| a.ip().to_canonical().is_loopback());
+    let mut session = Session::new(service, name).from_loopback(loopback);
+    if let Some(addr) = peer {
+        session = session.with_client_ip(addr.ip().to_canonical());
+    }
     match mode {
         TlsMode::Implicit(tls) => {
-            let mut conn = Connection::new(tls.accept(stream)?);
+            let mut conn = connection(tls.accept(stream)?, control);
             let end = over(session.with_tls(Tls::Active), &mut conn)?;
             close_notify(conn);
             Ok(end)
         }
         TlsMode::Off => over(
             session.with_tls(Tls::Unavailable),
-            &mut Connection::new(stream),
+            &mut connection(stream, control),
         ),
         TlsMode::Starttls(tls) => {
             let mut session = session.with_tls(Tls::Offered);
-            let mut conn = Connection::new(stream);
+            let mut conn = connection(stream, control);
             session.greet(&mut conn)?;
             let end = session.run(&mut conn)?;
             if end != End::StartTls {
                 return Ok(end);
             }
+            let control = conn.take_timeout_control();
             // into_inner sends the "+OK Begin TLS" and throws away whatever the client sent
             // after STLS: nothing said in plaintext may run inside TLS (CVE-2011-0411).
             let stream = tls.accept(conn.into_inner()?)?;
             session.tls_started();
-            let mut conn = Connection::new(stream);
+            let mut conn = connection(stream, control);
             let end = session.run(&mut conn)?;
             // The session (and its mailbox) goes first: the client may already be reconnecting.
             drop(session);
             close_notify(conn);
             Ok(end)
         }
+    }
+}
+
+fn connection<S: Read + Write>(stream: S, control: Option<TimeoutControl>) -> Connection<S> {
+    let conn = Connection::new(stream);
+    match control {
+        Some(control) => conn.with_timeout_control(control),
+        None => conn,
     }
 }
 
@@ -76,4 +96,23 @@ fn close_notify<S: Read + Write>(conn: Connection<TlsStream<S>>) {
     if let Ok(mut stream) = conn.into_inner() {
         let _ = stream.shutdown();
     }
+}
+
+/// The real client behind a PROXY protocol header on `stream`, which came from `peer`.
+///
+/// Only a peer in `trusted` may speak for someone else: any other peer is refused, since a
+/// client that could send its own header could pose as any address. A header that names no
+/// address (a proxy's health check) leaves `peer` as it is.
+pub fn proxied_client<R: Read>(
+    stream: &mut R,
+    peer: SocketAddr,
+    trusted: &[NetRange],
+) -> io::Result<SocketAddr> {
+    if !trusted.iter().any(|range| range.contains(peer.ip())) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{peer} may not send a PROXY header (not in --proxy-trusted)"),
+        ));
+    }
+    Ok(proxy::read_header(stream)?.unwrap_or(peer))
 }

@@ -6,8 +6,10 @@
 //! than a worker can take at once, and no client waits in a queue. Past that, the client is told
 //! at once that the server is busy.
 
-use crate::limits::{BUSY_REPLY_TIMEOUT, DEFAULT_MAX_SESSIONS, SESSION_STACK};
-use crate::serve::{run_session, TlsMode};
+use crate::connection::TimeoutControl;
+use crate::limits::{BUSY_REPLY_TIMEOUT, DEFAULT_MAX_PER_IP, DEFAULT_MAX_SESSIONS, SESSION_STACK};
+use crate::net_range::NetRange;
+use crate::serve::{proxied_client, run_session, TlsMode};
 use crate::session::Service;
 use crate::tls::TlsConfig;
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -22,6 +24,9 @@ use std::time::Duration;
 
 /// The reply to a client that arrives while every worker is busy.
 const BUSY_REPLY: &[u8] = b"-ERR [SYS/TEMP] Server busy, try again later\r\n";
+
+/// The reply to a client address over its session limit.
+const TOO_MANY_FROM_IP: &[u8] = b"-ERR [SYS/TEMP] Too many connections from your address\r\n";
 
 /// A POP3 server on one or more TCP listeners.
 ///
@@ -43,11 +48,30 @@ const BUSY_REPLY: &[u8] = b"-ERR [SYS/TEMP] Server busy, try again later\r\n";
 /// ```
 pub struct Server {
     service: Arc<Service>,
-    /// Each listener, and whether it speaks TLS from the first byte.
-    listeners: Vec<(TcpListener, bool)>,
+    listeners: Vec<(TcpListener, ListenerKind)>,
     tls: Option<Arc<TlsConfig>>,
+    proxy_trusted: Vec<NetRange>,
     max_sessions: usize,
+    max_per_ip: usize,
     shared: Arc<Shared>,
+}
+
+/// How the connections of a listener begin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerKind {
+    /// TLS from the first byte (port 995, RFC 8314); needs [`Server::with_tls`].
+    pub implicit_tls: bool,
+    /// A PROXY protocol header (v1 or v2) first, from a peer in [`Server::proxy_trusted`].
+    pub proxy: bool,
+}
+
+/// What every worker needs.
+struct Context {
+    service: Arc<Service>,
+    shared: Arc<Shared>,
+    tls: Option<Arc<TlsConfig>>,
+    proxy_trusted: Vec<NetRange>,
+    max_per_ip: usize,
 }
 
 /// State shared by the acceptors, the workers and shutdown handles.
@@ -58,6 +82,8 @@ struct Shared {
     /// Open sessions' sockets, so shutdown can end them.
     sessions: Mutex<HashMap<u64, TcpStream>>,
     next_id: AtomicU64,
+    /// Sessions per client address (the real one, behind a proxy).
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Connections handed to the workers and not yet finished.
     in_flight: AtomicUsize,
 }
@@ -100,7 +126,9 @@ impl Server {
             service: Arc::new(service),
             listeners: Vec::new(),
             tls: None,
+            proxy_trusted: Vec::new(),
             max_sessions: DEFAULT_MAX_SESSIONS,
+            max_per_ip: DEFAULT_MAX_PER_IP,
             shared: Arc::default(),
         }
     }
@@ -108,6 +136,19 @@ impl Server {
     /// Sets how many sessions may run at once (the number of worker threads).
     pub fn max_sessions(mut self, n: usize) -> Self {
         self.max_sessions = n.max(1);
+        self
+    }
+
+    /// Sets how many sessions one client address may have at once (0: no limit). Loopback
+    /// clients are exempt while [`SessionConfig::trust_loopback`](crate::SessionConfig) holds.
+    pub fn max_per_ip(mut self, n: usize) -> Self {
+        self.max_per_ip = if n == 0 { usize::MAX } else { n };
+        self
+    }
+
+    /// Sets the peers that may send PROXY protocol headers on [`ListenerKind::proxy`] listeners.
+    pub fn proxy_trusted(mut self, ranges: Vec<NetRange>) -> Self {
+        self.proxy_trusted = ranges;
         self
     }
 
@@ -120,37 +161,41 @@ impl Server {
 
     /// Binds a listener to `addr` and returns its address (useful with port 0).
     pub fn listen(&mut self, addr: impl std::net::ToSocketAddrs) -> io::Result<SocketAddr> {
-        self.bind(addr, false)
+        self.listen_as(addr, ListenerKind::default())
     }
 
     /// Binds an implicit-TLS listener (port 995, RFC 8314); needs [`with_tls`](Self::with_tls).
     pub fn listen_tls(&mut self, addr: impl std::net::ToSocketAddrs) -> io::Result<SocketAddr> {
-        if self.tls.is_none() {
+        let kind = ListenerKind {
+            implicit_tls: true,
+            proxy: false,
+        };
+        self.listen_as(addr, kind)
+    }
+
+    /// Binds a listener of any [`ListenerKind`].
+    pub fn listen_as(
+        &mut self,
+        addr: impl std::net::ToSocketAddrs,
+        kind: ListenerKind,
+    ) -> io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        self.add_listener(listener, kind)?;
+        Ok(local)
+    }
+
+    /// Serves on a listener bound elsewhere (e.g. before dropping privileges).
+    pub fn add_listener(&mut self, listener: TcpListener, kind: ListenerKind) -> io::Result<()> {
+        if kind.implicit_tls && self.tls.is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "an implicit-TLS listener needs a certificate and key (with_tls)",
             ));
         }
-        self.bind(addr, true)
-    }
-
-    fn bind(
-        &mut self,
-        addr: impl std::net::ToSocketAddrs,
-        implicit_tls: bool,
-    ) -> io::Result<SocketAddr> {
-        let listener = TcpListener::bind(addr)?;
-        let local = listener.local_addr()?;
-        self.add_listener(listener, implicit_tls)?;
-        Ok(local)
-    }
-
-    /// Serves on a listener bound elsewhere (e.g. before dropping privileges); `implicit_tls`
-    /// as for [`listen_tls`](Self::listen_tls).
-    pub fn add_listener(&mut self, listener: TcpListener, implicit_tls: bool) -> io::Result<()> {
         let addr = listener.local_addr()?;
         self.shared.addrs.lock().map_err(|_| poisoned())?.push(addr);
-        self.listeners.push((listener, implicit_tls));
+        self.listeners.push((listener, kind));
         Ok(())
     }
 
@@ -176,29 +221,34 @@ impl Server {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no listener"));
         }
         let (tx, rx) = bounded::<Handoff>(self.max_sessions);
+        let context = Arc::new(Context {
+            service: self.service.clone(),
+            shared: self.shared.clone(),
+            tls: self.tls.clone(),
+            proxy_trusted: self.proxy_trusted.clone(),
+            max_per_ip: self.max_per_ip,
+        });
         let mut workers = Vec::with_capacity(self.max_sessions);
         for i in 0..self.max_sessions {
             let rx = rx.clone();
-            let service = self.service.clone();
-            let shared = self.shared.clone();
-            let tls = self.tls.clone();
+            let context = context.clone();
             workers.push(
                 thread::Builder::new()
                     .name(format!("pop3d-session-{i}"))
                     .stack_size(SESSION_STACK)
-                    .spawn(move || worker(rx, &service, &shared, tls.as_deref()))?,
+                    .spawn(move || worker(rx, &context))?,
             );
         }
         drop(rx);
         let mut acceptors = Vec::new();
-        for (listener, implicit_tls) in self.listeners {
+        for (listener, kind) in self.listeners {
             let tx = tx.clone();
             let shared = self.shared.clone();
             let max = self.max_sessions;
             acceptors.push(
                 thread::Builder::new()
                     .name("pop3d-accept".into())
-                    .spawn(move || accept_loop(&listener, implicit_tls, &tx, &shared, max))?,
+                    .spawn(move || accept_loop(&listener, kind, &tx, &shared, max))?,
             );
         }
         drop(tx);
@@ -215,7 +265,7 @@ impl Server {
 
 fn accept_loop(
     listener: &TcpListener,
-    implicit_tls: bool,
+    kind: ListenerKind,
     tx: &Sender<Handoff>,
     shared: &Shared,
     max: usize,
@@ -243,17 +293,18 @@ fn accept_loop(
             continue;
         }
         // Never blocks: the channel holds `max` and at most `max` connections are in flight.
-        if tx.send((stream, peer, implicit_tls)).is_err() {
+        if tx.send((stream, peer, kind)).is_err() {
             return;
         }
     }
 }
 
-/// A connection on its way to a worker, and whether it came in on an implicit-TLS listener.
-type Handoff = (TcpStream, SocketAddr, bool);
+/// A connection on its way to a worker, with the kind of listener it came in on.
+type Handoff = (TcpStream, SocketAddr, ListenerKind);
 
-fn worker(rx: Receiver<Handoff>, service: &Service, shared: &Shared, tls: Option<&TlsConfig>) {
-    for (stream, peer, implicit_tls) in rx.iter() {
+fn worker(rx: Receiver<Handoff>, context: &Context) {
+    let shared = &context.shared;
+    for (stream, peer, kind) in rx.iter() {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         if let (Ok(mut sessions), Ok(clone)) = (shared.sessions.lock(), stream.try_clone()) {
             sessions.insert(id, clone);
@@ -263,12 +314,7 @@ fn worker(rx: Receiver<Handoff>, service: &Service, shared: &Shared, tls: Option
             let _ = stream.shutdown(Shutdown::Read);
         }
         // A bug in a session must not take a worker out of the pool.
-        let mode = match (tls, implicit_tls) {
-            (Some(tls), true) => TlsMode::Implicit(tls),
-            (Some(tls), false) => TlsMode::Starttls(tls),
-            (None, _) => TlsMode::Off,
-        };
-        let served = catch_unwind(AssertUnwindSafe(|| serve(stream, peer, service, mode)));
+        let served = catch_unwind(AssertUnwindSafe(|| serve(stream, peer, kind, context)));
         if served.is_err() {
             log::error!("session panicked: peer={peer}");
         }
@@ -282,20 +328,88 @@ fn worker(rx: Receiver<Handoff>, service: &Service, shared: &Shared, tls: Option
     }
 }
 
-fn serve(stream: TcpStream, peer: SocketAddr, service: &Service, mode: TlsMode<'_>) {
-    log::info!("connect: peer={peer}");
-    let timeout = Some(service.config.idle_timeout);
+fn serve(stream: TcpStream, peer: SocketAddr, kind: ListenerKind, context: &Context) {
+    let config = &context.service.config;
+    // Until login, reads wait at most the login timeout: a PROXY header or a TLS handshake
+    // that never comes cannot hold the worker longer.
     if let Err(e) = stream
-        .set_read_timeout(timeout)
-        .and_then(|()| stream.set_write_timeout(timeout))
+        .set_read_timeout(Some(config.login_timeout.min(config.idle_timeout)))
+        .and_then(|()| stream.set_write_timeout(Some(config.idle_timeout)))
         .and_then(|()| stream.set_nodelay(true))
     {
         log::warn!("socket setup failed: peer={peer} ({e})");
         return;
     }
-    let loopback = peer.ip().to_canonical().is_loopback();
-    if let Err(e) = run_session(service, &stream, &peer.to_string(), loopback, mode) {
-        log::info!("connection error: peer={peer} ({e})");
+    let client = if kind.proxy {
+        match proxied_client(&mut &stream, peer, &context.proxy_trusted) {
+            Ok(client) => {
+                log::info!("connect: peer={client} via={peer}");
+                client
+            }
+            Err(e) => {
+                log::warn!("refused: peer={peer} ({e})");
+                return;
+            }
+        }
+    } else {
+        log::info!("connect: peer={peer}");
+        peer
+    };
+    let trusted = config.trust_loopback && client.ip().to_canonical().is_loopback();
+    let _slot = match trusted {
+        true => None,
+        false => match IpSlot::take(&context.shared, client.ip(), context.max_per_ip) {
+            Some(slot) => Some(slot),
+            None => {
+                log::warn!("too many sessions: peer={client}");
+                let _ = (&stream).write_all(TOO_MANY_FROM_IP);
+                return;
+            }
+        },
+    };
+    let mode = match (&context.tls, kind.implicit_tls) {
+        (Some(tls), true) => TlsMode::Implicit(tls),
+        (Some(tls), false) => TlsMode::Starttls(tls),
+        (None, _) => TlsMode::Off,
+    };
+    // The socket's read timeout, changed through a second handle on the same socket (which
+    // also serves under TLS).
+    let control: Option<TimeoutControl> = stream.try_clone().ok().map(|socket| {
+        Box::new(move |timeout| socket.set_read_timeout(Some(timeout))) as TimeoutControl
+    });
+    if let Err(e) = run_session(&context.service, &stream, Some(client), mode, control) {
+        log::info!("connection error: peer={client} ({e})");
+    }
+}
+
+/// One of a client address's session slots; given back when dropped.
+struct IpSlot<'a> {
+    shared: &'a Shared,
+    ip: IpAddr,
+}
+
+impl<'a> IpSlot<'a> {
+    fn take(shared: &'a Shared, ip: IpAddr, max: usize) -> Option<Self> {
+        let ip = ip.to_canonical();
+        let mut counts = shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot { shared, ip })
+    }
+}
+
+impl Drop for IpSlot<'_> {
+    fn drop(&mut self) {
+        let mut counts = self.shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
     }
 }
 

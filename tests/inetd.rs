@@ -27,7 +27,7 @@ struct Inetd {
 impl Inetd {
     fn start(corpus: &Corpus) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
-            .arg("--inetd")
+            .args(["--inetd", "--allow-root"])
             .args(corpus.server_args())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -246,7 +246,7 @@ fn an_accepted_socket_as_stdin_and_stdout_serves_python_poplib() {
     let server = {
         let stdout = OwnedFd::from(stream.try_clone().unwrap());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pop3d"));
-        cmd.arg("--inetd")
+        cmd.args(["--inetd", "--allow-root"])
             .args(corpus.server_args())
             .stdin(Stdio::from(OwnedFd::from(stream)))
             .stdout(Stdio::from(stdout))

@@ -1112,7 +1112,7 @@ fn inetd_tls_serves_python_pop3_ssl() {
     let server = {
         let stdout = OwnedFd::from(stream.try_clone().unwrap());
         Command::new(env!("CARGO_BIN_EXE_pop3d"))
-            .args(["--inetd", "--tls", "--insecure-loopback"])
+            .args(["--inetd", "--tls", "--insecure-loopback", "--allow-root"])
             .args(setup.args(&[]))
             .stdin(Stdio::from(OwnedFd::from(stream)))
             .stdout(Stdio::from(stdout))

@@ -2,6 +2,7 @@
 
 pub mod command;
 pub mod message;
+pub mod proxy;
 
 pub use command::{parse, Command, ParseError};
 pub use message::{wire_size, MessageEncoder, WireSize};

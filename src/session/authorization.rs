@@ -54,12 +54,16 @@ impl Session<'_> {
                     None => Reply::Bad("Send USER first".into()),
                     Some(_) if !self.plaintext_allowed() => Reply::Err(PLAINTEXT_REFUSED.into()),
                     Some(name) => {
+                        self.wait_penalty();
                         let started = Instant::now();
                         let checked = self.service.auth.authenticate(&name, password);
                         self.service.slowest_check.record(started.elapsed());
                         match checked {
                             Ok(account) => self.logged_in(account),
-                            Err(e) => self.login_failed(Some(&name), e, started),
+                            Err(e) => {
+                                let tried = self.service.penalty.fingerprint(&name, password);
+                                self.login_failed(Some(&name), Some(tried), e, started)
+                            }
                         }
                     }
                 }
@@ -83,6 +87,23 @@ impl Session<'_> {
         config.allow_plaintext
             || self.tls != Tls::Offered
             || (self.loopback && config.trust_loopback)
+    }
+
+    /// The client address the failure penalty is kept for: none for trusted loopback.
+    fn penalised_ip(&self) -> Option<std::net::IpAddr> {
+        let trusted = self.loopback && self.service.config.trust_loopback;
+        self.client_ip.filter(|_| !trusted)
+    }
+
+    /// Waits out the failure penalty of this client's address before a login is checked.
+    fn wait_penalty(&self) {
+        if let Some(ip) = self.penalised_ip() {
+            let delay = self.service.penalty.delay(ip);
+            if !delay.is_zero() {
+                log::info!("penalty: peer={} waits {} ms", self.peer, delay.as_millis());
+                std::thread::sleep(delay);
+            }
+        }
     }
 
     /// The SASL mechanisms this connection may use now.
@@ -125,6 +146,7 @@ impl Session<'_> {
                 Err(_) => return Reply::Bad("Invalid base64 data".into()),
             },
         };
+        self.wait_penalty();
         let started = Instant::now();
         let (exchange, step) = Exchange::start(mechanism, initial.as_deref(), &self.sasl_context());
         self.after_step(mechanism, exchange, step, started)
@@ -163,7 +185,7 @@ impl Session<'_> {
             }
             Step::Done(Outcome::LoggedIn(account)) => self.logged_in(account),
             // Only the mechanism knew the user name; the detail carries it.
-            Step::Done(Outcome::Failed(e)) => self.login_failed(None, e, started),
+            Step::Done(Outcome::Failed(e)) => self.login_failed(None, None, e, started),
             Step::Done(Outcome::Malformed(why)) => {
                 log::info!(
                     "bad {} message: peer={} ({why})",
@@ -179,6 +201,7 @@ impl Session<'_> {
         let Some(timestamp) = self.apop_timestamp.clone() else {
             return Reply::Bad("APOP is not enabled".into());
         };
+        self.wait_penalty();
         let started = Instant::now();
         let user = match user_name::normalize(name, self.service.config.default_domain.as_deref()) {
             Ok(user) => user,
@@ -195,6 +218,7 @@ impl Session<'_> {
             (Some(account), true) => self.logged_in(account),
             _ => self.login_failed(
                 Some(&user),
+                None,
                 AuthError::rejected("APOP digest does not match"),
                 started,
             ),
@@ -223,6 +247,9 @@ impl Session<'_> {
             }
         };
         self.failed_logins = 0;
+        if let Some(ip) = self.penalised_ip() {
+            self.service.penalty.succeeded(ip);
+        }
         let count = mailbox.messages().len();
         let size: u64 = mailbox.messages().iter().map(|m| m.size).sum();
         let tls = if self.tls == Tls::Active { " tls" } else { "" };
@@ -245,7 +272,20 @@ impl Session<'_> {
     /// The one answer to every failed login: after the failure delay (counted from when the
     /// credentials arrived), the same text whatever went wrong; the connection closes after
     /// [`MAX_FAILED_LOGINS`].
-    fn login_failed(&mut self, user: Option<&str>, e: AuthError, started: Instant) -> Reply {
+    /// `tried` fingerprints the credentials, when they can be, so the same wrong password
+    /// retried is not penalised again.
+    fn login_failed(
+        &mut self,
+        user: Option<&str>,
+        tried: Option<[u8; 8]>,
+        e: AuthError,
+        started: Instant,
+    ) -> Reply {
+        if let Some(ip) = self.penalised_ip() {
+            if e.kind() == AuthErrorKind::Rejected {
+                self.service.penalty.failed(ip, tried);
+            }
+        }
         log::info!(
             "login failed: user={} peer={} ({})",
             user.unwrap_or("-"),

@@ -2,7 +2,10 @@
 
 use super::slowest::SlowestCheck;
 use crate::auth::Authenticator;
-use crate::limits::{DEFAULT_AUTH_FAILURE_DELAY, DEFAULT_IDLE_TIMEOUT, MAX_BAD_COMMANDS};
+use crate::limits::{
+    DEFAULT_AUTH_FAILURE_DELAY, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, MAX_BAD_COMMANDS,
+};
+use crate::penalty::Penalty;
 use crate::store::MailStore;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +16,8 @@ use std::time::Duration;
 pub struct SessionConfig {
     /// Close a session that sends nothing for this long (RFC 1939 §3: at least 10 minutes).
     pub idle_timeout: Duration,
+    /// Close a session not logged in this long after it connected.
+    pub login_timeout: Duration,
     /// Text of the CAPA `IMPLEMENTATION` line; not advertised when `None`.
     pub implementation: Option<String>,
     /// Domain appended to a login name that has none.
@@ -25,7 +30,9 @@ pub struct SessionConfig {
     pub apop: bool,
     /// Accept USER/PASS and AUTH PLAIN/LOGIN before TLS even where TLS is offered.
     pub allow_plaintext: bool,
-    /// Count loopback connections as secure for the plaintext rule, as Dovecot does.
+    /// Trust loopback connections: count them as secure for the plaintext rule (as Dovecot
+    /// does), and exempt them from the failure penalty (a local proxy or webmail would
+    /// otherwise be throttled for all its users at once).
     pub trust_loopback: bool,
     /// The server's name in APOP timestamps and SASL challenges.
     pub hostname: String,
@@ -35,6 +42,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            login_timeout: DEFAULT_LOGIN_TIMEOUT,
             implementation: None,
             default_domain: None,
             auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
@@ -57,6 +65,8 @@ pub struct Service {
     pub store: Arc<dyn MailStore>,
     /// The slowest password check lately, which failed logins are padded to.
     pub(crate) slowest_check: SlowestCheck,
+    /// Failed logins per client address, shared by all sessions.
+    pub(crate) penalty: Penalty,
 }
 
 impl Service {
@@ -67,6 +77,7 @@ impl Service {
             auth,
             store,
             slowest_check: SlowestCheck::default(),
+            penalty: Penalty::default(),
         }
     }
 

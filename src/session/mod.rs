@@ -10,7 +10,7 @@ mod transaction;
 
 pub use config::{Service, SessionConfig};
 
-use crate::connection::{Connection, Line};
+use crate::connection::{is_deadline_passed, Connection, Line};
 use crate::limits::{MAX_COMMAND_LINE, MAX_SASL_LINE, MESSAGE_CHUNK};
 use crate::protocol::{parse, Command, MessageEncoder};
 use crate::sasl::{Exchange, Mechanism};
@@ -18,7 +18,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
+use std::net::IpAddr;
+use std::time::Instant;
 use transaction::Transaction;
+
+/// The reply to a client that has not logged in within the login timeout.
+const LOGIN_TIMED_OUT: &[u8] = b"-ERR [SYS/TEMP] Login timed out, closing\r\n";
 
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +85,12 @@ pub struct Stats {
 pub struct Session<'s> {
     service: &'s Service,
     peer: String,
+    /// The client's address, when it has one (not a pipe): for the failure penalty.
+    client_ip: Option<IpAddr>,
     tls: Tls,
     loopback: bool,
+    /// When the client connected: the login timeout counts from here.
+    connected: Instant,
     /// The APOP timestamp of the greeting, when APOP is on.
     apop_timestamp: Option<String>,
     state: State,
@@ -132,8 +141,10 @@ impl<'s> Session<'s> {
         Session {
             service,
             peer: peer.into(),
+            client_ip: None,
             tls: Tls::Unavailable,
             loopback: false,
+            connected: Instant::now(),
             apop_timestamp,
             state: State::Authorization { user: None },
             sasl: None,
@@ -153,6 +164,12 @@ impl<'s> Session<'s> {
     /// Marks the client as connected over loopback (see [`SessionConfig::trust_loopback`]).
     pub fn from_loopback(mut self, loopback: bool) -> Self {
         self.loopback = loopback;
+        self
+    }
+
+    /// Sets the client's address, which the failure penalty is kept for.
+    pub fn with_client_ip(mut self, ip: IpAddr) -> Self {
+        self.client_ip = Some(ip);
         self
     }
 
@@ -189,6 +206,11 @@ impl<'s> Session<'s> {
     pub fn run<S: Read + Write>(&mut self, conn: &mut Connection<S>) -> io::Result<End> {
         let end = self.command_loop(conn);
         let end = match end {
+            Err(e) if is_deadline_passed(&e) => {
+                let _ = conn.send(LOGIN_TIMED_OUT);
+                let _ = conn.flush();
+                Ok(End::TimedOut)
+            }
             Err(e) if is_timeout(&e) => {
                 let _ = conn.send(b"-ERR [SYS/TEMP] Idle timeout, closing\r\n");
                 let _ = conn.flush();
@@ -206,6 +228,27 @@ impl<'s> Session<'s> {
 
     fn command_loop<S: Read + Write>(&mut self, conn: &mut Connection<S>) -> io::Result<End> {
         loop {
+            let config = &self.service.config;
+            let timeout = match self.state {
+                State::Transaction(_) => {
+                    conn.set_deadline(None);
+                    config.idle_timeout
+                }
+                State::Authorization { .. } => {
+                    let left = config
+                        .login_timeout
+                        .saturating_sub(self.connected.elapsed());
+                    if left.is_zero() {
+                        conn.send(LOGIN_TIMED_OUT)?;
+                        conn.flush()?;
+                        return Ok(End::TimedOut);
+                    }
+                    // A line trickled in byte by byte must still end by the login deadline.
+                    conn.set_deadline(Some(self.connected + config.login_timeout));
+                    left.min(config.idle_timeout)
+                }
+            };
+            conn.set_timeout(timeout)?;
             let max = match self.sasl {
                 Some(_) => MAX_SASL_LINE,
                 None => MAX_COMMAND_LINE,

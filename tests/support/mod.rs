@@ -99,36 +99,7 @@ pub struct BinServer {
 impl BinServer {
     /// Starts `pop3d --listen 127.0.0.1:0 ARGS...` and waits for its "listening on" log line.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start pop3d");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(std::sync::Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(rest.trim().to_string());
-                }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a.parse().expect("address in log"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("pop3d did not start: {}", log.lock().unwrap());
-            }
-        };
-        BinServer { addr, child, log }
+        Self::start_announcing(args, "listening on ")
     }
 
     /// What the server has logged so far.
@@ -406,15 +377,7 @@ impl BinServer {
 
     /// Waits (at most 10 s) until the log contains `text`, and returns the log.
     pub fn wait_for_log(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let log = self.log();
-            if log.contains(text) {
-                return log;
-            }
-            assert!(Instant::now() < deadline, "{text:?} never logged:\n{log}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.log_with(text, Duration::from_secs(10))
     }
 }
 
@@ -567,4 +530,58 @@ impl<S: Read + Write> Pop<S> {
 /// (trials, timings, memory) and skipped checks show in every run's log.
 pub fn note(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+impl BinServer {
+    /// Like [`start`](Self::start), but waits for the log line that contains `marker` and takes
+    /// the address that follows it: `"listening for PROXY on "` for a server whose only
+    /// listener is a PROXY one (`--proxy-listener 127.0.0.1:0`).
+    pub fn start_announcing(args: &[&str], marker: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
+            .args(["--listen", "127.0.0.1:0", "--allow-root"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pop3d");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        let marker = marker.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split(marker.as_str()).nth(1) {
+                    let _ = tx.send(rest.trim().to_string());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a.parse().expect("address in log"),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("pop3d did not start: {}", log.lock().unwrap());
+            }
+        };
+        BinServer { addr, child, log }
+    }
+
+    /// Waits at most `limit` for the log to contain `text`, and returns the log; panics with
+    /// the log if it does not.
+    pub fn log_with(&self, text: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let log = self.log();
+            if log.contains(text) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "{text:?} not logged:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }

@@ -1,13 +1,15 @@
 //! The pop3d daemon: standalone, or one session under inetd.
 
 mod options;
+mod privileges;
 mod syslog;
 
 use pop3d::auth::passwd_file::PasswdFile;
 use pop3d::auth::password;
+use pop3d::net_range::NetRange;
 use pop3d::serve::TlsMode;
 use pop3d::store::maildir::MaildirStore;
-use pop3d::{MinVersion, Server, Service, SessionConfig, TlsConfig};
+use pop3d::{ListenerKind, MinVersion, Server, Service, SessionConfig, TlsConfig};
 use std::io::BufRead;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -33,6 +35,14 @@ struct Settings {
     passwd: String,
     maildir: String,
     max_sessions: usize,
+    max_per_ip: usize,
+    /// Listener addresses that expect a PROXY protocol header.
+    proxy_listeners: Vec<SocketAddr>,
+    proxy_trusted: Vec<NetRange>,
+    user: Option<String>,
+    group: Option<String>,
+    chroot: Option<PathBuf>,
+    allow_root: bool,
     session: SessionConfig,
 }
 
@@ -115,6 +125,12 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
             n => Duration::from_secs(n),
         };
     }
+    if let Some(secs) = m.opt_str("login-timeout") {
+        session.login_timeout = match number(&secs, "--login-timeout")? {
+            0 => return Err("--login-timeout must be at least 1 second".into()),
+            n => Duration::from_secs(n),
+        };
+    }
     if let Some(secs) = m.opt_str("fail-delay") {
         session.auth_failure_delay = Duration::try_from_secs_f64(
             secs.parse::<f64>()
@@ -144,6 +160,30 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
     if m.opt_present("tls") && !m.opt_present("inetd") {
         return Err("--tls is for --inetd; standalone, use --listen-tls".into());
     }
+    let proxy_listeners = addresses(m, "proxy-listener")?;
+    if let Some(stray) = proxy_listeners
+        .iter()
+        .find(|a| !listen.contains(a) && !listen_tls.contains(a))
+    {
+        return Err(format!(
+            "--proxy-listener {stray} names no --listen or --listen-tls address"
+        ));
+    }
+    let proxy_trusted = m
+        .opt_strs("proxy-trusted")
+        .iter()
+        .map(|n| n.parse().map_err(|e| format!("--proxy-trusted: {e}")))
+        .collect::<Result<Vec<NetRange>, String>>()?;
+    if !proxy_listeners.is_empty() && proxy_trusted.is_empty() {
+        return Err("--proxy-listener needs --proxy-trusted: who may send the headers".into());
+    }
+    if (m.opt_present("group") || m.opt_present("chroot")) && !m.opt_present("user") {
+        return Err("--group and --chroot go with --user".into());
+    }
+    let max_per_ip = match m.opt_str("max-per-ip") {
+        Some(n) => number(&n, "--max-per-ip")? as usize,
+        None => pop3d::limits::DEFAULT_MAX_PER_IP,
+    };
     let tls_min = match m.opt_str("tls-min").as_deref() {
         None | Some("1.2") => MinVersion::Tls12,
         Some("1.0") => MinVersion::Tls10,
@@ -169,6 +209,13 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
             .unwrap_or_else(|| "/etc/pop3d/passwd".into()),
         maildir: m.opt_str("maildir").unwrap_or_else(|| "%h/Maildir".into()),
         max_sessions,
+        max_per_ip,
+        proxy_listeners,
+        proxy_trusted,
+        user: m.opt_str("user"),
+        group: m.opt_str("group"),
+        chroot: m.opt_str("chroot").map(PathBuf::from),
+        allow_root: m.opt_present("allow-root"),
         session,
     })
 }
@@ -221,6 +268,7 @@ fn number(text: &str, option: &str) -> Result<u64, String> {
 fn run(s: Settings) -> Result<(), String> {
     let passwd = PasswdFile::new(&s.passwd).map_err(|e| format!("--passwd: {e}"))?;
     let store = MaildirStore::new(&s.maildir).map_err(|e| format!("--maildir: {e}"))?;
+    // Read while still privileged: a TLS key is usually readable by root alone.
     let tls = match &s.tls {
         Some((cert, key)) => {
             let tls = TlsConfig::from_pem_files(cert, key, s.tls_min).map_err(|e| e.to_string())?;
@@ -230,6 +278,15 @@ fn run(s: Settings) -> Result<(), String> {
                     .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
             }
             Some(tls)
+        }
+        None => None,
+    };
+    let target = match &s.user {
+        Some(user) => Some(privileges::lookup(user, s.group.as_deref())?),
+        None if privileges::is_root() && !s.allow_root && !s.check => {
+            return Err("refusing to serve as root: give --user ACCOUNT to drop to \
+                        (or --allow-root to insist)"
+                .into());
         }
         None => None,
     };
@@ -243,34 +300,55 @@ fn run(s: Settings) -> Result<(), String> {
     }
     let service = Service::new(Arc::new(passwd), Arc::new(store)).with_config(s.session);
     if s.inetd {
-        // A client that vanishes is not a server failure: log it, exit 0.
+        if let Some(target) = &target {
+            privileges::drop_to(target, s.chroot.as_deref())?;
+        }
         let mode = match &tls {
             Some(tls) if s.inetd_tls => TlsMode::Implicit(tls),
             Some(tls) => TlsMode::Starttls(tls),
             None => TlsMode::Off,
         };
-        if let Err(e) = pop3d::inetd::serve(&service, mode) {
+        let proxy = (!s.proxy_trusted.is_empty()).then_some(s.proxy_trusted.as_slice());
+        // A client that vanishes is not a server failure: log it, exit 0.
+        if let Err(e) = pop3d::inetd::serve(&service, mode, proxy) {
             log::info!("connection error: {e}");
         }
         return Ok(());
     }
     // Block the stop signals before any thread starts, so only the signal thread receives them.
     let signals = stop_signals();
-    let mut server = Server::new(service).max_sessions(s.max_sessions);
+    let mut server = Server::new(service)
+        .max_sessions(s.max_sessions)
+        .max_per_ip(s.max_per_ip)
+        .proxy_trusted(s.proxy_trusted.clone());
     if let Some(tls) = tls {
         server = server.with_tls(tls);
     }
-    for addr in &s.listen {
+    let listeners = s
+        .listen
+        .iter()
+        .map(|a| (a, false))
+        .chain(s.listen_tls.iter().map(|a| (a, true)));
+    for (addr, implicit_tls) in listeners {
+        let kind = ListenerKind {
+            implicit_tls,
+            proxy: s.proxy_listeners.contains(addr),
+        };
         let local = server
-            .listen(addr)
+            .listen_as(addr, kind)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        log::info!("listening on {local}");
+        let what = match (implicit_tls, kind.proxy) {
+            (false, false) => "",
+            (true, false) => " for TLS",
+            (false, true) => " for PROXY",
+            (true, true) => " for PROXY and TLS",
+        };
+        log::info!("listening{what} on {local}");
     }
-    for addr in &s.listen_tls {
-        let local = server
-            .listen_tls(addr)
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        log::info!("listening for TLS on {local}");
+    // The ports are bound (the reason to start as root): now give root up.
+    if let Some(target) = &target {
+        privileges::drop_to(target, s.chroot.as_deref())?;
+        log::info!("running as {}", s.user.as_deref().unwrap_or_default());
     }
     let handle = server.shutdown_handle();
     std::thread::Builder::new()
