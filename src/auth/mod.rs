@@ -33,9 +33,9 @@ pub trait Authenticator: Send + Sync {
         )))
     }
 
-    /// Which kinds of secret [`secret`](Self::secret) can hand out at all: CAPA offers CRAM-MD5
-    /// only where some account has a plaintext-equivalent secret, and SCRAM-SHA-256 where some
-    /// has SCRAM keys or a plaintext secret. The default is none.
+    /// Which challenge-response mechanisms [`secret`](Self::secret) serves for every account
+    /// (see [`SecretKinds`]): CAPA offers CRAM-MD5 and SCRAM-SHA-256 only then. The default
+    /// is none.
     fn secret_kinds(&self) -> SecretKinds {
         SecretKinds::default()
     }

@@ -186,7 +186,7 @@ impl PasswdFile {
         Ok(Found::Entry(Entry { at, line, stamp }))
     }
 
-    /// Scans the whole file for the kinds of secret it holds (see
+    /// Scans the whole file for the mechanisms every account can serve (see
     /// [`Authenticator::secret_kinds`]), remembering the answer until the file changes.
     fn scan_secret_kinds(&self) -> SecretKinds {
         if self.per_domain {
@@ -206,22 +206,30 @@ impl PasswdFile {
                 return kinds;
             }
         }
-        let mut kinds = SecretKinds::default();
         let Ok(file) = File::open(&path) else {
-            return kinds;
+            return SecretKinds::default();
         };
+        let (mut accounts, mut plain, mut scram) = (0, 0, 0);
         let mut reader = BufReader::new(file);
         let mut buf = Vec::new();
         while let Ok(true) = read_line(&mut reader, &mut buf) {
+            if is_skipped(&buf) {
+                continue;
+            }
+            accounts += 1;
             let stored = std::str::from_utf8(&buf)
                 .ok()
                 .and_then(|l| Fields::split(l).password);
             match stored.and_then(password::secret_of) {
-                Some(Secret::Plain(_)) => kinds.plain = true,
-                Some(Secret::Scram(_)) => kinds.scram = true,
+                Some(Secret::Plain(_)) => plain += 1,
+                Some(Secret::Scram(_)) => scram += 1,
                 None => {}
             }
         }
+        let kinds = SecretKinds {
+            plain: accounts > 0 && plain == accounts,
+            scram: accounts > 0 && plain + scram == accounts,
+        };
         *cache = Some((stamp, kinds));
         kinds
     }
@@ -778,5 +786,31 @@ mod tests {
                 "{bad:?}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn challenge_mechanisms_need_every_account_to_support_them() {
+        let dir = TempDir::new("kinds");
+        let scram = password::hash("SCRAM-SHA-256", b"pw").unwrap();
+        let sha = password::hash("SHA512-CRYPT", b"pw").unwrap();
+        let cases = [
+            ("a:{PLAIN}x\n# comment\n\nb:{CLEAR}y::::::\n", true, true),
+            (&*format!("a:{{PLAIN}}x\nb:{scram}\n"), false, true),
+            (
+                &*format!("a:{{PLAIN}}x\nb:{scram}\nc:{sha}\n"),
+                false,
+                false,
+            ),
+            ("", false, false),
+        ];
+        let path = dir.0.join("passwd");
+        let auth = passwd(&path);
+        for (text, plain, scram) in cases {
+            std::fs::write(&path, text).unwrap();
+            let kinds = auth.secret_kinds();
+            assert_eq!((kinds.plain, kinds.scram), (plain, scram), "{text:?}");
+        }
+        let per_domain = PasswdFile::new(&format!("{}/%d", dir.0.display())).unwrap();
+        assert_eq!(per_domain.secret_kinds(), SecretKinds::default());
     }
 }

@@ -29,12 +29,15 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Which kinds of [`Secret`] an authenticator holds, which decides the mechanisms offered.
+/// Which challenge-response mechanisms every account can serve. CAPA offers only those: a
+/// client picks the strongest mechanism offered and does not fall back to another when it
+/// fails, so a mechanism that works for some accounts only would lock the others out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SecretKinds {
-    /// Some accounts have a plaintext-equivalent secret (APOP, CRAM-MD5, SCRAM).
+    /// Every account has a plaintext-equivalent secret: CRAM-MD5 works for all.
     pub plain: bool,
-    /// Some accounts have stored SCRAM-SHA-256 keys.
+    /// Every account has SCRAM-SHA-256 keys or a plaintext-equivalent secret: SCRAM works
+    /// for all.
     pub scram: bool,
 }
 

@@ -114,7 +114,7 @@ impl Session<'_> {
             .filter(|m| match m {
                 Mechanism::Plain | Mechanism::Login => self.plaintext_allowed(),
                 Mechanism::CramMd5 => kinds.plain,
-                Mechanism::ScramSha256 => kinds.plain || kinds.scram,
+                Mechanism::ScramSha256 => kinds.scram,
             })
             .collect()
     }

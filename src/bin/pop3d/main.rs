@@ -36,6 +36,8 @@ struct Settings {
     maildir: String,
     max_sessions: usize,
     max_per_ip: usize,
+    /// Seconds to remember successful logins (0: not at all).
+    login_cache: u64,
     /// Listener addresses that expect a PROXY protocol header.
     proxy_listeners: Vec<SocketAddr>,
     proxy_trusted: Vec<NetRange>,
@@ -210,6 +212,10 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
         maildir: m.opt_str("maildir").unwrap_or_else(|| "%h/Maildir".into()),
         max_sessions,
         max_per_ip,
+        login_cache: match m.opt_str("login-cache") {
+            Some(secs) => number(&secs, "--login-cache")?,
+            None => 0,
+        },
         proxy_listeners,
         proxy_trusted,
         user: m.opt_str("user"),
@@ -266,7 +272,10 @@ fn number(text: &str, option: &str) -> Result<u64, String> {
 }
 
 fn run(s: Settings) -> Result<(), String> {
-    let passwd = PasswdFile::new(&s.passwd).map_err(|e| format!("--passwd: {e}"))?;
+    let mut passwd = PasswdFile::new(&s.passwd).map_err(|e| format!("--passwd: {e}"))?;
+    if s.login_cache > 0 {
+        passwd = passwd.with_login_cache(Duration::from_secs(s.login_cache));
+    }
     let store = MaildirStore::new(&s.maildir).map_err(|e| format!("--maildir: {e}"))?;
     // Read while still privileged: a TLS key is usually readable by root alone.
     let tls = match &s.tls {
@@ -315,6 +324,10 @@ fn run(s: Settings) -> Result<(), String> {
         }
         return Ok(());
     }
+    // glibc gives each busy thread its own malloc arena and keeps them: after a load, RSS stayed
+    // 8 MB higher with 64 session threads. Two arenas cost no measurable speed.
+    // SAFETY: mallopt only changes an allocator setting, before the threads start.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
     // Block the stop signals before any thread starts, so only the signal thread receives them.
     let signals = stop_signals();
     let mut server = Server::new(service)

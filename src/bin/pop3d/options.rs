@@ -59,6 +59,8 @@ pub const OPTIONS: &[Opt] = &[
           help: "offer APOP (needs {PLAIN} secrets); the greeting then carries a timestamp" },
     Opt { short: "", long: "hash-password", takes: Takes::Maybe, value: "SCHEME",
           help: "read a password on stdin and print its passwd-file field: ARGON2ID, SCRAM-SHA-256 or SHA512-CRYPT [default: ARGON2ID]" },
+    Opt { short: "", long: "login-cache", takes: Takes::One, value: "SECS",
+          help: "remember successful logins for SECS, sparing polling clients the password hash; 0 turns it off [default: 0]" },
     Opt { short: "", long: "login-timeout", takes: Takes::One, value: "SECS",
           help: "close a session not logged in this long after connecting [default: 60]" },
     Opt { short: "", long: "max-per-ip", takes: Takes::One, value: "N",
