@@ -282,7 +282,8 @@ impl<S: Read + Write> Connection<S> {
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
+/// True if `e` is a read or write that timed out (a socket timeout shows as `WouldBlock`).
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut

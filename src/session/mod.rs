@@ -10,7 +10,7 @@ mod transaction;
 
 pub use config::{Service, SessionConfig};
 
-use crate::connection::{is_deadline_passed, Connection, Line};
+use crate::connection::{is_deadline_passed, is_timeout, Connection, Line};
 use crate::limits::{MAX_COMMAND_LINE, MAX_SASL_LINE, MESSAGE_CHUNK};
 use crate::protocol::{parse, Command, MessageEncoder};
 use crate::sasl::{Exchange, Mechanism};
@@ -529,13 +529,6 @@ fn status<S: Read + Write>(conn: &mut Connection<S>, sign: &str, text: &str) -> 
 /// `text` with anything that could end or forge a reply line removed.
 fn one_line(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).collect()
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 #[cfg(test)]
