@@ -1,10 +1,12 @@
 //! Authentication against the pop3d binary: AUTH (RFC 5034) with PLAIN, LOGIN, CRAM-MD5 and
-//! SCRAM-SHA-256, APOP, and USER/PASS; by real clients (curl `--login-options`, Python scramp)
-//! and in literal bytes with the client side computed here (RFC 4616, 2195, 5802, 7677, 1939).
+//! SCRAM-SHA-256, APOP, and USER/PASS; by real clients (curl, Python scramp) and in literal bytes
+//! with the client side computed here (RFC 4616, 2195, 5802, 7677, 1939).
 //!
-//! Accounts: alice with a `{PLAIN}` secret (every mechanism), a user with a `{SCRAM-SHA-256}`
-//! secret and one with an `{ARGON2ID}` hash, both made by `pop3d --hash-password`. Each has a
-//! Maildir holding one message.
+//! What CAPA (and bare AUTH) offers depends on the passwd file as a whole: real clients pick the
+//! strongest mechanism offered and do not fall back when it fails, so CRAM-MD5 is offered only
+//! when every account has a plaintext-equivalent secret, and SCRAM-SHA-256 only when every
+//! account has that or stored SCRAM keys. Each test therefore runs against the file shape that
+//! fits what it tests ([`Accounts`]); every account has a Maildir holding one message.
 
 mod support;
 
@@ -15,8 +17,10 @@ use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use support::maildir::{expected_wire, first_difference, run_bounded, sha512_crypt};
 use support::{hash_password, BinServer, Pop, TempDir, TestCert, TlsPop};
@@ -26,12 +30,79 @@ const CLIENT_LIMIT: Duration = Duration::from_secs(30);
 /// The one reply to every failed login.
 const FAILED: &str = "-ERR [AUTH] Authentication failed";
 
+/// The reply to AUTH with a mechanism that is not offered (a bad command, not a failed login).
+const UNSUPPORTED: &str = "-ERR Unsupported authentication mechanism";
+
 /// `{PLAIN}`: every mechanism works for it.
 const ALICE: (&str, &str) = ("alice", "s3cret pw");
+/// `{CLEAR}`: the other plaintext-equivalent spelling; every mechanism works for it.
+const BOB: (&str, &str) = ("bob", "b0b's pw");
 /// `{SCRAM-SHA-256}`: SCRAM, PLAIN, LOGIN and USER/PASS; the name needs SCRAM's escapes.
 const SCRAM_USER: (&str, &str) = ("sc=am,x", "scram,pw=");
 /// `{ARGON2ID}`: PLAIN, LOGIN and USER/PASS only.
 const ARGON_USER: (&str, &str) = ("argo", "argon pw");
+/// `{SHA512-CRYPT}` from `openssl passwd -6`: PLAIN, LOGIN and USER/PASS only.
+const CRYPT_USER: (&str, &str) = ("crypt.user", "crypt pw");
+
+/// The password field of each test account. The hashes are made once for all tests: argon2
+/// and PBKDF2 are slow in a debug build.
+fn stored((user, password): (&str, &str)) -> String {
+    static SCRAM: OnceLock<String> = OnceLock::new();
+    static ARGON: OnceLock<String> = OnceLock::new();
+    static CRYPT: OnceLock<String> = OnceLock::new();
+    match (user, password) {
+        ALICE => format!("{{PLAIN}}{password}"),
+        BOB => format!("{{CLEAR}}{password}"),
+        SCRAM_USER => SCRAM
+            .get_or_init(|| hash_password("SCRAM-SHA-256", password))
+            .clone(),
+        ARGON_USER => ARGON
+            .get_or_init(|| hash_password("ARGON2ID", password))
+            .clone(),
+        CRYPT_USER => CRYPT.get_or_init(|| sha512_crypt(password)).clone(),
+        other => panic!("not a test account: {other:?}"),
+    }
+}
+
+/// The shapes of passwd file the tests run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accounts {
+    /// alice `{PLAIN}` and bob `{CLEAR}`: every mechanism is offered.
+    Plain,
+    /// alice `{PLAIN}` and a `{SCRAM-SHA-256}` user: SCRAM is offered, CRAM-MD5 is not.
+    Scram,
+    /// alice, the SCRAM user and an `{ARGON2ID}` user: only PLAIN and LOGIN are offered.
+    Mixed,
+    /// alice and a `{SHA512-CRYPT}` user: only PLAIN and LOGIN are offered.
+    Crypt,
+}
+
+impl Accounts {
+    const ALL: [Accounts; 4] = [
+        Accounts::Plain,
+        Accounts::Scram,
+        Accounts::Mixed,
+        Accounts::Crypt,
+    ];
+
+    fn users(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Accounts::Plain => &[ALICE, BOB],
+            Accounts::Scram => &[ALICE, SCRAM_USER],
+            Accounts::Mixed => &[ALICE, SCRAM_USER, ARGON_USER],
+            Accounts::Crypt => &[ALICE, CRYPT_USER],
+        }
+    }
+
+    /// The mechanisms CAPA's SASL line and bare AUTH must list, in this order.
+    fn offered(self) -> &'static [&'static str] {
+        match self {
+            Accounts::Plain => &["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"],
+            Accounts::Scram => &["PLAIN", "LOGIN", "SCRAM-SHA-256"],
+            Accounts::Mixed | Accounts::Crypt => &["PLAIN", "LOGIN"],
+        }
+    }
+}
 
 /// What each account's mailbox holds: dots, a NUL, 8-bit bytes, no final newline.
 fn message_of(user: &str) -> Vec<u8> {
@@ -39,43 +110,48 @@ fn message_of(user: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// A passwd file and Maildirs for the three accounts, and a certificate.
+/// A passwd file of one [`Accounts`] shape, Maildirs for its accounts, and a certificate.
 struct Setup {
     /// Holds everything; removed on drop.
-    _dir: TempDir,
+    dir: TempDir,
     cert: TestCert,
     passwd: String,
 }
 
 impl Setup {
-    fn new(tag: &str) -> Self {
+    fn new(tag: &str, accounts: Accounts) -> Self {
         let dir = TempDir::new(tag);
         let cert = TestCert::generate(dir.path());
-        let mut text = String::new();
-        // Hashed once for all tests: argon2 in a debug build costs most of a second.
-        static HASHES: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
-        let (scram, argon) = HASHES.get_or_init(|| {
-            (
-                hash_password("SCRAM-SHA-256", SCRAM_USER.1),
-                hash_password("ARGON2ID", ARGON_USER.1),
-            )
-        });
-        for (user, field) in [
-            (ALICE.0, format!("{{PLAIN}}{}", ALICE.1)),
-            (SCRAM_USER.0, scram.clone()),
-            (ARGON_USER.0, argon.clone()),
-        ] {
-            let home = dir.path().join("home").join(user);
-            maildir_with(&home.join("Maildir"), &message_of(user));
-            text.push_str(&format!("{user}:{field}::::{}::\n", home.display()));
-        }
-        let passwd = dir.path().join("passwd");
-        fs::write(&passwd, text).unwrap();
-        Setup {
-            passwd: passwd.display().to_string(),
-            _dir: dir,
+        let setup = Setup {
+            passwd: dir.path().join("passwd").display().to_string(),
+            dir,
             cert,
-        }
+        };
+        let lines: Vec<_> = accounts
+            .users()
+            .iter()
+            .map(|&account| {
+                let home = setup.home(account.0);
+                maildir_with(&home.join("Maildir"), &message_of(account.0));
+                (account.0, stored(account))
+            })
+            .collect();
+        setup.write(&lines);
+        setup
+    }
+
+    fn home(&self, user: &str) -> PathBuf {
+        self.dir.path().join("home").join(user)
+    }
+
+    /// Writes the passwd file in place: `(user, password field)` lines, each account's home
+    /// its own directory.
+    fn write(&self, lines: &[(&str, String)]) {
+        let text: String = lines
+            .iter()
+            .map(|(user, field)| format!("{user}:{field}::::{}::\n", self.home(user).display()))
+            .collect();
+        rewrite(Path::new(&self.passwd), &text);
     }
 
     /// pop3d with STLS, a TLS port, APOP, a 50 ms failure delay and `extra`.
@@ -98,6 +174,27 @@ impl Setup {
         args.extend(self.cert.args());
         args.extend(extra.iter().map(|s| s.to_string()));
         BinServer::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+}
+
+/// Writes `text` over the file at `path` in place (same inode), as an editor that does not
+/// rename would, and makes sure the file's stamp changed even if the size did not: on a
+/// filesystem with coarse timestamps, waits for the clock to move on and writes again. (Two
+/// edits within one timestamp tick and of the same size are indistinguishable to any server.)
+fn rewrite(path: &Path, text: &str) {
+    let stamp = |m: &fs::Metadata| (m.size(), m.mtime(), m.mtime_nsec(), m.ctime_nsec());
+    let before = fs::metadata(path).ok().map(|m| stamp(&m));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        fs::write(path, text).unwrap();
+        if before != Some(stamp(&fs::metadata(path).unwrap())) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stamp of {path:?} does not change"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -146,12 +243,12 @@ fn plain_connect(server: &BinServer) -> Pop<std::net::TcpStream> {
 
 // ---- real clients ----
 
-/// curl over STLS with `--login-options AUTH=MECH` (and `extra`) as `user`: the message
-/// byte-exact; returns the trace.
+/// curl over STLS as `user`, with `--login-options OPTIONS` if given (else curl picks the
+/// mechanism itself) and `extra`: the message byte-exact; returns the trace.
 fn curl_login(
     server: &BinServer,
     (user, password): (&str, &str),
-    options: &str,
+    options: Option<&str>,
     extra: &[&str],
 ) -> String {
     let url = format!("pop3://127.0.0.1:{}/1", server.port());
@@ -163,60 +260,118 @@ fn curl_login(
         "20",
         "--ssl-reqd",
         "--insecure",
-        "--login-options",
-        options,
-        "--user",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if let Some(options) = options {
+        args.extend(["--login-options".to_owned(), options.to_owned()]);
+    }
+    args.push("--user".into());
     args.push(format!("{user}:{password}"));
     args.extend(extra.iter().map(|s| s.to_string()));
     args.push(url);
     let run = support::curl_when_free(&args);
     let trace = text(&run.stderr);
-    assert!(run.status.success(), "curl {options}: {trace}");
+    assert!(run.status.success(), "curl {options:?} as {user}: {trace}");
     let want = expected_wire(&message_of(user));
     // curl writes the message as received, minus the terminator and the dot-stuffing.
     assert!(
         run.stdout == want,
-        "curl {options}: {}",
+        "curl {options:?} as {user}: {}",
         first_difference(&run.stdout, &want)
     );
     trace
 }
 
+/// The TLS version and cipher of a curl trace, and the line that logged in.
+fn tls_and_login(trace: &str) -> (&str, &str) {
+    let tls = trace
+        .lines()
+        .find_map(|l| l.strip_prefix("* SSL connection using "))
+        .unwrap_or_else(|| panic!("no TLS:\n{trace}"));
+    let login = trace
+        .lines()
+        .find(|l| l.starts_with("> AUTH") || l.starts_with("> APOP") || l.starts_with("> USER"))
+        .unwrap_or_else(|| panic!("no login:\n{trace}"));
+    assert!(tls.starts_with("TLSv1.2 / "), "{tls}");
+    (tls, login)
+}
+
 #[test]
 fn curl_logs_in_with_each_mechanism_it_is_told_to_use() {
-    let setup = Setup::new("curl-mechanisms");
-    let server = setup.start(&["--insecure-loopback"]);
-    for (options, extra, user, sent) in [
-        ("AUTH=PLAIN", &[][..], ALICE, "> AUTH PLAIN"),
-        ("AUTH=PLAIN", &["--sasl-ir"][..], ALICE, "> AUTH PLAIN "),
-        ("AUTH=PLAIN", &[][..], ARGON_USER, "> AUTH PLAIN"),
-        ("AUTH=PLAIN", &[][..], SCRAM_USER, "> AUTH PLAIN"),
-        ("AUTH=LOGIN", &[][..], ALICE, "> AUTH LOGIN"),
-        ("AUTH=CRAM-MD5", &[][..], ALICE, "> AUTH CRAM-MD5"),
-        ("AUTH=+APOP", &[][..], ALICE, "> APOP alice "),
+    let plain = Setup::new("curl-plain", Accounts::Plain);
+    let mixed = Setup::new("curl-mixed", Accounts::Mixed);
+    let plain = plain.start(&["--insecure-loopback"]);
+    let mixed = mixed.start(&["--insecure-loopback"]);
+    for (server, options, extra, user, sent) in [
+        // Every account {PLAIN} or {CLEAR}: every mechanism curl has.
+        (&plain, "AUTH=PLAIN", &[][..], ALICE, "> AUTH PLAIN"),
+        (
+            &plain,
+            "AUTH=PLAIN",
+            &["--sasl-ir"][..],
+            ALICE,
+            "> AUTH PLAIN ",
+        ),
+        (&plain, "AUTH=LOGIN", &[][..], BOB, "> AUTH LOGIN"),
+        (&plain, "AUTH=CRAM-MD5", &[][..], ALICE, "> AUTH CRAM-MD5"),
+        (&plain, "AUTH=CRAM-MD5", &[][..], BOB, "> AUTH CRAM-MD5"),
+        (&plain, "AUTH=+APOP", &[][..], ALICE, "> APOP alice "),
+        (&plain, "AUTH=+APOP", &[][..], BOB, "> APOP bob "),
+        // One-way hashes in the file: PLAIN and LOGIN for every account (no APOP, which would
+        // lock the hashed accounts out; see apop_is_offered_only_when_every_account_can_use_it).
+        (&mixed, "AUTH=PLAIN", &[][..], ARGON_USER, "> AUTH PLAIN"),
+        (&mixed, "AUTH=PLAIN", &[][..], SCRAM_USER, "> AUTH PLAIN"),
+        (&mixed, "AUTH=PLAIN", &[][..], ALICE, "> AUTH PLAIN"),
+        (&mixed, "AUTH=LOGIN", &[][..], ARGON_USER, "> AUTH LOGIN"),
     ] {
-        let trace = curl_login(&server, user, options, extra);
-        let tls = trace
-            .lines()
-            .find_map(|l| l.strip_prefix("* SSL connection using "))
-            .unwrap_or_else(|| panic!("no TLS:\n{trace}"));
-        let login = trace
-            .lines()
-            .find(|l| l.starts_with("> AUTH") || l.starts_with("> APOP") || l.starts_with("> USER"))
-            .unwrap_or_else(|| panic!("no login:\n{trace}"));
+        let trace = curl_login(server, user, Some(options), extra);
+        let (tls, login) = tls_and_login(&trace);
         println!("curl {options} {extra:?} as {}: {tls}; {login}", user.0);
-        assert!(login.starts_with(sent), "{options}: {login}");
-        assert!(tls.starts_with("TLSv1.2 / "), "{tls}");
+        assert!(login.starts_with(sent), "{options} as {}: {login}", user.0);
     }
 }
 
-/// Python: poplib over STLS, the SCRAM-SHA-256 exchange by the third-party scramp library
-/// (which also checks the server's signature), then RETR 1 to stdout. Args: HOST PORT USER
-/// PASSWORD.
+/// The bug that set the rule: with CRAM-MD5 offered because some accounts could serve it, curl
+/// (like Thunderbird) chose it for every account and did not fall back, so an account with a
+/// one-way hash could not log in at all. Left to choose, curl must get in to every account.
+#[test]
+fn curl_left_to_choose_logs_in_to_every_account() {
+    let crypt = Setup::new("curl-choice-crypt", Accounts::Crypt);
+    let server = crypt.start(&["--insecure-loopback"]);
+    // What curl sees after STLS: no mechanism that only some accounts can serve.
+    let mut c = TlsPop::starttls(server.addr);
+    assert_eq!(sasl_of(&mut c), Accounts::Crypt.offered());
+    for user in [CRYPT_USER, ALICE] {
+        let trace = curl_login(&server, user, None, &[]);
+        let (tls, login) = tls_and_login(&trace);
+        println!("curl as {}, its own choice: {tls}; {login}", user.0);
+        assert!(
+            login.starts_with("> AUTH PLAIN") || login.starts_with("> AUTH LOGIN"),
+            "{}: {login}\n{trace}",
+            user.0
+        );
+    }
+    // Where every account can serve it, curl does take the challenge-response mechanism: the
+    // reason it must not be offered above.
+    let plain = Setup::new("curl-choice-plain", Accounts::Plain);
+    let server = plain.start(&["--insecure-loopback"]);
+    for user in [ALICE, BOB] {
+        let trace = curl_login(&server, user, None, &[]);
+        let (tls, login) = tls_and_login(&trace);
+        println!("curl as {}, its own choice: {tls}; {login}", user.0);
+        assert!(
+            login.starts_with("> AUTH CRAM-MD5") || login.starts_with("> AUTH SCRAM-SHA-256"),
+            "{}: {login}\n{trace}",
+            user.0
+        );
+    }
+}
+
+/// Python: poplib over STLS, checks that CAPA offers SCRAM-SHA-256, then the exchange by the
+/// third-party scramp library (which also checks the server's signature), then RETR 1 to
+/// stdout. Args: HOST PORT USER PASSWORD.
 const SCRAMP_SCRIPT: &str = r#"
 import base64, poplib, ssl, sys
 from scramp import ScramClient
@@ -226,6 +381,8 @@ ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
 pop = poplib.POP3(host, int(port), timeout=20)
 pop.stls(ctx)
+sasl = pop.capa().get("SASL", [])
+assert "SCRAM-SHA-256" in sasl, sasl
 b64 = lambda s: base64.b64encode(s.encode()).decode()
 unb64 = lambda r: base64.b64decode(r[2:]).decode()
 client = ScramClient(["SCRAM-SHA-256"], user, password)
@@ -242,9 +399,10 @@ print(pop.quit().decode(), file=sys.stderr)
 
 #[test]
 fn python_scramp_logs_in_with_scram_sha_256_over_stls() {
-    let setup = Setup::new("scramp");
+    // A {PLAIN} account (keys derived by the server) and one with stored keys: SCRAM is offered.
+    let setup = Setup::new("scramp", Accounts::Scram);
     let server = setup.start(&["--insecure-loopback"]);
-    for (user, password) in [ALICE, SCRAM_USER] {
+    for (user, password) in Accounts::Scram.users().iter().copied() {
         let run = run_bounded(
             Command::new("python3")
                 .args(["-c", SCRAMP_SCRIPT, "127.0.0.1"])
@@ -273,11 +431,11 @@ fn python_scramp_logs_in_with_scram_sha_256_over_stls() {
     }
 }
 
-// ---- PLAIN and LOGIN in literal bytes ----
+// ---- PLAIN and LOGIN in literal bytes: with one-way hashes in the file ----
 
 #[test]
 fn auth_plain_with_and_without_an_initial_response() {
-    let setup = Setup::new("plain");
+    let setup = Setup::new("plain", Accounts::Mixed);
     let server = setup.start(&[]);
     // Initial response in the AUTH line.
     let mut c = plain_connect(&server);
@@ -311,7 +469,7 @@ fn auth_plain_with_and_without_an_initial_response() {
 
 #[test]
 fn auth_plain_refusals() {
-    let setup = Setup::new("plain-refusals");
+    let setup = Setup::new("plain-refusals", Accounts::Mixed);
     let server = setup.start(&[]);
     let mut c = plain_connect(&server);
     // "=" is an empty initial response (RFC 5034 §4): no user, no password.
@@ -353,7 +511,7 @@ fn auth_plain_refusals() {
 
 #[test]
 fn auth_login_asks_for_the_name_then_the_password() {
-    let setup = Setup::new("login");
+    let setup = Setup::new("login", Accounts::Mixed);
     let server = setup.start(&[]);
     let mut c = plain_connect(&server);
     let asked = c.cmd("AUTH LOGIN");
@@ -398,7 +556,8 @@ fn cram_md5_digest_computed_by_the_test() {
         hex(&mac.finalize().into_bytes()),
         "b913a602c7eda7a495b4e6e7334d3890"
     );
-    let setup = Setup::new("cram-md5");
+    // Every account {PLAIN} or {CLEAR}: CRAM-MD5 is offered.
+    let setup = Setup::new("cram-md5", Accounts::Plain);
     let server = setup.start(&[]);
     let mut c = plain_connect(&server);
     let challenge = challenge(&c.cmd("AUTH CRAM-MD5"));
@@ -410,10 +569,17 @@ fn cram_md5_digest_computed_by_the_test() {
     let reply = c.cmd(&cram_md5_response(ALICE.0, ALICE.1, &challenge));
     assert!(reply.starts_with("+OK Logged in"), "{reply}");
     retrieve(&mut c, ALICE.0);
+    // A {CLEAR} secret serves it the same.
+    let mut c = plain_connect(&server);
+    let bob = self::challenge(&c.cmd("AUTH CRAM-MD5"));
+    let reply = c.cmd(&cram_md5_response(BOB.0, BOB.1, &bob));
+    assert!(reply.starts_with("+OK Logged in"), "{reply}");
+    retrieve(&mut c, BOB.0);
     // Each challenge is new.
     let mut c = plain_connect(&server);
     let again = self::challenge(&c.cmd("AUTH CRAM-MD5"));
     assert_ne!(again, challenge);
+    assert_ne!(again, bob);
     // A response to the old challenge fails.
     assert_eq!(
         c.cmd(&cram_md5_response(ALICE.0, ALICE.1, &challenge)),
@@ -433,7 +599,7 @@ fn apop_digest(greeting: &str, password: &str) -> String {
 
 #[test]
 fn apop_digest_computed_by_the_test() {
-    let setup = Setup::new("apop");
+    let setup = Setup::new("apop", Accounts::Plain);
     let server = setup.start(&[]);
     let (mut c, greeting) = Pop::plain(server.addr);
     // <pid.random@host>, new for each greeting.
@@ -442,8 +608,12 @@ fn apop_digest_computed_by_the_test() {
     let reply = c.cmd(&format!("APOP alice {}", apop_digest(&greeting, ALICE.1)));
     assert!(reply.starts_with("+OK Logged in"), "{reply}");
     retrieve(&mut c, ALICE.0);
-    let (_, again) = Pop::plain(server.addr);
+    let (mut c, again) = Pop::plain(server.addr);
     assert_ne!(again, greeting);
+    // A {CLEAR} secret serves it the same.
+    let reply = c.cmd(&format!("APOP bob {}", apop_digest(&again, BOB.1)));
+    assert!(reply.starts_with("+OK Logged in"), "{reply}");
+    retrieve(&mut c, BOB.0);
     // Without --apop, no timestamp and no APOP.
     let plain = BinServer::start(&["--passwd", &setup.passwd, "--maildir", "%h/Maildir"]);
     let (mut c, greeting) = Pop::plain(plain.addr);
@@ -588,7 +758,8 @@ fn scram_sha_256_client_written_from_the_rfc() {
          p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
     );
     rfc.verify("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
-    let setup = Setup::new("scram");
+    // Stored keys and a {PLAIN} secret, no one-way hash: SCRAM is offered.
+    let setup = Setup::new("scram", Accounts::Scram);
     let server = setup.start(&["--insecure-loopback"]);
     // A {PLAIN} secret (keys derived by the server), in plaintext (SCRAM sends no password).
     let mut c = plain_connect(&server);
@@ -625,70 +796,197 @@ fn sasl_of<S: Read + Write>(c: &mut Pop<S>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[test]
-fn bare_auth_lists_the_mechanisms_capa_lists() {
-    let setup = Setup::new("bare-auth");
-    let server = setup.start(&[]);
-    let mut c = plain_connect(&server);
-    let (status, mechanisms) = c.multi("AUTH");
-    assert_eq!(status, "+OK Supported mechanisms follow");
-    assert_eq!(mechanisms, ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"]);
-    assert_eq!(sasl_of(&mut c), mechanisms);
-    assert_eq!(
-        c.cmd("AUTH GSSAPI"),
-        "-ERR Unsupported authentication mechanism"
-    );
-    // After login, no more SASL line and no more AUTH.
-    assert!(c
-        .cmd(&format!("AUTH PLAIN {}", b64("\0alice\0s3cret pw")))
-        .starts_with("+OK"));
-    assert!(sasl_of(&mut c).is_empty());
-    assert!(c.cmd("AUTH").starts_with("-ERR"));
+/// The mechanisms whose offer depends on the passwd file.
+const CHALLENGE_MECHANISMS: [&str; 2] = ["CRAM-MD5", "SCRAM-SHA-256"];
+
+/// AUTH agrees with what was listed: an offered challenge mechanism starts (and is cancelled),
+/// one not offered is refused as unsupported.
+fn check_auth_agrees<S: Read + Write>(c: &mut Pop<S>, offered: &[&str], what: &str) {
+    for name in CHALLENGE_MECHANISMS {
+        let reply = c.cmd(&format!("AUTH {name}"));
+        if offered.contains(&name) {
+            assert!(reply.starts_with("+ "), "{what}: AUTH {name}: {reply}");
+            assert_eq!(c.cmd("*"), "-ERR Authentication cancelled", "{what}");
+        } else {
+            assert_eq!(reply, UNSUPPORTED, "{what}: AUTH {name}");
+        }
+    }
 }
 
 #[test]
+fn bare_auth_lists_the_mechanisms_capa_lists() {
+    for accounts in Accounts::ALL {
+        let setup = Setup::new("bare-auth", accounts);
+        let server = setup.start(&[]);
+        let mut c = plain_connect(&server);
+        let (status, mechanisms) = c.multi("AUTH");
+        assert_eq!(status, "+OK Supported mechanisms follow");
+        assert_eq!(mechanisms, accounts.offered(), "{accounts:?}");
+        assert_eq!(sasl_of(&mut c), mechanisms, "{accounts:?}");
+        check_auth_agrees(&mut c, accounts.offered(), &format!("{accounts:?}"));
+        assert_eq!(c.cmd("AUTH GSSAPI"), UNSUPPORTED);
+        // The file's last account (a one-way hash where there is one) logs in with PLAIN.
+        let (user, password) = *accounts.users().last().unwrap();
+        let reply = c.cmd(&format!(
+            "AUTH PLAIN {}",
+            b64(format!("\0{user}\0{password}"))
+        ));
+        assert!(reply.starts_with("+OK"), "{accounts:?}: {reply}");
+        // After login, no more SASL line and no more AUTH.
+        assert!(sasl_of(&mut c).is_empty());
+        assert!(c.cmd("AUTH").starts_with("-ERR"));
+    }
+}
+
+/// The accounts of a passwd file: (user, password) and the password field.
+type FileLines<'a> = Vec<((&'a str, &'a str), String)>;
+
+#[test]
 fn challenge_mechanisms_are_offered_only_for_secrets_that_serve_them() {
+    const ALL: &[&str] = &["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"];
+    const SCRAM: &[&str] = &["PLAIN", "LOGIN", "SCRAM-SHA-256"];
+    const NONE: &[&str] = &["PLAIN", "LOGIN"];
     let dir = TempDir::new("secret-kinds");
     let home = dir.path().join("home");
     maildir_with(&home.join("Maildir"), b"Subject: x\n\nx\n");
-    let cases = [
-        (sha512_crypt("pw"), vec!["PLAIN", "LOGIN"]),
-        (hash_password("ARGON2ID", "pw"), vec!["PLAIN", "LOGIN"]),
+    // The SHA512-CRYPT line again as a {PLAIN} one of the very same length: an edit that
+    // leaves the file's size as it was.
+    let crypt_line = format!("{}:{}", CRYPT_USER.0, stored(CRYPT_USER));
+    let pad = "x".repeat(crypt_line.len() - CRYPT_USER.0.len() - ":{PLAIN}".len());
+    let same_size = (CRYPT_USER.0, pad.as_str());
+    let plain_same_size = || format!("{{PLAIN}}{}", same_size.1);
+    // (what, the accounts, what must be offered), each case an edit of the one file of one
+    // server; each case offers something else than the one before.
+    let cases: Vec<(&str, FileLines, &[&str])> = vec![
         (
-            hash_password("SCRAM-SHA-256", "pw"),
-            vec!["PLAIN", "LOGIN", "SCRAM-SHA-256"],
+            "all {PLAIN} and {CLEAR}",
+            vec![(ALICE, stored(ALICE)), (BOB, stored(BOB))],
+            ALL,
         ),
         (
-            "{PLAIN}pw".to_owned(),
-            vec!["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"],
+            "{PLAIN} and {SCRAM-SHA-256}",
+            vec![(ALICE, stored(ALICE)), (SCRAM_USER, stored(SCRAM_USER))],
+            SCRAM,
+        ),
+        (
+            "{PLAIN} and {SHA512-CRYPT}",
+            vec![(ALICE, stored(ALICE)), (CRYPT_USER, stored(CRYPT_USER))],
+            NONE,
+        ),
+        (
+            "the hash replaced by {PLAIN}, same file size",
+            vec![(ALICE, stored(ALICE)), (same_size, plain_same_size())],
+            ALL,
+        ),
+        (
+            "{SCRAM-SHA-256} alone",
+            vec![(SCRAM_USER, stored(SCRAM_USER))],
+            SCRAM,
+        ),
+        (
+            "{ARGON2ID} first, then {PLAIN}",
+            vec![(ARGON_USER, stored(ARGON_USER)), (ALICE, stored(ALICE))],
+            NONE,
+        ),
+        ("{CLEAR} alone", vec![(BOB, stored(BOB))], ALL),
+        (
+            "{PLAIN}, {SCRAM-SHA-256} and {ARGON2ID}",
+            vec![
+                (ALICE, stored(ALICE)),
+                (SCRAM_USER, stored(SCRAM_USER)),
+                (ARGON_USER, stored(ARGON_USER)),
+            ],
+            NONE,
+        ),
+        (
+            "{PLAIN}, {CLEAR} and {SCRAM-SHA-256}",
+            vec![
+                (ALICE, stored(ALICE)),
+                (BOB, stored(BOB)),
+                (SCRAM_USER, stored(SCRAM_USER)),
+            ],
+            SCRAM,
+        ),
+        (
+            "{SCRAM-SHA-256} and {SHA512-CRYPT}",
+            vec![
+                (SCRAM_USER, stored(SCRAM_USER)),
+                (CRYPT_USER, stored(CRYPT_USER)),
+            ],
+            NONE,
         ),
     ];
-    for (field, want) in cases {
-        let passwd = dir.path().join("passwd");
-        fs::write(&passwd, format!("u:{field}::::{}::\n", home.display())).unwrap();
-        let server = BinServer::start(&[
-            "--passwd",
-            passwd.to_str().unwrap(),
-            "--maildir",
-            "%h/Maildir",
-            "--fail-delay",
-            "0.05",
-        ]);
-        let mut c = plain_connect(&server);
-        assert_eq!(sasl_of(&mut c), want, "{field}");
-        let (_, listed) = c.multi("AUTH");
-        assert_eq!(listed, want, "{field}");
-        if !want.contains(&"CRAM-MD5") {
-            assert_eq!(
-                c.cmd("AUTH CRAM-MD5"),
-                "-ERR Unsupported authentication mechanism"
-            );
+    let passwd = dir.path().join("passwd");
+    // A comment and a blank line are not accounts.
+    let file_of = |accounts: &[((&str, &str), String)]| -> String {
+        let lines: String = accounts
+            .iter()
+            .map(|((user, _), field)| format!("{user}:{field}::::{}::\n", home.display()))
+            .collect();
+        format!("# test accounts\n\n{lines}")
+    };
+    rewrite(&passwd, &file_of(&cases[0].1));
+    let server = BinServer::start(&[
+        "--passwd",
+        passwd.to_str().unwrap(),
+        "--maildir",
+        "%h/Maildir",
+        "--fail-delay",
+        "0.05",
+    ]);
+    for (what, accounts, want) in &cases {
+        let text = file_of(accounts);
+        if what.contains("same file size") {
+            let size = fs::metadata(&passwd).unwrap().len();
+            assert_eq!(text.len() as u64, size, "{what}");
         }
-        // Whatever the secret, PASS works.
-        assert_eq!(c.cmd("USER u"), "+OK Send your password");
-        assert!(c.cmd("PASS pw").starts_with("+OK Logged in"), "{field}");
-        c.quit();
+        rewrite(&passwd, &text);
+        // The next connection sees the edit.
+        let mut c = plain_connect(&server);
+        assert_eq!(sasl_of(&mut c), *want, "{what}");
+        let (_, listed) = c.multi("AUTH");
+        assert_eq!(listed, *want, "{what}");
+        check_auth_agrees(&mut c, want, what);
+        // Whatever the secrets, PASS works for every account.
+        for ((user, password), _) in accounts {
+            let mut c = plain_connect(&server);
+            assert_eq!(c.cmd(&format!("USER {user}")), "+OK Send your password");
+            let reply = c.cmd(&format!("PASS {password}"));
+            assert!(
+                reply.starts_with("+OK Logged in"),
+                "{what}, {user}: {reply}"
+            );
+            c.quit();
+        }
     }
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+
+    // One file per domain (%d): no one file to vouch for every account, so neither is offered,
+    // even where the one file there is has only {PLAIN} secrets.
+    let domain = dir.path().join("domains/example.org");
+    fs::create_dir_all(&domain).unwrap();
+    rewrite(
+        &domain.join("passwd"),
+        &file_of(&[(ALICE, stored(ALICE)), (BOB, stored(BOB))]),
+    );
+    let template = dir.path().join("domains/%d/passwd");
+    let server = BinServer::start(&[
+        "--passwd",
+        template.to_str().unwrap(),
+        "--maildir",
+        "%h/Maildir",
+        "--fail-delay",
+        "0.05",
+    ]);
+    let mut c = plain_connect(&server);
+    assert_eq!(sasl_of(&mut c), NONE, "%d");
+    let (_, listed) = c.multi("AUTH");
+    assert_eq!(listed, NONE, "%d");
+    check_auth_agrees(&mut c, NONE, "%d");
+    assert_eq!(c.cmd("USER alice@example.org"), "+OK Send your password");
+    let reply = c.cmd(&format!("PASS {}", ALICE.1));
+    assert!(reply.starts_with("+OK Logged in"), "%d: {reply}");
+    c.quit();
 }
 
 #[test]
@@ -758,6 +1056,34 @@ fn scram(addr: SocketAddr, user: &str, password: &str) -> (String, Duration) {
     timed(&mut c, &b64(scram.client_final(&server_first)))
 }
 
+#[test]
+fn apop_is_offered_only_when_every_account_can_use_it() {
+    // A client that sees the timestamp may insist on APOP, which fails for an account without
+    // a plaintext secret: with --apop, only an all-{PLAIN} file gets the timestamp.
+    for accounts in Accounts::ALL {
+        let setup = Setup::new("apop-offered", accounts);
+        let server = setup.start(&[]);
+        let (mut c, greeting) = Pop::plain(server.addr);
+        if accounts == Accounts::Plain {
+            assert!(greeting.contains('<'), "{accounts:?}: {greeting}");
+        } else {
+            assert_eq!(greeting, "+OK POP3 server ready", "{accounts:?}");
+            assert_eq!(
+                c.cmd(&format!(
+                    "APOP {} 0123456789abcdef0123456789abcdef",
+                    ALICE.0
+                )),
+                "-ERR APOP is not enabled",
+                "{accounts:?}"
+            );
+            assert!(
+                server.log().contains("APOP is not offered"),
+                "{accounts:?}: no start-up warning"
+            );
+        }
+    }
+}
+
 fn apop(addr: SocketAddr, user: &str, password: &str) -> (String, Duration) {
     let (mut c, greeting) = connect(addr);
     timed(
@@ -768,44 +1094,118 @@ fn apop(addr: SocketAddr, user: &str, password: &str) -> (String, Duration) {
 
 #[test]
 fn every_failed_login_gets_the_same_reply_after_the_delay() {
-    let setup = Setup::new("failures");
-    let server = setup.start_with_delay("0.3", &[]);
-    let attempts: Vec<(&str, Attempt)> = vec![
-        ("PASS wrong password", |a| pass(a, "alice", "wrong")),
-        ("PASS unknown user", |a| pass(a, "nobody", "s3cret pw")),
-        ("PASS wrong password, argon2", |a| pass(a, "argo", "wrong")),
-        ("PASS wrong password, scram", |a| {
+    // Each failure on a file where its mechanism is offered: CRAM-MD5 and SCRAM where every
+    // secret is {PLAIN} or {CLEAR}, SCRAM with stored keys, and one-way hashes for the rest.
+    let setups: Vec<_> = Accounts::ALL
+        .into_iter()
+        .map(|accounts| (accounts, Setup::new("failures", accounts)))
+        .collect();
+    let servers: Vec<_> = setups
+        .iter()
+        .map(|(accounts, setup)| (*accounts, setup.start_with_delay("0.3", &[])))
+        .collect();
+    let addr_of = |accounts| {
+        servers
+            .iter()
+            .find(|(a, _)| *a == accounts)
+            .map(|(_, server)| server.addr)
+            .unwrap()
+    };
+    // (`Keys`: `Scram` is the name of the test's SCRAM client.)
+    use Accounts::{Crypt, Mixed, Plain, Scram as Keys};
+    let attempts: Vec<(&str, Accounts, Attempt)> = vec![
+        ("PASS wrong password", Plain, |a| pass(a, "alice", "wrong")),
+        ("PASS unknown user", Plain, |a| {
+            pass(a, "nobody", "s3cret pw")
+        }),
+        ("PASS wrong password, {CLEAR}", Plain, |a| {
+            pass(a, "bob", "wrong")
+        }),
+        ("PASS wrong password, argon2", Mixed, |a| {
+            pass(a, "argo", "wrong")
+        }),
+        ("PASS unknown user, hashes", Mixed, |a| {
+            pass(a, "nobody", "argon pw")
+        }),
+        ("PASS wrong password, scram", Keys, |a| {
             pass(a, "sc=am,x", "wrong")
         }),
-        ("PLAIN wrong password", |a| plain(a, "\0alice\0wrong")),
-        ("PLAIN unknown user", |a| plain(a, "\0nobody\0s3cret pw")),
-        ("PLAIN other authzid", |a| {
+        ("PASS wrong password, crypt", Crypt, |a| {
+            pass(a, "crypt.user", "wrong")
+        }),
+        ("PLAIN wrong password", Plain, |a| {
+            plain(a, "\0alice\0wrong")
+        }),
+        ("PLAIN unknown user", Plain, |a| {
+            plain(a, "\0nobody\0s3cret pw")
+        }),
+        ("PLAIN other authzid", Mixed, |a| {
             plain(a, "argo\0alice\0s3cret pw")
         }),
-        ("PLAIN empty password", |a| plain(a, "\0alice\0")),
-        ("PLAIN =", |a| timed(&mut connect(a).0, "AUTH PLAIN =")),
-        ("LOGIN wrong password", |a| login(a, "alice", "wrong")),
-        ("LOGIN unknown user", |a| login(a, "nobody", "s3cret pw")),
-        ("LOGIN bad user name", |a| login(a, "no body", "s3cret pw")),
-        ("CRAM-MD5 wrong password", |a| cram(a, "alice", "wrong")),
-        ("CRAM-MD5 unknown user", |a| cram(a, "nobody", "s3cret pw")),
-        ("CRAM-MD5 hashed secret", |a| cram(a, "argo", "argon pw")),
-        ("SCRAM wrong password", |a| scram(a, "alice", "wrong")),
-        ("SCRAM unknown user", |a| scram(a, "nobody", "s3cret pw")),
-        ("SCRAM wrong password, scram", |a| {
+        ("PLAIN empty password", Plain, |a| plain(a, "\0alice\0")),
+        ("PLAIN =", Plain, |a| {
+            timed(&mut connect(a).0, "AUTH PLAIN =")
+        }),
+        ("PLAIN wrong password, argon2", Mixed, |a| {
+            plain(a, "\0argo\0wrong")
+        }),
+        ("PLAIN wrong password, crypt", Crypt, |a| {
+            plain(a, "\0crypt.user\0wrong")
+        }),
+        ("LOGIN wrong password", Plain, |a| {
+            login(a, "alice", "wrong")
+        }),
+        ("LOGIN unknown user", Plain, |a| {
+            login(a, "nobody", "s3cret pw")
+        }),
+        ("LOGIN bad user name", Plain, |a| {
+            login(a, "no body", "s3cret pw")
+        }),
+        ("LOGIN wrong password, argon2", Mixed, |a| {
+            login(a, "argo", "wrong")
+        }),
+        ("CRAM-MD5 wrong password", Plain, |a| {
+            cram(a, "alice", "wrong")
+        }),
+        ("CRAM-MD5 unknown user", Plain, |a| {
+            cram(a, "nobody", "s3cret pw")
+        }),
+        ("CRAM-MD5 wrong password, {CLEAR}", Plain, |a| {
+            cram(a, "bob", "wrong")
+        }),
+        ("CRAM-MD5 another account's password", Plain, |a| {
+            cram(a, "bob", "s3cret pw")
+        }),
+        ("SCRAM wrong password", Plain, |a| {
+            scram(a, "alice", "wrong")
+        }),
+        ("SCRAM unknown user", Plain, |a| {
+            scram(a, "nobody", "s3cret pw")
+        }),
+        ("SCRAM wrong password, {CLEAR}", Plain, |a| {
+            scram(a, "bob", "wrong")
+        }),
+        ("SCRAM wrong password, scram", Keys, |a| {
             scram(a, "sc=am,x", "wrong")
         }),
-        ("SCRAM hashed secret", |a| scram(a, "argo", "argon pw")),
-        ("APOP wrong password", |a| apop(a, "alice", "wrong")),
-        ("APOP unknown user", |a| apop(a, "nobody", "s3cret pw")),
-        ("APOP hashed secret", |a| apop(a, "argo", "argon pw")),
-        ("APOP scram secret", |a| apop(a, "sc=am,x", "scram,pw=")),
+        ("SCRAM unknown user, stored keys", Keys, |a| {
+            scram(a, "nobody", "scram,pw=")
+        }),
+        ("SCRAM wrong password, plain among keys", Keys, |a| {
+            scram(a, "alice", "wrong")
+        }),
+        ("APOP wrong password", Plain, |a| apop(a, "alice", "wrong")),
+        ("APOP unknown user", Plain, |a| {
+            apop(a, "nobody", "s3cret pw")
+        }),
     ];
-    let addr = server.addr;
     // In parallel: each waits out its own delay.
     let runs: Vec<_> = attempts
         .into_iter()
-        .map(|(name, attempt)| (name, std::thread::spawn(move || attempt(addr))))
+        .map(|(name, accounts, attempt)| {
+            let addr = addr_of(accounts);
+            (name, std::thread::spawn(move || attempt(addr)))
+        })
         .collect();
     let mut wrong = Vec::new();
     for (name, run) in runs {
@@ -816,5 +1216,58 @@ fn every_failed_login_gets_the_same_reply_after_the_delay() {
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
-    assert!(!server.log().contains("panicked"));
+    for (accounts, server) in &servers {
+        assert!(!server.log().contains("panicked"), "{accounts:?}");
+    }
+}
+
+/// CRAM-MD5 and SCRAM are offered because every secret serves them when AUTH comes; an edit of
+/// the file in the middle of the exchange leaves a one-way hash where a secret was. That login
+/// fails like a wrong password, after the delay, and the next connection is not offered them.
+#[test]
+fn a_secret_turned_into_a_hash_mid_login_fails_like_a_wrong_password() {
+    let setup = Setup::new("mid-login", Accounts::Plain);
+    let server = setup.start_with_delay("0.3", &[]);
+    let all_plain = || vec![(ALICE.0, stored(ALICE)), (BOB.0, stored(BOB))];
+    let hashed = vec![(ALICE.0, sha512_crypt(ALICE.1)), (BOB.0, stored(BOB))];
+    let failed_after_delay = |(reply, took): (String, Duration), what: &str| {
+        assert_eq!(reply, FAILED, "{what}");
+        assert!(took >= Duration::from_millis(300), "{what}: {took:?}");
+    };
+
+    // CRAM-MD5: the challenge is out, then alice's secret becomes a hash.
+    let (mut c, _) = connect(server.addr);
+    let sent = challenge(&c.cmd("AUTH CRAM-MD5"));
+    setup.write(&hashed);
+    failed_after_delay(
+        timed(&mut c, &cram_md5_response(ALICE.0, ALICE.1, &sent)),
+        "CRAM-MD5",
+    );
+    let mut c = plain_connect(&server);
+    assert_eq!(sasl_of(&mut c), Accounts::Mixed.offered(), "after the edit");
+
+    // SCRAM: AUTH while every secret serves it, the client-first after the edit. The server
+    // carries on with keys nothing matches, and never proves itself.
+    setup.write(&all_plain());
+    let (mut c, _) = connect(server.addr);
+    assert_eq!(sasl_of(&mut c), Accounts::Plain.offered(), "edited back");
+    assert_eq!(c.cmd("AUTH SCRAM-SHA-256"), "+ ");
+    setup.write(&hashed);
+    let mut scram = Scram::new(ALICE.0, ALICE.1);
+    let first = c.cmd(&b64(scram.client_first()));
+    let server_first = String::from_utf8(challenge(&first)).unwrap();
+    failed_after_delay(
+        timed(&mut c, &b64(scram.client_final(&server_first))),
+        "SCRAM",
+    );
+    // PASS still works with the new secret, on a new connection.
+    let (_, took) = pass(server.addr, ALICE.0, "wrong");
+    assert!(took >= Duration::from_millis(300));
+    let mut c = plain_connect(&server);
+    assert_eq!(c.cmd("USER alice"), "+OK Send your password");
+    assert!(c
+        .cmd(&format!("PASS {}", ALICE.1))
+        .starts_with("+OK Logged in"));
+    retrieve(&mut c, ALICE.0);
+    assert!(!server.log().contains("panicked"), "{}", server.log());
 }

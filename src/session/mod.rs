@@ -134,10 +134,10 @@ impl<'s> Session<'s> {
     /// without TLS and not from loopback; see [`with_tls`](Self::with_tls) and
     /// [`from_loopback`](Self::from_loopback).
     pub fn new(service: &'s Service, peer: impl Into<String>) -> Self {
-        let apop_timestamp = service
-            .config
-            .apop
-            .then(|| authorization::apop_timestamp(&service.config.hostname));
+        // As with CRAM-MD5: a client that sees the timestamp may insist on APOP, which fails
+        // for an account without a plaintext secret, so it is offered only while all have one.
+        let apop = service.config.apop && service.auth.secret_kinds().plain;
+        let apop_timestamp = apop.then(|| authorization::apop_timestamp(&service.config.hostname));
         Session {
             service,
             peer: peer.into(),

@@ -9,7 +9,7 @@ use pop3d::auth::password;
 use pop3d::net_range::NetRange;
 use pop3d::serve::TlsMode;
 use pop3d::store::maildir::MaildirStore;
-use pop3d::{ListenerKind, MinVersion, Server, Service, SessionConfig, TlsConfig};
+use pop3d::{Authenticator, ListenerKind, MinVersion, Server, Service, SessionConfig, TlsConfig};
 use std::io::BufRead;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -275,6 +275,13 @@ fn run(s: Settings) -> Result<(), String> {
     let mut passwd = PasswdFile::new(&s.passwd).map_err(|e| format!("--passwd: {e}"))?;
     if s.login_cache > 0 {
         passwd = passwd.with_login_cache(Duration::from_secs(s.login_cache));
+    }
+    if s.session.apop && !passwd.secret_kinds().plain {
+        log::warn!(
+            "--apop: not every account in {} has a {{PLAIN}} password, so APOP is not offered \
+             (it would lock the others out)",
+            s.passwd
+        );
     }
     let store = MaildirStore::new(&s.maildir).map_err(|e| format!("--maildir: {e}"))?;
     // Read while still privileged: a TLS key is usually readable by root alone.
