@@ -42,27 +42,49 @@ pub struct Connection<S> {
     deadline: Option<Instant>,
 }
 
-/// The error of a read that ran past the [`Connection::set_deadline`] deadline.
-#[derive(Debug)]
-struct DeadlinePassed;
+/// Which limit a read ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The read timeout between lines (the idle timeout).
+    Idle,
+    /// [`LINE_DEADLINE`]: a command line not finished in time.
+    Line,
+    /// The deadline of [`Connection::set_deadline`] (the login deadline).
+    Login,
+}
 
-impl std::fmt::Display for DeadlinePassed {
+/// The error that carries a [`Limit`].
+#[derive(Debug)]
+struct LimitError(Limit);
+
+impl std::fmt::Display for LimitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("deadline passed")
+        f.write_str(match self.0 {
+            Limit::Idle => "idle timeout",
+            Limit::Line => "command line not finished in time",
+            Limit::Login => "not logged in in time",
+        })
     }
 }
 
-impl std::error::Error for DeadlinePassed {}
+impl std::error::Error for LimitError {}
 
-fn deadline_passed() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, DeadlinePassed)
-}
+impl Limit {
+    fn error(self) -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, LimitError(self))
+    }
 
-/// True if `e` says a read ran past the connection's deadline (see
-/// [`Connection::set_deadline`]), rather than the idle timeout or the line deadline.
-pub fn is_deadline_passed(e: &io::Error) -> bool {
-    e.get_ref()
-        .is_some_and(|inner| inner.is::<DeadlinePassed>())
+    /// The limit that `e` ran into, if it is a timeout: [`Limit::Idle`] for a plain one.
+    pub fn of(e: &io::Error) -> Option<Limit> {
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<LimitError>())
+        {
+            Some(LimitError(limit)) => Some(*limit),
+            None if is_timeout(e) => Some(Limit::Idle),
+            None => None,
+        }
+    }
 }
 
 impl<S: Read + Write> Connection<S> {
@@ -104,8 +126,8 @@ impl<S: Read + Write> Connection<S> {
 
     /// Sets a time by which every line read must be complete (`None`: no such time): a client
     /// that trickles a byte now and then cannot stretch it, as it can the read timeout, which
-    /// each byte restarts. Reads past it fail with an error that [`is_deadline_passed`]
-    /// recognises. Takes effect only with [`with_timeout_control`](Self::with_timeout_control).
+    /// each byte restarts. Reads past it fail with an error that [`Limit::of`] calls
+    /// [`Limit::Login`]. Takes effect only with [`with_timeout_control`](Self::with_timeout_control).
     pub fn set_deadline(&mut self, deadline: Option<Instant>) {
         self.deadline = deadline;
     }
@@ -163,27 +185,26 @@ impl<S: Read + Write> Connection<S> {
                 self.start = 0;
             }
             scanned = self.end;
+            // The read waits for the nearest of three limits; a timeout says which one ran out.
             let mut wait = self.timeout;
+            let mut limit = Limit::Idle;
             if self.start < self.end || too_long {
                 let began = *line_began.get_or_insert_with(Instant::now);
                 let left = LINE_DEADLINE.saturating_sub(began.elapsed());
                 if left.is_zero() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "command line not finished in time",
-                    ));
+                    return Err(Limit::Line.error());
                 }
-                wait = wait.min(left);
+                if left < wait {
+                    (wait, limit) = (left, Limit::Line);
+                }
             }
-            let mut until_deadline = false;
             if let Some(deadline) = self.deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(deadline_passed());
+                    return Err(Limit::Login.error());
                 }
                 if left <= wait {
-                    wait = left;
-                    until_deadline = true;
+                    (wait, limit) = (left, Limit::Login);
                 }
             }
             self.apply(wait)?;
@@ -191,7 +212,7 @@ impl<S: Read + Write> Connection<S> {
             let n = loop {
                 match self.stream.read(&mut self.input[self.end..]) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if until_deadline && is_timeout(&e) => return Err(deadline_passed()),
+                    Err(e) if is_timeout(&e) && limit != Limit::Idle => return Err(limit.error()),
                     r => break r?,
                 }
             };

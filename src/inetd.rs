@@ -4,6 +4,7 @@
 //! waits in poll(2) with the idle timeout, since a pipe or inherited socket may have none.
 
 use crate::connection::TimeoutControl;
+use crate::deadlined::Deadlined;
 use crate::net_range::NetRange;
 use crate::serve::{proxied_client, run_session, TlsMode};
 use crate::session::{End, Service};
@@ -13,7 +14,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Serves one session on stdin/stdout and returns how it ended. `mode` says what TLS does:
 /// an inetd service on port 995 uses [`TlsMode::Implicit`]. With `proxy_trusted`, the session
@@ -23,13 +24,11 @@ pub fn serve(
     mode: TlsMode<'_>,
     proxy_trusted: Option<&[NetRange]>,
 ) -> io::Result<End> {
+    let connected = Instant::now();
     let mut peer = peer_address(0);
-    let mut stdio = Stdio::new(
-        service
-            .config
-            .login_timeout
-            .min(service.config.idle_timeout),
-    );
+    let config = &service.config;
+    let mut stdio = Stdio::new(config.login_timeout.min(config.idle_timeout));
+    let mut control = stdio.timeout_control();
     if let Some(trusted) = proxy_trusted {
         let from = peer.ok_or_else(|| {
             io::Error::new(
@@ -37,14 +36,20 @@ pub fn serve(
                 "a PROXY header needs a socket on stdin",
             )
         })?;
-        peer = Some(proxied_client(&mut stdio, from, trusted)?);
+        // A header trickled in a byte at a time must still be done by the login deadline.
+        let deadline = connected + config.login_timeout;
+        let mut guarded = Deadlined::new(stdio, deadline, config.idle_timeout, Some(control));
+        let header = proxied_client(&mut guarded, from, trusted);
+        let (inner, back) = guarded.into_parts();
+        stdio = inner;
+        control = back.unwrap_or_else(|| stdio.timeout_control());
+        peer = Some(header?);
     }
     log::info!(
         "connect: peer={}",
         peer.map_or_else(|| "stdin".to_owned(), |a| a.to_string())
     );
-    let control = stdio.timeout_control();
-    run_session(service, stdio, peer, mode, Some(control))
+    run_session(service, stdio, peer, mode, Some(control), connected)
 }
 
 /// stdin and stdout as one stream, with a timeout on each wait.

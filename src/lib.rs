@@ -13,6 +13,7 @@
 pub mod account;
 pub mod auth;
 pub mod connection;
+pub mod deadlined;
 pub mod inetd;
 pub mod limits;
 pub mod net_range;

@@ -4,6 +4,7 @@
 //! timeouts work the same in both.
 
 use crate::connection::{Connection, TimeoutControl};
+use crate::deadlined::Deadlined;
 use crate::net_range::NetRange;
 use crate::protocol::proxy;
 use crate::session::{End, Service, Session, Tls};
@@ -11,6 +12,7 @@ use crate::tls::TlsConfig;
 use native_tls::TlsStream;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::time::Instant;
 
 /// What TLS does on a connection.
 #[derive(Clone, Copy)]
@@ -24,7 +26,8 @@ pub enum TlsMode<'a> {
 }
 
 /// Runs a whole session on `stream` for the client at `peer` (`None`: a pipe, which counts as
-/// local). `control`, when given, sets the stream's read timeout (see
+/// local), which connected at `connected`: the login timeout, TLS handshakes included, counts
+/// from then. `control`, when given, sets the stream's read timeout (see
 /// [`Connection::with_timeout_control`]); it survives an STLS upgrade.
 pub fn run_session<S: Read + Write>(
     service: &Service,
@@ -32,16 +35,23 @@ pub fn run_session<S: Read + Write>(
     peer: Option<SocketAddr>,
     mode: TlsMode<'_>,
     control: Option<TimeoutControl>,
+    connected: Instant,
 ) -> io::Result<End> {
     let name = peer.map_or_else(|| "stdin".to_owned(), |a| a.to_string());
     let loopback = peer.is_none_or(|a| a.ip().to_canonical().is_loopback());
-    let mut session = Session::new(service, name).from_loopback(loopback);
+    let deadline = connected + service.config.login_timeout;
+    let idle = service.config.idle_timeout;
+    let mut session = Session::new(service, name)
+        .from_loopback(loopback)
+        .connected_at(connected);
     if let Some(addr) = peer {
         session = session.with_client_ip(addr.ip().to_canonical());
     }
     match mode {
         TlsMode::Implicit(tls) => {
-            let mut conn = connection(tls.accept(stream)?, control);
+            let mut stream = tls.accept(Deadlined::new(stream, deadline, idle, control))?;
+            let control = stream.get_mut().lift();
+            let mut conn = connection(stream, control);
             let end = over(session.with_tls(Tls::Active), &mut conn)?;
             close_notify(conn);
             Ok(end)
@@ -61,7 +71,9 @@ pub fn run_session<S: Read + Write>(
             let control = conn.take_timeout_control();
             // into_inner sends the "+OK Begin TLS" and throws away whatever the client sent
             // after STLS: nothing said in plaintext may run inside TLS (CVE-2011-0411).
-            let stream = tls.accept(conn.into_inner()?)?;
+            let mut stream =
+                tls.accept(Deadlined::new(conn.into_inner()?, deadline, idle, control))?;
+            let control = stream.get_mut().lift();
             session.tls_started();
             let mut conn = connection(stream, control);
             let end = session.run(&mut conn)?;

@@ -7,6 +7,7 @@
 //! at once that the server is busy.
 
 use crate::connection::TimeoutControl;
+use crate::deadlined::Deadlined;
 use crate::limits::{BUSY_REPLY_TIMEOUT, DEFAULT_MAX_PER_IP, DEFAULT_MAX_SESSIONS, SESSION_STACK};
 use crate::net_range::NetRange;
 use crate::serve::{proxied_client, run_session, TlsMode};
@@ -20,7 +21,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The reply to a client that arrives while every worker is busy.
 const BUSY_REPLY: &[u8] = b"-ERR [SYS/TEMP] Server busy, try again later\r\n";
@@ -329,6 +330,7 @@ fn worker(rx: Receiver<Handoff>, context: &Context) {
 }
 
 fn serve(stream: TcpStream, peer: SocketAddr, kind: ListenerKind, context: &Context) {
+    let connected = Instant::now();
     let config = &context.service.config;
     // Until login, reads wait at most the login timeout: a PROXY header or a TLS handshake
     // that never comes cannot hold the worker longer.
@@ -340,8 +342,18 @@ fn serve(stream: TcpStream, peer: SocketAddr, kind: ListenerKind, context: &Cont
         log::warn!("socket setup failed: peer={peer} ({e})");
         return;
     }
+    // The socket's read timeout, changed through a second handle on the same socket (which
+    // also serves under TLS).
+    let mut control: Option<TimeoutControl> = stream.try_clone().ok().map(|socket| {
+        Box::new(move |timeout| socket.set_read_timeout(Some(timeout))) as TimeoutControl
+    });
     let client = if kind.proxy {
-        match proxied_client(&mut &stream, peer, &context.proxy_trusted) {
+        // A header trickled in a byte at a time must still be done by the login deadline.
+        let deadline = connected + config.login_timeout;
+        let mut guarded = Deadlined::new(&stream, deadline, config.idle_timeout, control);
+        let header = proxied_client(&mut guarded, peer, &context.proxy_trusted);
+        control = guarded.into_parts().1;
+        match header {
             Ok(client) => {
                 log::info!("connect: peer={client} via={peer}");
                 client
@@ -372,12 +384,14 @@ fn serve(stream: TcpStream, peer: SocketAddr, kind: ListenerKind, context: &Cont
         (Some(tls), false) => TlsMode::Starttls(tls),
         (None, _) => TlsMode::Off,
     };
-    // The socket's read timeout, changed through a second handle on the same socket (which
-    // also serves under TLS).
-    let control: Option<TimeoutControl> = stream.try_clone().ok().map(|socket| {
-        Box::new(move |timeout| socket.set_read_timeout(Some(timeout))) as TimeoutControl
-    });
-    if let Err(e) = run_session(&context.service, &stream, Some(client), mode, control) {
+    if let Err(e) = run_session(
+        &context.service,
+        &stream,
+        Some(client),
+        mode,
+        control,
+        connected,
+    ) {
         log::info!("connection error: peer={client} ({e})");
     }
 }

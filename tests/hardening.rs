@@ -964,3 +964,70 @@ fn max_per_ip_counts_the_real_address_behind_a_proxy() {
     assert_eq!(a.cmd("QUIT"), "+OK Bye");
     assert_eq!(b.cmd("QUIT"), "+OK Bye");
 }
+
+/// Sends `bytes` one at a time, every 250 ms, until the server closes the connection, and
+/// returns how long that took (at most `limit`).
+fn drip_until_closed(mut stream: TcpStream, bytes: &[u8], limit: Duration) -> Duration {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(250)))
+        .expect("read timeout");
+    let started = Instant::now();
+    for &b in bytes.iter().cycle() {
+        assert!(started.elapsed() < limit, "still open after {limit:?}");
+        if stream.write_all(&[b]).is_err() {
+            return started.elapsed();
+        }
+        let mut buf = [0u8; 512];
+        match stream.read(&mut buf) {
+            Ok(0) => return started.elapsed(),
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+            Err(_) => return started.elapsed(),
+            // An alert or an error line: the server is ending it; wait for the close.
+            Ok(_) => {}
+        }
+    }
+    unreachable!("cycle() never ends")
+}
+
+#[test]
+fn a_tls_handshake_or_proxy_header_trickled_in_ends_at_the_login_timeout() {
+    // Each byte would restart a socket timeout; the login deadline covers the whole handshake
+    // and the whole header, which no line deadline does.
+    let corpus = Corpus::new("drip");
+    let dir = corpus.scratch("cert");
+    let cert = support::TestCert::generate(&dir);
+    let mut args: Vec<String> = ["--login-timeout", "2", "--listen-tls", "127.0.0.1:0"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(cert.args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = start(&corpus, &args);
+    // A TLS record header for a ClientHello, then its body a byte at a time.
+    let mut hello = vec![
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    hello.extend(std::iter::repeat_n(0x42, 500));
+    let stream = TcpStream::connect(server.tls_addr()).expect("connect to the TLS port");
+    let took = drip_until_closed(stream, &hello, Duration::from_secs(15));
+    support::note(&format!(
+        "a ClientHello a byte every 250 ms: closed after {took:?}"
+    ));
+    assert!(
+        took < Duration::from_secs(4),
+        "handshake held {took:?} (login timeout 2 s)"
+    );
+
+    let proxied = start_proxied(&corpus, "127.0.0.1", &["--login-timeout", "2"]);
+    let stream = TcpStream::connect(proxied.addr).expect("connect to the PROXY listener");
+    let took = drip_until_closed(stream, b"PROXY TCP4 192.0.2.1 ", Duration::from_secs(15));
+    support::note(&format!(
+        "a PROXY header a byte every 250 ms: closed after {took:?}"
+    ));
+    assert!(
+        took < Duration::from_secs(4),
+        "header held {took:?} (login timeout 2 s)"
+    );
+    // Both servers still serve.
+    Client::login(server.addr, USER, PASSWORD);
+}

@@ -10,7 +10,7 @@ mod transaction;
 
 pub use config::{Service, SessionConfig};
 
-use crate::connection::{is_deadline_passed, is_timeout, Connection, Line};
+use crate::connection::{Connection, Limit, Line};
 use crate::limits::{MAX_COMMAND_LINE, MAX_SASL_LINE, MESSAGE_CHUNK};
 use crate::protocol::{parse, Command, MessageEncoder};
 use crate::sasl::{Exchange, Mechanism};
@@ -167,6 +167,13 @@ impl<'s> Session<'s> {
         self
     }
 
+    /// Sets when the client connected (default: when the session was made); the login timeout
+    /// counts from then.
+    pub fn connected_at(mut self, connected: Instant) -> Self {
+        self.connected = connected;
+        self
+    }
+
     /// Sets the client's address, which the failure penalty is kept for.
     pub fn with_client_ip(mut self, ip: IpAddr) -> Self {
         self.client_ip = Some(ip);
@@ -206,17 +213,21 @@ impl<'s> Session<'s> {
     pub fn run<S: Read + Write>(&mut self, conn: &mut Connection<S>) -> io::Result<End> {
         let end = self.command_loop(conn);
         let end = match end {
-            Err(e) if is_deadline_passed(&e) => {
-                let _ = conn.send(LOGIN_TIMED_OUT);
-                let _ = conn.flush();
-                Ok(End::TimedOut)
-            }
-            Err(e) if is_timeout(&e) => {
-                let _ = conn.send(b"-ERR [SYS/TEMP] Idle timeout, closing\r\n");
-                let _ = conn.flush();
-                Ok(End::TimedOut)
-            }
-            other => other,
+            Err(e) => match Limit::of(&e) {
+                Some(limit) => {
+                    let _ = conn.send(match limit {
+                        Limit::Idle => b"-ERR [SYS/TEMP] Idle timeout, closing\r\n",
+                        Limit::Line => {
+                            b"-ERR [SYS/TEMP] Command line not finished in time, closing\r\n"
+                        }
+                        Limit::Login => LOGIN_TIMED_OUT,
+                    });
+                    let _ = conn.flush();
+                    Ok(End::TimedOut)
+                }
+                None => Err(e),
+            },
+            ok => ok,
         };
         match &end {
             Ok(End::StartTls) => {}
