@@ -20,7 +20,8 @@ pub enum Line<'a> {
     TooLong,
 }
 
-/// Sets the read timeout of the stream under a connection (a socket's SO_RCVTIMEO, say).
+/// Sets the timeouts of the stream under a connection: the read timeout, and where the stream
+/// has one the write timeout too (a socket's SO_RCVTIMEO and SO_SNDTIMEO, say).
 pub type TimeoutControl = Box<dyn FnMut(Duration) -> io::Result<()> + Send>;
 
 /// A client connection: any `Read + Write` stream (TCP, TLS, stdin/stdout) with buffers.
@@ -272,10 +273,16 @@ impl<S: Read + Write> Connection<S> {
             ));
         }
         if !self.output.is_empty() {
-            if let Err(e) = self.stream.write_all(&self.output) {
-                self.broken = true;
-                self.output.clear();
-                return Err(e);
+            match self.write_out() {
+                Ok(()) => {}
+                // The login deadline passed before a byte of this went out: nothing is cut in
+                // two, so the reply may still go, followed by the session's last word.
+                Err((0, e)) if Limit::of(&e) == Some(Limit::Login) => return Err(e),
+                Err((_, e)) => {
+                    self.broken = true;
+                    self.output.clear();
+                    return Err(e);
+                }
             }
             self.output.clear();
             // A long message grew the buffer; do not keep that memory for an idle session.
@@ -284,6 +291,37 @@ impl<S: Read + Write> Connection<S> {
             }
         }
         self.stream.flush()
+    }
+
+    /// Writes the whole output. Under a deadline (before login) every write waits at most what
+    /// is left of it: a client that pipelines commands and reads the replies a byte now and
+    /// then would otherwise hold the session past the login timeout.
+    /// On error, says how much of the output had gone out.
+    fn write_out(&mut self) -> Result<(), (usize, io::Error)> {
+        let mut written = 0;
+        while written < self.output.len() {
+            let mut limit = Limit::Idle;
+            if let Some(deadline) = self.deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err((written, Limit::Login.error()));
+                }
+                if left < self.timeout {
+                    self.apply(left).map_err(|e| (written, e))?;
+                    limit = Limit::Login;
+                }
+            }
+            match self.stream.write(&self.output[written..]) {
+                Ok(0) => return Err((written, io::ErrorKind::WriteZero.into())),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_timeout(&e) && limit == Limit::Login => {
+                    return Err((written, limit.error()))
+                }
+                Err(e) => return Err((written, e)),
+            }
+        }
+        Ok(())
     }
 
     /// The underlying stream.

@@ -84,5 +84,7 @@ pub const SESSION_STACK: usize = 256 * 1024;
 /// one TTL just checks some passwords in full again.
 pub const LOGIN_CACHE_ENTRIES: usize = 10_000;
 
-/// How long the acceptor waits to write the "server busy" reply before giving up on a client.
-pub const BUSY_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a last reply may take to write: the "server busy" answer, or the `-ERR` to a client
+/// whose time ran out. It is one short line into an empty socket buffer; a client that will not
+/// take even that is not waited for.
+pub const LAST_REPLY_TIMEOUT: Duration = Duration::from_secs(2);

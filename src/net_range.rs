@@ -64,6 +64,16 @@ impl fmt::Display for NetRange {
     }
 }
 
+/// The address a client is counted by for per-address limits: an IPv4 address as it is, an
+/// IPv6 address by its /64, since one client is handed a whole /64 and could otherwise take a
+/// fresh address for every connection.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +102,20 @@ mod tests {
             assert!(bad.parse::<NetRange>().is_err(), "{bad}");
         }
         assert_eq!(r("192.168.1.0/24").to_string(), "192.168.1.0/24");
+    }
+
+    #[test]
+    fn clients_are_counted_by_address_or_ipv6_network() {
+        assert_eq!(client_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:bbbb::9")),
+            client_key(ip("2001:db8:1:2::5"))
+        );
+        assert_ne!(
+            client_key(ip("2001:db8:1:3::1")),
+            client_key(ip("2001:db8:1:2::1"))
+        );
     }
 }

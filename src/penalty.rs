@@ -8,12 +8,14 @@
 
 use crate::auth::secret::{hmac_sha256, random_bytes};
 use crate::limits::{PENALTY_EXPIRY, PENALTY_FIRST, PENALTY_MAX, PENALTY_TABLE_MAX};
+use crate::net_range::client_key;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Failed logins per client address.
+/// Failed logins per client address (an IPv6 client by its /64, see
+/// [`client_key`](crate::net_range::client_key)).
 pub struct Penalty {
     table: Mutex<HashMap<IpAddr, Entry>>,
     /// Keys the password fingerprints, so the table never holds anything a password could be
@@ -52,6 +54,7 @@ impl Penalty {
 
     /// How long `ip` must wait before its next login is checked.
     pub fn delay(&self, ip: IpAddr) -> Duration {
+        let ip = client_key(ip);
         let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         match table.get(&ip) {
             Some(e) if e.last.elapsed() < PENALTY_EXPIRY => delay_for(e.failures),
@@ -61,6 +64,7 @@ impl Penalty {
 
     /// Records a failed login from `ip`; `secret` is the fingerprint of what was tried, when known.
     pub fn failed(&self, ip: IpAddr, secret: Option<[u8; 8]>) {
+        let ip = client_key(ip);
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if !table.contains_key(&ip) && table.len() >= PENALTY_TABLE_MAX {
@@ -84,6 +88,7 @@ impl Penalty {
 
     /// Forgets `ip`'s failures after a successful login.
     pub fn succeeded(&self, ip: IpAddr) {
+        let ip = client_key(ip);
         self.table
             .lock()
             .unwrap_or_else(|e| e.into_inner())

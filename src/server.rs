@@ -8,8 +8,8 @@
 
 use crate::connection::TimeoutControl;
 use crate::deadlined::Deadlined;
-use crate::limits::{BUSY_REPLY_TIMEOUT, DEFAULT_MAX_PER_IP, DEFAULT_MAX_SESSIONS, SESSION_STACK};
-use crate::net_range::NetRange;
+use crate::limits::{DEFAULT_MAX_PER_IP, DEFAULT_MAX_SESSIONS, LAST_REPLY_TIMEOUT, SESSION_STACK};
+use crate::net_range::{client_key, NetRange};
 use crate::serve::{proxied_client, run_session, TlsMode};
 use crate::session::Service;
 use crate::tls::TlsConfig;
@@ -289,7 +289,7 @@ fn accept_loop(
             shared.in_flight.fetch_sub(1, Ordering::SeqCst);
             log::warn!("busy: refused peer={peer}");
             let mut stream = stream;
-            let _ = stream.set_write_timeout(Some(BUSY_REPLY_TIMEOUT));
+            let _ = stream.set_write_timeout(Some(LAST_REPLY_TIMEOUT));
             let _ = stream.write_all(BUSY_REPLY);
             continue;
         }
@@ -342,10 +342,14 @@ fn serve(stream: TcpStream, peer: SocketAddr, kind: ListenerKind, context: &Cont
         log::warn!("socket setup failed: peer={peer} ({e})");
         return;
     }
-    // The socket's read timeout, changed through a second handle on the same socket (which
-    // also serves under TLS).
+    // The socket's timeouts, changed through a second handle on the same socket (which also
+    // serves under TLS). Reads and writes share them: before login both are bounded by what is
+    // left of the login deadline.
     let mut control: Option<TimeoutControl> = stream.try_clone().ok().map(|socket| {
-        Box::new(move |timeout| socket.set_read_timeout(Some(timeout))) as TimeoutControl
+        Box::new(move |timeout| {
+            socket.set_read_timeout(Some(timeout))?;
+            socket.set_write_timeout(Some(timeout))
+        }) as TimeoutControl
     });
     let client = if kind.proxy {
         // A header trickled in a byte at a time must still be done by the login deadline.
@@ -404,7 +408,7 @@ struct IpSlot<'a> {
 
 impl<'a> IpSlot<'a> {
     fn take(shared: &'a Shared, ip: IpAddr, max: usize) -> Option<Self> {
-        let ip = ip.to_canonical();
+        let ip = client_key(ip);
         let mut counts = shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let count = counts.entry(ip).or_insert(0);
         if *count >= max {

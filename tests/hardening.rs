@@ -1031,3 +1031,62 @@ fn a_tls_handshake_or_proxy_header_trickled_in_ends_at_the_login_timeout() {
     // Both servers still serve.
     Client::login(server.addr, USER, PASSWORD);
 }
+
+#[test]
+fn a_client_that_barely_reads_its_replies_is_cut_at_the_login_timeout() {
+    // Pipelined commands fill the socket with replies; a client that reads a byte now and then
+    // keeps each write making progress, so only a deadline on the writes ends it.
+    let corpus = Corpus::new("slow-reader");
+    let server = start(&corpus, &["--login-timeout", "2"]);
+    let stream = TcpStream::connect(server.addr).expect("connect");
+    // A small receive buffer, so the server's writes block instead of filling megabytes of
+    // kernel buffers.
+    let size: libc::c_int = 1024;
+    // SAFETY: a valid socket and a pointer to an int of the given length.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    let local = stream.local_addr().expect("local address");
+    let mut writer = stream.try_clone().expect("clone");
+    let flood = thread::spawn(move || {
+        let lines = b"CAPA\r\n".repeat(2000);
+        for _ in 0..200 {
+            if writer.write_all(&lines).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut reader = &stream;
+    reader
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let ended = format!("peer={local} end=");
+    let took = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "session still open"
+        );
+        let _ = reader.read(&mut [0u8; 1]);
+        if server.log().contains(&ended) {
+            break started.elapsed();
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    support::note(&format!(
+        "a client reading a byte every 100 ms: session ended after {took:?}"
+    ));
+    assert!(
+        took < Duration::from_secs(5),
+        "held {took:?} (login timeout 2 s)"
+    );
+    drop(stream);
+    let _ = flood.join();
+    Client::login(server.addr, USER, PASSWORD);
+}

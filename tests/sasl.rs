@@ -479,7 +479,8 @@ fn auth_plain_refusals() {
     assert_eq!(c.cmd(""), FAILED);
     // Two failures: a third would close the connection (MAX_FAILED_LOGINS). A new one.
     let mut c = plain_connect(&server);
-    // A message without its two NULs is a protocol error, answered at once.
+    // A message without its two NULs, and a cancel, each count as a failed login (a SCRAM round
+    // costs the server a key derivation; giving up must not be free).
     assert_eq!(
         c.cmd(&format!("AUTH PLAIN {}", b64("alice\0s3cret pw"))),
         "-ERR Malformed PLAIN response"
@@ -492,7 +493,8 @@ fn auth_plain_refusals() {
         "-ERR Not allowed before login",
         "a command again"
     );
-    // Bad base64, in the AUTH line and as a response.
+    // Bad base64, in the AUTH line and as a response. A new connection: two failures so far.
+    let mut c = plain_connect(&server);
     assert_eq!(c.cmd("AUTH PLAIN !!!!"), "-ERR Invalid base64 data");
     assert_eq!(c.cmd("AUTH PLAIN"), "+ ");
     assert_eq!(c.cmd("AGFsaWNl*"), "-ERR Invalid base64 data");

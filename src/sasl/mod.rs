@@ -63,6 +63,12 @@ pub struct Context<'a> {
     pub default_domain: Option<&'a str>,
     /// The server's name, for challenges.
     pub host: &'a str,
+    /// Fingerprints a (user, password) tried, for the failure penalty (see
+    /// [`Penalty::fingerprint`](crate::penalty::Penalty::fingerprint)).
+    pub fingerprint: &'a dyn Fn(&str, &[u8]) -> [u8; 8],
+    /// Where a mechanism that sends a password leaves the fingerprint of the one it tried, so
+    /// a stale saved password retried is not penalised again.
+    pub tried: std::cell::Cell<Option<[u8; 8]>>,
 }
 
 impl Context<'_> {

@@ -34,6 +34,9 @@ pub(super) fn check(message: &[u8], ctx: &Context<'_>) -> Outcome {
 pub(super) fn login(ctx: &Context<'_>, user: &str, password: &[u8]) -> Outcome {
     match ctx.auth.authenticate(user, password) {
         Ok(account) => Outcome::LoggedIn(account),
-        Err(e) => Outcome::Failed(e),
+        Err(e) => {
+            ctx.tried.set(Some((ctx.fingerprint)(user, password)));
+            Outcome::Failed(e)
+        }
     }
 }

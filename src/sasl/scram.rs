@@ -7,6 +7,7 @@ use crate::auth::AuthError;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
 
 /// Iterations used when the keys are derived from a plaintext secret.
 const ITERATIONS_FROM_PLAIN: u32 = 4096;
@@ -95,22 +96,26 @@ impl Server {
         } else if !authzid.is_empty() {
             return Err(malformed());
         }
+        // Every path derives keys once, so the time to answer tells nothing about the account;
+        // and the salt of an account without stored keys is as unpredictable as a stored one.
+        let salt = salt_for(&user);
         let (account, keys) = match ctx.auth.secret(&user) {
-            Ok((account, Secret::Scram(keys))) => (Some(account), keys),
             Ok((account, Secret::Plain(password))) => (
                 Some(account),
-                ScramKeys::derive(&password, &salt_for(&user), ITERATIONS_FROM_PLAIN),
+                ScramKeys::derive(&password, &salt, ITERATIONS_FROM_PLAIN),
             ),
-            // Carry on with keys nothing matches, so the client cannot tell an unknown user
-            // from a wrong password (the derivation costs what a real one does).
-            Err(_) => {
-                let mut keys = ScramKeys::derive(
-                    &random_bytes::<16>(),
-                    &salt_for(&user),
-                    ITERATIONS_FROM_PLAIN,
-                );
-                keys.stored_key = random_bytes();
-                (None, keys)
+            found => {
+                let mut fake =
+                    ScramKeys::derive(&random_bytes::<16>(), &salt, ITERATIONS_FROM_PLAIN);
+                match found {
+                    Ok((account, Secret::Scram(keys))) => (Some(account), keys),
+                    // Carry on with keys nothing matches: an unknown user fails at the end,
+                    // like a wrong password.
+                    _ => {
+                        fake.stored_key = random_bytes();
+                        (None, fake)
+                    }
+                }
             }
         };
         let server_nonce = self
@@ -176,10 +181,13 @@ impl Server {
     }
 }
 
-/// A per-user salt for keys derived from a plaintext secret: stable, so a client may cache its
-/// salted password, and different for every user.
+/// A per-user salt for keys derived from a plaintext secret (and for unknown users): the same
+/// for a user while the process runs, different for every user, and not computable outside,
+/// so it cannot show that an account has no stored keys, or does not exist.
 fn salt_for(user: &str) -> Vec<u8> {
-    Sha256::digest(format!("pop3d SCRAM salt\0{user}"))[..16].to_vec()
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    let key = KEY.get_or_init(random_bytes);
+    hmac_sha256(key, user.as_bytes())[..16].to_vec()
 }
 
 /// A saslname with `=2C` and `=3D` decoded (RFC 5802 §5.1); any other `=` is an error.
@@ -232,6 +240,8 @@ mod tests {
             auth: &Rfc7677,
             default_domain: None,
             host: "test",
+            fingerprint: &|_, _| [0; 8],
+            tried: std::cell::Cell::new(None),
         }
     }
 

@@ -16,6 +16,7 @@ use crate::user_name;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use md5::{Digest, Md5};
+use std::cell::Cell;
 use std::time::Instant;
 
 /// The reply when a password would cross an unencrypted connection (RFC 3206 [AUTH]; the
@@ -119,12 +120,27 @@ impl Session<'_> {
             .collect()
     }
 
-    fn sasl_context(&self) -> Context<'_> {
-        Context {
+    /// Runs one step of a SASL exchange; returns the step and the fingerprint of the password
+    /// it tried, if it tried one.
+    fn sasl_step(
+        &self,
+        run: impl FnOnce(&Context<'_>) -> Step,
+        started: Instant,
+    ) -> (Step, Option<[u8; 8]>) {
+        let penalty = &self.service.penalty;
+        let fingerprint = |user: &str, password: &[u8]| penalty.fingerprint(user, password);
+        let context = Context {
             auth: &*self.service.auth,
             default_domain: self.service.config.default_domain.as_deref(),
             host: &self.service.config.hostname,
+            fingerprint: &fingerprint,
+            tried: Cell::new(None),
+        };
+        let step = run(&context);
+        if matches!(step, Step::Done(_)) {
+            self.service.slowest_check.record(started.elapsed());
         }
+        (step, context.tried.get())
     }
 
     fn auth(&mut self, name: &[u8], initial: Option<&[u8]>) -> Reply {
@@ -148,8 +164,18 @@ impl Session<'_> {
         };
         self.wait_penalty();
         let started = Instant::now();
-        let (exchange, step) = Exchange::start(mechanism, initial.as_deref(), &self.sasl_context());
-        self.after_step(mechanism, exchange, step, started)
+        let mut exchange = None;
+        let (step, tried) = self.sasl_step(
+            |context| {
+                let (started_exchange, step) =
+                    Exchange::start(mechanism, initial.as_deref(), context);
+                exchange = Some(started_exchange);
+                step
+            },
+            started,
+        );
+        let exchange = exchange.expect("sasl_step runs the closure");
+        self.after_step(mechanism, exchange, step, tried, started)
     }
 
     /// Handles a line sent in answer to a SASL challenge.
@@ -157,18 +183,15 @@ impl Session<'_> {
         let Some((mechanism, mut exchange)) = self.sasl.take() else {
             return Reply::Bad("No authentication in progress".into());
         };
+        let started = Instant::now();
         if line == b"*" {
-            return Reply::Err("Authentication cancelled".into());
+            return self.abandoned("Authentication cancelled".into(), started);
         }
         let Ok(response) = B64.decode(line) else {
-            return Reply::Bad("Invalid base64 data".into());
+            return self.abandoned("Invalid base64 data".into(), started);
         };
-        let started = Instant::now();
-        let step = exchange.step(&response, &self.sasl_context());
-        if matches!(step, Step::Done(_)) {
-            self.service.slowest_check.record(started.elapsed());
-        }
-        self.after_step(mechanism, exchange, step, started)
+        let (step, tried) = self.sasl_step(|context| exchange.step(&response, context), started);
+        self.after_step(mechanism, exchange, step, tried, started)
     }
 
     fn after_step(
@@ -176,6 +199,7 @@ impl Session<'_> {
         mechanism: Mechanism,
         exchange: Exchange,
         step: Step,
+        tried: Option<[u8; 8]>,
         started: Instant,
     ) -> Reply {
         match step {
@@ -185,14 +209,14 @@ impl Session<'_> {
             }
             Step::Done(Outcome::LoggedIn(account)) => self.logged_in(account),
             // Only the mechanism knew the user name; the detail carries it.
-            Step::Done(Outcome::Failed(e)) => self.login_failed(None, None, e, started),
+            Step::Done(Outcome::Failed(e)) => self.login_failed(None, tried, e, started),
             Step::Done(Outcome::Malformed(why)) => {
                 log::info!(
                     "bad {} message: peer={} ({why})",
                     mechanism.name(),
                     self.peer
                 );
-                Reply::Bad(format!("Malformed {} response", mechanism.name()))
+                self.abandoned(format!("Malformed {} response", mechanism.name()), started)
             }
         }
     }
@@ -272,6 +296,26 @@ impl Session<'_> {
     /// The one answer to every failed login: after the failure delay (counted from when the
     /// credentials arrived), the same text whatever went wrong; the connection closes after
     /// [`MAX_FAILED_LOGINS`].
+    /// An AUTH exchange the client gave up (`*`) or broke: it counts as a failed login, with the
+    /// failure delay, since a SCRAM round costs the server a key derivation and a client could
+    /// otherwise start and drop them without end.
+    fn abandoned(&mut self, text: String, started: Instant) -> Reply {
+        self.failed_logins += 1;
+        if let Some(rest) = self
+            .service
+            .config
+            .auth_failure_delay
+            .checked_sub(started.elapsed())
+        {
+            std::thread::sleep(rest);
+        }
+        if self.failed_logins >= MAX_FAILED_LOGINS {
+            Reply::Close(text, super::End::TooManyErrors)
+        } else {
+            Reply::Err(text)
+        }
+    }
+
     /// `tried` fingerprints the credentials, when they can be, so the same wrong password
     /// retried is not penalised again.
     fn login_failed(

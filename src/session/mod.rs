@@ -11,7 +11,7 @@ mod transaction;
 pub use config::{Service, SessionConfig};
 
 use crate::connection::{Connection, Limit, Line};
-use crate::limits::{MAX_COMMAND_LINE, MAX_SASL_LINE, MESSAGE_CHUNK};
+use crate::limits::{LAST_REPLY_TIMEOUT, MAX_COMMAND_LINE, MAX_SASL_LINE, MESSAGE_CHUNK};
 use crate::protocol::{parse, Command, MessageEncoder};
 use crate::sasl::{Exchange, Mechanism};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -215,6 +215,9 @@ impl<'s> Session<'s> {
         let end = match end {
             Err(e) => match Limit::of(&e) {
                 Some(limit) => {
+                    // The limits that ran out no longer bound this one last line.
+                    conn.set_deadline(None);
+                    let _ = conn.set_timeout(LAST_REPLY_TIMEOUT);
                     let _ = conn.send(match limit {
                         Limit::Idle => b"-ERR [SYS/TEMP] Idle timeout, closing\r\n",
                         Limit::Line => {
