@@ -229,13 +229,6 @@ impl<S: Read + Write> Connection<S> {
         self.start < self.end
     }
 
-    /// Throws away input read ahead but not yet parsed (before a TLS handshake, so that nothing
-    /// sent in plaintext runs inside the encrypted session).
-    pub fn discard_buffered_input(&mut self) {
-        self.start = 0;
-        self.end = 0;
-    }
-
     /// Queues `bytes` for the client, writing out when the buffer is full.
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         if !self.broken {

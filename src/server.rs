@@ -290,7 +290,11 @@ fn accept_loop(
             log::warn!("busy: refused peer={peer}");
             let mut stream = stream;
             let _ = stream.set_write_timeout(Some(LAST_REPLY_TIMEOUT));
-            let _ = stream.write_all(BUSY_REPLY);
+            // On a TLS port the client expects a handshake, not a line it cannot read
+            // (RFC 8314): just close.
+            if !kind.implicit_tls {
+                let _ = stream.write_all(BUSY_REPLY);
+            }
             continue;
         }
         // Never blocks: the channel holds `max` and at most `max` connections are in flight.
@@ -378,7 +382,9 @@ fn serve(stream: TcpStream, peer: SocketAddr, kind: ListenerKind, context: &Cont
             Some(slot) => Some(slot),
             None => {
                 log::warn!("too many sessions: peer={client}");
-                let _ = (&stream).write_all(TOO_MANY_FROM_IP);
+                if !kind.implicit_tls {
+                    let _ = (&stream).write_all(TOO_MANY_FROM_IP);
+                }
                 return;
             }
         },

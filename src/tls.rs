@@ -11,7 +11,9 @@ use std::path::Path;
 pub enum MinVersion {
     /// TLS 1.2 and later: the default (RFC 8996 deprecates 1.0 and 1.1).
     Tls12,
-    /// TLS 1.0 and later, for clients that know nothing newer. Unsafe.
+    /// TLS 1.0 and later, for clients that know nothing newer. Unsafe (RFC 8996). With
+    /// native-tls on OpenSSL it changes nothing yet: only TLS 1.2 suites are offered, so
+    /// older clients still fail the handshake.
     Tls10,
 }
 

@@ -114,7 +114,10 @@ fn connection_dropped_mid_line_and_mid_reply() {
             break;
         }
         assert!(reply.starts_with("-ERR [IN-USE]"), "{reply}");
-        assert!(std::time::Instant::now() < deadline, "mailbox never released");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mailbox never released"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -275,7 +275,11 @@ impl Session<'_> {
             self.service.penalty.succeeded(ip);
         }
         let count = mailbox.messages().len();
-        let size: u64 = mailbox.messages().iter().map(|m| m.size).sum();
+        // Sizes may come from file names (,W=): saturate rather than overflow.
+        let size = mailbox
+            .messages()
+            .iter()
+            .fold(0u64, |sum, m| sum.saturating_add(m.size));
         let tls = if self.tls == Tls::Active { " tls" } else { "" };
         log::info!(
             "login: user={} peer={}{tls} messages={count}",

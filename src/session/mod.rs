@@ -360,8 +360,9 @@ impl<'s> Session<'s> {
         match t.mailbox.delete(&doomed) {
             Ok(()) => {
                 self.stats.deleted = doomed.len() as u64;
-                self.stats.deleted_bytes =
-                    doomed.iter().map(|&i| t.mailbox.messages()[i].size).sum();
+                self.stats.deleted_bytes = doomed.iter().fold(0u64, |sum, &i| {
+                    sum.saturating_add(t.mailbox.messages()[i].size)
+                });
                 Reply::Close(
                     format!("Bye, {} deleted", messages(doomed.len())),
                     End::Quit,
@@ -499,7 +500,7 @@ impl<'s> Session<'s> {
         encoder.finish(conn.output());
         if top.is_none() {
             self.stats.retrieved += 1;
-            self.stats.retrieved_bytes += size;
+            self.stats.retrieved_bytes = self.stats.retrieved_bytes.saturating_add(size);
         }
         Ok(None)
     }

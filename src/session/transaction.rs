@@ -83,6 +83,9 @@ impl Transaction {
             .iter()
             .zip(&self.deleted)
             .filter(|(_, d)| !**d);
-        live.fold((0, 0), |(c, s), (m, _)| (c + 1, s + m.size))
+        // Sizes may come from file names (,W=): saturate rather than overflow.
+        live.fold((0, 0u64), |(c, s), (m, _)| {
+            (c + 1, s.saturating_add(m.size))
+        })
     }
 }

@@ -295,6 +295,9 @@ impl MaildirMailbox {
 
     /// Opens message `index`, following it if it was moved. `None` if it no longer exists.
     fn open_message(&mut self, index: usize) -> io::Result<Option<File>> {
+        if self.files[index].gone {
+            return Ok(None);
+        }
         if let Some(file) = open_first(&self.files[index].paths(&self.root))? {
             return Ok(Some(file));
         }

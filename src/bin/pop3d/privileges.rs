@@ -26,10 +26,15 @@ pub fn lookup(user: &str, group: Option<&str>) -> Result<Target, String> {
     Ok(Target { name, uid, gid })
 }
 
-/// Becomes `target`: chroot first (while still allowed), then supplementary groups, the group
-/// and last the user, so that no step runs with less privilege than it needs. Checks the result:
-/// a process that could regain root is refused.
+/// Becomes `target`: supplementary groups first (initgroups reads the group database, which a
+/// chroot would hide), then the chroot (while still allowed), the group and last the user, so
+/// that no step runs with less privilege than it needs. Checks the result: a process that could
+/// regain root is refused.
 pub fn drop_to(target: &Target, chroot: Option<&Path>) -> Result<(), String> {
+    // SAFETY: a valid C string and a gid.
+    if unsafe { libc::initgroups(target.name.as_ptr(), target.gid) } != 0 {
+        return Err(format!("initgroups: {}", std::io::Error::last_os_error()));
+    }
     if let Some(dir) = chroot {
         let c = CString::new(dir.as_os_str().as_encoded_bytes())
             .map_err(|_| format!("--chroot {}: contains NUL", dir.display()))?;
@@ -44,9 +49,6 @@ pub fn drop_to(target: &Target, chroot: Option<&Path>) -> Result<(), String> {
     }
     // SAFETY: plain system calls with valid arguments.
     unsafe {
-        if libc::initgroups(target.name.as_ptr(), target.gid) != 0 {
-            return Err(format!("initgroups: {}", std::io::Error::last_os_error()));
-        }
         if libc::setgid(target.gid) != 0 {
             return Err(format!(
                 "setgid {}: {}",

@@ -197,10 +197,15 @@ pub(super) fn write<'a>(
     entries: impl Iterator<Item = (&'a OsStr, u64)>,
 ) -> io::Result<()> {
     let temporary = root.join(TEMPORARY);
+    // A fresh file: an old one could be a hard link, planted by whoever can write in the
+    // Maildir, to a file of ours that truncating would destroy.
+    match fs::remove_file(&temporary) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let file = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&temporary)?;
@@ -349,8 +354,20 @@ mod tests {
         std::os::unix::fs::symlink(&target, dir.0.join(FILE)).expect("symlink");
         let mut r = Reader::open(&dir.0);
         assert_eq!(r.size_of(os("a")), None);
+        // A link planted at the temporary name is replaced, never written through.
         std::os::unix::fs::symlink(&target, dir.0.join(TEMPORARY)).expect("symlink");
-        assert!(write(&dir.0, [(os("b"), 2)].into_iter()).is_err());
+        write(&dir.0, [(os("b"), 2)].into_iter()).expect("write beside the link");
         assert_eq!(fs::read(&target).expect("read"), b"pop3d sizes 1\n1 a\n");
+    }
+
+    #[test]
+    fn a_hard_link_at_the_temporary_name_is_not_written_through() {
+        let dir = Dir::new();
+        let target = dir.0.join("precious");
+        fs::write(&target, b"keep me\n").expect("write");
+        fs::hard_link(&target, dir.0.join(TEMPORARY)).expect("hard link");
+        write(&dir.0, [(os("b"), 2)].into_iter()).expect("write");
+        assert_eq!(fs::read(&target).expect("read"), b"keep me\n");
+        assert_eq!(Reader::open(&dir.0).size_of(os("b")), Some(2));
     }
 }
