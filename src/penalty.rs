@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Failed logins per client address (an IPv6 client by its /64, see
-/// [`client_key`](crate::net_range::client_key)).
+/// [`client_key`]).
 pub struct Penalty {
     table: Mutex<HashMap<IpAddr, Entry>>,
     /// Keys the password fingerprints, so the table never holds anything a password could be

@@ -9,12 +9,12 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::maildir::{
-    self, expected_wire, first_difference, run_bounded, write_passwd, Corpus, Mail, PASSWORD, USER,
+    self, expected_wire, first_difference, run_bounded, write_passwd, Corpus, Fetchmail, Mail,
+    PASSWORD, USER,
 };
 use support::{BinServer, Client, TempDir};
 
@@ -173,42 +173,7 @@ fn curl_retrieves_every_message_byte_exact() {
     assert_eq!(corpus.on_disk(), corpus.paths());
 }
 
-/// fetchmail set up to deliver each message to its own file, with its state in a private HOME.
-struct Fetchmail {
-    home: PathBuf,
-    rc: PathBuf,
-    mda: PathBuf,
-    out: PathBuf,
-}
-
 impl Fetchmail {
-    fn new(corpus: &Corpus, port: u16) -> Self {
-        let home = corpus.scratch("fetchmail-home");
-        let out = corpus.scratch("fetchmail-out");
-        let rc = home.join("fetchmailrc");
-        fs::write(
-            &rc,
-            format!(
-                "poll 127.0.0.1 with protocol POP3 port {port}\n    \
-                 user \"{USER}\" there with password \"{PASSWORD}\"\n"
-            ),
-        )
-        .unwrap();
-        // fetchmail refuses an rcfile that others can read (it holds the password).
-        fs::set_permissions(&rc, fs::Permissions::from_mode(0o600)).unwrap();
-        let mda = home.join("mda");
-        fs::write(
-            &mda,
-            format!(
-                "#!/bin/sh\nexec cat > \"$(mktemp '{}/msg.XXXXXX')\"\n",
-                out.display()
-            ),
-        )
-        .unwrap();
-        fs::set_permissions(&mda, fs::Permissions::from_mode(0o700)).unwrap();
-        Fetchmail { home, rc, mda, out }
-    }
-
     /// Runs fetchmail once with `extra` options; returns its exit code and what it delivered.
     fn run(&self, extra: &[&str]) -> (i32, Vec<Vec<u8>>) {
         for f in fs::read_dir(&self.out).unwrap() {

@@ -13,12 +13,11 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use support::maildir::{
-    self, first_difference, run_bounded, wait_bounded, Corpus, Mail, PASSWORD, USER,
+    self, first_difference, run_bounded, wait_bounded, Corpus, Fetchmail, Mail, PASSWORD, USER,
 };
 use support::{openssl, path_str, tcp, BinServer, Pop, TestCert, TlsPop};
 
@@ -393,42 +392,7 @@ fn curl_over_stls_and_pop3s_retrieves_every_message_byte_exact() {
     assert!(tls.starts_with("TLSv1.2 / "), "{tls}");
 }
 
-/// fetchmail, each message to its own file, its state in a private HOME.
-struct Fetchmail {
-    home: PathBuf,
-    rc: PathBuf,
-    mda: PathBuf,
-    out: PathBuf,
-}
-
 impl Fetchmail {
-    fn new(setup: &Setup, port: u16) -> Self {
-        let home = setup.corpus.scratch("fetchmail-home");
-        let out = setup.corpus.scratch("fetchmail-out");
-        let rc = home.join("fetchmailrc");
-        fs::write(
-            &rc,
-            format!(
-                "poll 127.0.0.1 with protocol POP3 port {port}\n    \
-                 user \"{USER}\" there with password \"{PASSWORD}\"\n"
-            ),
-        )
-        .unwrap();
-        // fetchmail refuses an rcfile that others can read.
-        fs::set_permissions(&rc, fs::Permissions::from_mode(0o600)).unwrap();
-        let mda = home.join("mda");
-        fs::write(
-            &mda,
-            format!(
-                "#!/bin/sh\nexec cat > \"$(mktemp '{}/msg.XXXXXX')\"\n",
-                out.display()
-            ),
-        )
-        .unwrap();
-        fs::set_permissions(&mda, fs::Permissions::from_mode(0o700)).unwrap();
-        Fetchmail { home, rc, mda, out }
-    }
-
     /// Runs fetchmail once, verbose, fetching everything and keeping it on the server; checks
     /// it delivered every message, and returns its trace.
     fn run(&self, setup: &Setup, extra: &[&str]) -> String {
@@ -535,7 +499,7 @@ fn fetchmail_summary(trace: &str) -> (String, String) {
 fn fetchmail_over_implicit_tls_with_cram_md5_and_with_apop() {
     let setup = Setup::new("fetchmail-ssl");
     let server = setup.start(&["--insecure-loopback", "--apop"]);
-    let fetchmail = Fetchmail::new(&setup, server.tls_addr().port());
+    let fetchmail = Fetchmail::new(&setup.corpus, server.tls_addr().port());
     for (extra, mechanism) in [
         (&["--ssl", "--auth", "cram-md5"][..], "AUTH CRAM-MD5"),
         (&["--ssl", "--protocol", "APOP"][..], "APOP alice "),
@@ -552,7 +516,7 @@ fn fetchmail_over_implicit_tls_with_cram_md5_and_with_apop() {
 fn fetchmail_over_stls_with_cram_md5_and_with_user_pass() {
     let setup = Setup::new("fetchmail-stls");
     let server = setup.start(&["--insecure-loopback", "--apop"]);
-    let fetchmail = Fetchmail::new(&setup, server.port());
+    let fetchmail = Fetchmail::new(&setup.corpus, server.port());
     for (auth, mechanism) in [("cram-md5", "AUTH CRAM-MD5"), ("password", "USER alice")] {
         let trace = fetchmail.run(&setup, &["--sslproto", "tls1.2+", "--auth", auth]);
         let (tls, login) = fetchmail_summary(&trace);

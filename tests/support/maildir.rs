@@ -15,6 +15,7 @@ use super::TempDir;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -480,4 +481,42 @@ pub fn first_difference(got: &[u8], want: &[u8]) -> String {
         show(got),
         show(want)
     )
+}
+
+/// fetchmail set up to deliver each message to its own file, with its state in a private HOME
+/// (tests/clients.rs and tests/tls.rs add the ways they run it).
+pub struct Fetchmail {
+    pub home: PathBuf,
+    pub rc: PathBuf,
+    pub mda: PathBuf,
+    pub out: PathBuf,
+}
+
+impl Fetchmail {
+    pub fn new(corpus: &Corpus, port: u16) -> Self {
+        let home = corpus.scratch("fetchmail-home");
+        let out = corpus.scratch("fetchmail-out");
+        let rc = home.join("fetchmailrc");
+        fs::write(
+            &rc,
+            format!(
+                "poll 127.0.0.1 with protocol POP3 port {port}\n    \
+                 user \"{USER}\" there with password \"{PASSWORD}\"\n"
+            ),
+        )
+        .unwrap();
+        // fetchmail refuses an rcfile that others can read (it holds the password).
+        fs::set_permissions(&rc, fs::Permissions::from_mode(0o600)).unwrap();
+        let mda = home.join("mda");
+        fs::write(
+            &mda,
+            format!(
+                "#!/bin/sh\nexec cat > \"$(mktemp '{}/msg.XXXXXX')\"\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&mda, fs::Permissions::from_mode(0o700)).unwrap();
+        Fetchmail { home, rc, mda, out }
+    }
 }
