@@ -176,34 +176,13 @@ fn curl_retrieves_every_message_byte_exact() {
 impl Fetchmail {
     /// Runs fetchmail once with `extra` options; returns its exit code and what it delivered.
     fn run(&self, extra: &[&str]) -> (i32, Vec<Vec<u8>>) {
-        for f in fs::read_dir(&self.out).unwrap() {
-            fs::remove_file(f.unwrap().path()).unwrap();
-        }
         let run = run_bounded(
-            Command::new("fetchmail")
-                .env("HOME", &self.home)
-                .env_remove("FETCHMAILHOME")
-                .env_remove("FETCHMAILUSER")
-                .arg("--fetchmailrc")
-                .arg(&self.rc)
-                .arg("--idfile")
-                .arg(self.home.join(".fetchids"))
-                .arg("--mda")
-                .arg(&self.mda)
+            self.command()
                 .args([
-                    "--nodetach",
-                    "--nosyslog",
-                    // No Received: header, no address rewriting: leave the message alone.
-                    "--invisible",
-                    "--norewrite",
-                    "--nosoftbounce",
                     // fetchmail 6.4 tries STLS unless told not to, and gives up when the server
                     // does not offer it; pop3d does not, and this is loopback.
                     "--sslproto",
                     "",
-                    "--timeout",
-                    "20",
-                    "--keep",
                     "--uidl",
                 ])
                 .args(extra),
@@ -216,11 +195,7 @@ impl Fetchmail {
             text(&run.stdout),
             text(&run.stderr)
         );
-        let mut got = Vec::new();
-        for f in fs::read_dir(&self.out).unwrap() {
-            got.push(fs::read(f.unwrap().path()).unwrap());
-        }
-        (code, got)
+        (code, self.delivered())
     }
 }
 

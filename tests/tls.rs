@@ -396,34 +396,10 @@ impl Fetchmail {
     /// Runs fetchmail once, verbose, fetching everything and keeping it on the server; checks
     /// it delivered every message, and returns its trace.
     fn run(&self, setup: &Setup, extra: &[&str]) -> String {
-        for f in fs::read_dir(&self.out).unwrap() {
-            fs::remove_file(f.unwrap().path()).unwrap();
-        }
         let run = run_bounded(
-            Command::new("fetchmail")
-                .env("HOME", &self.home)
-                .env_remove("FETCHMAILHOME")
-                .env_remove("FETCHMAILUSER")
-                .arg("--fetchmailrc")
-                .arg(&self.rc)
-                .arg("--idfile")
-                .arg(self.home.join(".fetchids"))
-                // As root, fetchmail locks /var/run/fetchmail.pid, which every other fetchmail
-                // on the machine (another test, in parallel) would meet.
-                .arg("--pidfile")
-                .arg(self.home.join("fetchmail.pid"))
-                .arg("--mda")
-                .arg(&self.mda)
+            self.command()
                 .args([
                     "--verbose",
-                    "--nodetach",
-                    "--nosyslog",
-                    "--invisible",
-                    "--norewrite",
-                    "--nosoftbounce",
-                    "--timeout",
-                    "20",
-                    "--keep",
                     "--all",
                     // The certificate is self-signed: encrypt, do not authenticate the server.
                     "--nosslcertck",
@@ -433,11 +409,7 @@ impl Fetchmail {
         );
         let trace = format!("{}{}", text(&run.stdout), text(&run.stderr));
         assert_eq!(run.status.code(), Some(0), "fetchmail {extra:?}:\n{trace}");
-        let mut got = Vec::new();
-        for f in fs::read_dir(&self.out).unwrap() {
-            got.push(fs::read(f.unwrap().path()).unwrap());
-        }
-        assert_delivered(&got, &setup.corpus.messages);
+        assert_delivered(&self.delivered(), &setup.corpus.messages);
         trace
     }
 }

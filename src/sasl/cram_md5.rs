@@ -1,7 +1,7 @@
 //! CRAM-MD5 (RFC 2195): the client proves it knows the password by an HMAC-MD5 of a challenge.
 
 use super::{Context, Outcome};
-use crate::auth::secret::{constant_time_eq, random_bytes, Secret};
+use crate::auth::secret::{constant_time_eq, hex, random_bytes, Secret};
 use crate::auth::AuthError;
 use hmac::{Hmac, Mac};
 use md5::Md5;
@@ -55,11 +55,6 @@ fn hmac_md5(key: &[u8], data: &[u8]) -> [u8; 16] {
     let mut mac = <Hmac<Md5> as Mac>::new_from_slice(key).expect("HMAC accepts any key");
     mac.update(data);
     mac.finalize().into_bytes().into()
-}
-
-/// Lower-case hexadecimal.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

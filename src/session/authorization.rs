@@ -6,7 +6,7 @@
 
 use super::{Reply, Session, State, Tls, Transaction};
 use crate::account::Account;
-use crate::auth::secret::{constant_time_eq, random_bytes, Secret};
+use crate::auth::secret::{constant_time_eq, hex, random_bytes, Secret};
 use crate::auth::{AuthError, AuthErrorKind};
 use crate::limits::MAX_FAILED_LOGINS;
 use crate::protocol::Command;
@@ -375,10 +375,6 @@ fn apop_digest(timestamp: &str, secret: &[u8]) -> String {
     md5.update(timestamp.as_bytes());
     md5.update(secret);
     hex(&md5.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod size_cache;
 use super::lock::MailboxLock;
 use super::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
 use crate::account::Account;
+use crate::auth::secret::hex;
 use crate::limits;
 use crate::protocol::message::WireSize;
 use crate::template::{Template, TemplateError};
@@ -428,12 +429,7 @@ fn uidl(basename: &OsStr) -> String {
             return text.to_owned();
         }
     }
-    let digest = Sha256::digest(bytes);
-    let mut hex = String::with_capacity(DIGEST_UIDL_LEN);
-    for b in digest.iter().take(DIGEST_UIDL_LEN / 2) {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    hex
+    hex(&Sha256::digest(bytes)[..DIGEST_UIDL_LEN / 2])
 }
 
 /// Opens the first of `paths` that exists. `None` if none does.
@@ -450,6 +446,7 @@ fn open_first(paths: &[PathBuf]) -> io::Result<Option<File>> {
 
 /// Opens a message file for reading, refusing anything but a regular file: a symlink or a FIFO
 /// swapped in since the scan must neither redirect us nor make us wait.
+/// Opens `path` for reading if it is a regular file, never through a symbolic link.
 fn open_regular(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)

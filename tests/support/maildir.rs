@@ -519,4 +519,46 @@ impl Fetchmail {
         fs::set_permissions(&mda, fs::Permissions::from_mode(0o700)).unwrap();
         Fetchmail { home, rc, mda, out }
     }
+
+    /// A fetchmail command with the settings every test shares: its own HOME, rcfile, UIDL
+    /// file and pidfile (as root, fetchmail otherwise locks /var/run/fetchmail.pid, which a
+    /// fetchmail of another test running in parallel would meet), the MDA, and no Received:
+    /// header or address rewriting, so the message is left alone. Empties the delivery folder.
+    pub fn command(&self) -> std::process::Command {
+        for f in fs::read_dir(&self.out).unwrap() {
+            fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        let mut cmd = std::process::Command::new("fetchmail");
+        cmd.env("HOME", &self.home)
+            .env_remove("FETCHMAILHOME")
+            .env_remove("FETCHMAILUSER")
+            .arg("--fetchmailrc")
+            .arg(&self.rc)
+            .arg("--idfile")
+            .arg(self.home.join(".fetchids"))
+            .arg("--pidfile")
+            .arg(self.home.join("fetchmail.pid"))
+            .arg("--mda")
+            .arg(&self.mda)
+            .args([
+                "--nodetach",
+                "--nosyslog",
+                "--invisible",
+                "--norewrite",
+                "--nosoftbounce",
+                "--timeout",
+                "20",
+                "--keep",
+            ]);
+        cmd
+    }
+
+    /// The messages the last run delivered.
+    pub fn delivered(&self) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        for f in fs::read_dir(&self.out).unwrap() {
+            got.push(fs::read(f.unwrap().path()).unwrap());
+        }
+        got
+    }
 }

@@ -70,7 +70,8 @@ impl Reader {
             stale: 0,
             damaged: false,
         };
-        let file = match open_regular(&root.join(FILE)) {
+        // Anything but a regular file (a symlink, a FIFO) is refused.
+        let file = match super::open_regular(&root.join(FILE)) {
             Ok(file) => file,
             Err(e) => {
                 if e.kind() != io::ErrorKind::NotFound {
@@ -221,22 +222,6 @@ pub(super) fn write<'a>(
     }
     out.into_inner().map_err(|e| e.into_error())?;
     fs::rename(&temporary, root.join(FILE))
-}
-
-/// Opens the cache for reading, refusing anything but a regular file (no symlink, no FIFO).
-fn open_regular(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    if file.metadata()?.is_file() {
-        Ok(file)
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ))
-    }
 }
 
 #[cfg(test)]
