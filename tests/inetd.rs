@@ -4,13 +4,13 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::fd::OwnedFd;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use support::maildir::{self, wait_bounded, Corpus, PASSWORD, USER};
+use support::maildir::{self, accept_within, wait_bounded, Corpus, PASSWORD, USER};
 
 /// The longest any reply or process exit may take.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -199,25 +199,6 @@ fn end_of_input_without_quit_ends_the_session_and_deletes_nothing() {
     let (_, stderr) = pop.finish();
     assert!(stderr.is_empty(), "{}", String::from_utf8_lossy(&stderr));
     assert_eq!(corpus.on_disk(), corpus.paths());
-}
-
-/// Accepts one connection on `listener` within [`LIMIT`].
-fn accept_within(listener: &TcpListener) -> TcpStream {
-    listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream.set_nonblocking(false).unwrap();
-                return stream;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(Instant::now() < deadline, "no client connected");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    }
 }
 
 #[test]

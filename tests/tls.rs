@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use support::maildir::{
-    self, first_difference, run_bounded, wait_bounded, Corpus, Fetchmail, Mail, PASSWORD, USER,
+    self, accept_within, first_difference, run_bounded, wait_bounded, Corpus, Fetchmail, Mail,
+    PASSWORD, USER,
 };
 use support::{openssl, path_str, tcp, BinServer, Pop, TestCert, TlsPop};
 
@@ -1001,25 +1002,6 @@ fn only_tls_1_2_is_negotiated_even_with_tls_min_1_0() {
 }
 
 // ---- inetd ----
-
-/// Accepts one connection on `listener` within 10 s.
-fn accept_within(listener: &TcpListener) -> TcpStream {
-    listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream.set_nonblocking(false).unwrap();
-                return stream;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(Instant::now() < deadline, "no client connected");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    }
-}
 
 #[test]
 fn inetd_tls_serves_python_pop3_ssl() {
