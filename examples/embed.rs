@@ -13,7 +13,7 @@
 //! End of input (Ctrl-D) stops the server.
 
 use pop3d::store::memory::MemoryStore;
-use pop3d::{Account, AuthError, Authenticator, Server, Service, SessionConfig};
+use pop3d::{Account, AuthError, Authenticator, Server, Service};
 use std::io::BufRead;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,10 +42,9 @@ fn main() -> std::io::Result<()> {
         users: vec![("alice@example.org", "secret")],
     };
 
-    let mut config = SessionConfig::default();
-    config.default_domain = Some("example.org".into()); // "alice" logs in as alice@example.org
-    config.auth_failure_delay = Duration::from_millis(500);
-    let service = Service::new(Arc::new(users), Arc::new(store.clone())).with_config(config);
+    let service = Service::new(Arc::new(users), Arc::new(store.clone()))
+        .default_domain("example.org") // "alice" logs in as alice@example.org
+        .auth_failure_delay(Duration::from_millis(500));
 
     let mut server = Server::new(service).max_sessions(8);
     let local = server.listen(addr)?;

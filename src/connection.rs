@@ -2,30 +2,27 @@
 //!
 //! Output is flushed only when the reader has to wait for the client: a reply goes out in one
 //! write (no Nagle/delayed-ACK stalls between its pieces), and pipelined commands (RFC 2449) are
-//! answered in as few writes as possible.
+//! answered in as few writes as possible. Time limits belong to the stream underneath (see
+//! [`crate::timeouts`]); the connection only tells it when a command line begins and ends.
 
-use crate::limits::{LINE_DEADLINE, WRITE_BUFFER};
+use crate::limits::WRITE_BUFFER;
+use crate::timeouts::{HasTimeouts, Limit};
 use std::io::{self, Read, Write};
-use std::time::{Duration, Instant};
 
 /// Bytes read ahead of the parser. Enough for a few pipelined commands at once.
 const READ_BUFFER: usize = 1024;
 
 /// One line read from the client.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Line<'a> {
+pub(crate) enum Line<'a> {
     /// A line, without its LF or CRLF.
     Complete(&'a [u8]),
     /// A line longer than the limit; it was read and thrown away whole.
     TooLong,
 }
 
-/// Sets the timeouts of the stream under a connection: the read timeout, and where the stream
-/// has one the write timeout too (a socket's SO_RCVTIMEO and SO_SNDTIMEO, say).
-pub type TimeoutControl = Box<dyn FnMut(Duration) -> io::Result<()> + Send>;
-
-/// A client connection: any `Read + Write` stream (TCP, TLS, stdin/stdout) with buffers.
-pub struct Connection<S> {
+/// A client connection: a stream (TCP, TLS, stdin/stdout) with buffers.
+pub(crate) struct Connection<S> {
     stream: S,
     input: Vec<u8>,
     start: usize,
@@ -33,62 +30,9 @@ pub struct Connection<S> {
     output: Vec<u8>,
     /// A write failed: the stream may hold part of a reply, and must get nothing more.
     broken: bool,
-    /// Changes the stream's read timeout, when the stream allows it.
-    control: Option<TimeoutControl>,
-    /// The read timeout between lines (login or idle timeout).
-    timeout: Duration,
-    /// The read timeout last set on the stream.
-    applied: Duration,
-    /// When every line must be complete, however its bytes trickle in (the login deadline).
-    deadline: Option<Instant>,
 }
 
-/// Which limit a read ran into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    /// The read timeout between lines (the idle timeout).
-    Idle,
-    /// [`LINE_DEADLINE`]: a command line not finished in time.
-    Line,
-    /// The deadline of [`Connection::set_deadline`] (the login deadline).
-    Login,
-}
-
-/// The error that carries a [`Limit`].
-#[derive(Debug)]
-struct LimitError(Limit);
-
-impl std::fmt::Display for LimitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self.0 {
-            Limit::Idle => "idle timeout",
-            Limit::Line => "command line not finished in time",
-            Limit::Login => "not logged in in time",
-        })
-    }
-}
-
-impl std::error::Error for LimitError {}
-
-impl Limit {
-    fn error(self) -> io::Error {
-        io::Error::new(io::ErrorKind::TimedOut, LimitError(self))
-    }
-
-    /// The limit that `e` ran into, if it is a timeout: [`Limit::Idle`] for a plain one.
-    pub fn of(e: &io::Error) -> Option<Limit> {
-        match e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<LimitError>())
-        {
-            Some(LimitError(limit)) => Some(*limit),
-            None if is_timeout(e) => Some(Limit::Idle),
-            None => None,
-        }
-    }
-}
-
-impl<S: Read + Write> Connection<S> {
+impl<S: Read + Write + HasTimeouts> Connection<S> {
     /// Wraps `stream`.
     pub fn new(stream: S) -> Self {
         Connection {
@@ -98,49 +42,12 @@ impl<S: Read + Write> Connection<S> {
             end: 0,
             output: Vec::with_capacity(512),
             broken: false,
-            control: None,
-            timeout: Duration::MAX,
-            applied: Duration::MAX,
-            deadline: None,
         }
     }
 
-    /// Lets the connection change the stream's read timeout through `control`: for the login
-    /// and idle timeouts, and to hold each command line to [`LINE_DEADLINE`].
-    pub fn with_timeout_control(mut self, control: TimeoutControl) -> Self {
-        self.control = Some(control);
-        self
-    }
-
-    /// Takes the timeout control back out (to hand it to the connection that replaces this
-    /// one after a TLS handshake).
-    pub fn take_timeout_control(&mut self) -> Option<TimeoutControl> {
-        self.control.take()
-    }
-
-    /// Sets the read timeout between lines (takes effect only with
-    /// [`with_timeout_control`](Self::with_timeout_control)).
-    pub fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        self.timeout = timeout;
-        self.apply(timeout)
-    }
-
-    /// Sets a time by which every line read must be complete (`None`: no such time): a client
-    /// that trickles a byte now and then cannot stretch it, as it can the read timeout, which
-    /// each byte restarts. Reads past it fail with an error that [`Limit::of`] calls
-    /// [`Limit::Login`]. Takes effect only with [`with_timeout_control`](Self::with_timeout_control).
-    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
-        self.deadline = deadline;
-    }
-
-    fn apply(&mut self, timeout: Duration) -> io::Result<()> {
-        if let Some(control) = self.control.as_mut() {
-            if timeout != self.applied {
-                control(timeout.max(Duration::from_millis(1)))?;
-                self.applied = timeout;
-            }
-        }
-        Ok(())
+    /// The time limits of the stream underneath.
+    pub(crate) fn timeouts(&mut self) -> &mut crate::timeouts::Timeouts {
+        self.stream.timeouts()
     }
 
     /// Reads the next line of at most `max` octets, line end included. `Ok(None)` means the
@@ -153,17 +60,12 @@ impl<S: Read + Write> Connection<S> {
         }
         let mut too_long = false;
         let mut scanned = self.start;
-        // When the first byte of a partial line was seen: the whole line must follow within
-        // LINE_DEADLINE, however slowly its bytes trickle in.
-        let mut line_began: Option<Instant> = None;
         loop {
             if let Some(i) = self.input[scanned..self.end]
                 .iter()
                 .position(|&b| b == b'\n')
             {
-                if line_began.is_some() {
-                    self.apply(self.timeout)?;
-                }
+                self.stream.timeouts().line_done();
                 let lf = scanned + i;
                 let line_start = self.start;
                 self.start = lf + 1;
@@ -186,34 +88,15 @@ impl<S: Read + Write> Connection<S> {
                 self.start = 0;
             }
             scanned = self.end;
-            // The read waits for the nearest of three limits; a timeout says which one ran out.
-            let mut wait = self.timeout;
-            let mut limit = Limit::Idle;
             if self.start < self.end || too_long {
-                let began = *line_began.get_or_insert_with(Instant::now);
-                let left = LINE_DEADLINE.saturating_sub(began.elapsed());
-                if left.is_zero() {
-                    return Err(Limit::Line.error());
-                }
-                if left < wait {
-                    (wait, limit) = (left, Limit::Line);
-                }
+                // Part of a line is here: the rest must follow in time, however slowly its
+                // bytes trickle in (each byte would restart the idle timeout).
+                self.stream.timeouts().line_begun();
             }
-            if let Some(deadline) = self.deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Limit::Login.error());
-                }
-                if left <= wait {
-                    (wait, limit) = (left, Limit::Login);
-                }
-            }
-            self.apply(wait)?;
             self.flush()?;
             let n = loop {
                 match self.stream.read(&mut self.input[self.end..]) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if is_timeout(&e) && limit != Limit::Idle => return Err(limit.error()),
                     r => break r?,
                 }
             };
@@ -222,11 +105,6 @@ impl<S: Read + Write> Connection<S> {
             }
             self.end += n;
         }
-    }
-
-    /// True if the client has sent bytes that have not been read as lines yet.
-    pub fn has_buffered_input(&self) -> bool {
-        self.start < self.end
     }
 
     /// Queues `bytes` for the client, writing out when the buffer is full.
@@ -270,7 +148,9 @@ impl<S: Read + Write> Connection<S> {
                 Ok(()) => {}
                 // The login deadline passed before a byte of this went out: nothing is cut in
                 // two, so the reply may still go, followed by the session's last word.
-                Err((0, e)) if Limit::of(&e) == Some(Limit::Login) => return Err(e),
+                Err((0, e)) if self.stream.timeouts().expired() == Some(Limit::Login) => {
+                    return Err(e)
+                }
                 Err((_, e)) => {
                     self.broken = true;
                     self.output.clear();
@@ -286,45 +166,18 @@ impl<S: Read + Write> Connection<S> {
         self.stream.flush()
     }
 
-    /// Writes the whole output. Under a deadline (before login) every write waits at most what
-    /// is left of it: a client that pipelines commands and reads the replies a byte now and
-    /// then would otherwise hold the session past the login timeout.
-    /// On error, says how much of the output had gone out.
+    /// Writes the whole output; on error, says how much of it had gone out.
     fn write_out(&mut self) -> Result<(), (usize, io::Error)> {
         let mut written = 0;
         while written < self.output.len() {
-            let mut limit = Limit::Idle;
-            if let Some(deadline) = self.deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err((written, Limit::Login.error()));
-                }
-                if left < self.timeout {
-                    self.apply(left).map_err(|e| (written, e))?;
-                    limit = Limit::Login;
-                }
-            }
             match self.stream.write(&self.output[written..]) {
                 Ok(0) => return Err((written, io::ErrorKind::WriteZero.into())),
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) && limit == Limit::Login => {
-                    return Err((written, limit.error()))
-                }
                 Err(e) => return Err((written, e)),
             }
         }
         Ok(())
-    }
-
-    /// The underlying stream.
-    pub fn get_ref(&self) -> &S {
-        &self.stream
-    }
-
-    /// The underlying stream, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.stream
     }
 
     /// Gives back the stream (after flushing); unread input is lost.
@@ -334,17 +187,10 @@ impl<S: Read + Write> Connection<S> {
     }
 }
 
-/// True if `e` is a read or write that timed out (a socket timeout shows as `WouldBlock`).
-pub(crate) fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timeouts::Timed;
 
     /// A stream that hands out its input a few bytes at a time and records output.
     struct Trickle {
@@ -363,6 +209,8 @@ mod tests {
         }
     }
 
+    impl crate::stream::Stream for Trickle {}
+
     impl Write for Trickle {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             self.written.extend_from_slice(buf);
@@ -373,8 +221,12 @@ mod tests {
         }
     }
 
+    fn connection(t: Trickle) -> Connection<Timed<Trickle>> {
+        Connection::new(Timed::new(t, std::time::Duration::from_secs(60), None))
+    }
+
     fn lines(input: &[u8], step: usize, max: usize) -> Vec<Option<Vec<u8>>> {
-        let mut c = Connection::new(Trickle {
+        let mut c = connection(Trickle {
             input: input.to_vec(),
             pos: 0,
             step,
@@ -422,28 +274,28 @@ mod tests {
 
     #[test]
     fn flushes_before_waiting_for_input() {
-        let mut c = Connection::new(Trickle {
+        let mut c = connection(Trickle {
             input: b"A\r\nB\r\n".to_vec(),
             pos: 0,
             step: 100,
             written: Vec::new(),
         });
         c.send(b"+OK hi\r\n").unwrap();
-        assert!(c.get_ref().written.is_empty());
+        assert!(c.stream.get_ref().written.is_empty());
         assert!(matches!(
             c.read_line(255).unwrap(),
             Some(Line::Complete(b"A"))
         ));
-        assert_eq!(c.get_ref().written, b"+OK hi\r\n");
+        assert_eq!(c.stream.get_ref().written, b"+OK hi\r\n");
         c.send(b"+OK a\r\n").unwrap();
-        assert!(c.has_buffered_input());
+        assert!(c.start < c.end, "B is buffered");
         assert!(matches!(
             c.read_line(255).unwrap(),
             Some(Line::Complete(b"B"))
         ));
         // B was already buffered: no flush needed to get it.
-        assert_eq!(c.get_ref().written, b"+OK hi\r\n");
+        assert_eq!(c.stream.get_ref().written, b"+OK hi\r\n");
         assert!(c.read_line(255).unwrap().is_none());
-        assert_eq!(c.get_ref().written, b"+OK hi\r\n+OK a\r\n");
+        assert_eq!(c.stream.get_ref().written, b"+OK hi\r\n+OK a\r\n");
     }
 }

@@ -3,76 +3,41 @@
 //! The descriptors are used directly (no std buffering on top of ours), and every read and write
 //! waits in poll(2) with the idle timeout, since a pipe or inherited socket may have none.
 
-use crate::connection::TimeoutControl;
-use crate::deadlined::Deadlined;
 use crate::net_range::NetRange;
-use crate::serve::{proxied_client, run_session, TlsMode};
+use crate::run::{Connecting, TlsMode};
 use crate::session::{End, Service};
+use crate::stream::Stream;
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Serves one session on stdin/stdout and returns how it ended. `mode` says what TLS does:
-/// an inetd service on port 995 uses [`TlsMode::Implicit`]. With `proxy_trusted`, the session
+/// Runs one session on stdin/stdout and returns how it ended. `tls` says what TLS does: an
+/// inetd service on port 995 uses [`TlsMode::Implicit`]. With `proxy_trusted`, the session
 /// starts with a PROXY protocol header from one of those peers.
-pub fn serve(
+pub fn run(
     service: &Service,
-    mode: TlsMode<'_>,
+    tls: TlsMode<'_>,
     proxy_trusted: Option<&[NetRange]>,
 ) -> io::Result<End> {
     let connected = Instant::now();
-    let mut peer = peer_address(0);
-    let config = &service.config;
-    let mut stdio = Stdio::new(config.login_timeout.min(config.idle_timeout));
-    let mut control = stdio.timeout_control();
+    let mut connecting = Connecting::new(service, Stdio::new(), peer_address(0), connected);
     if let Some(trusted) = proxy_trusted {
-        let from = peer.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a PROXY header needs a socket on stdin",
-            )
-        })?;
-        // A header trickled in a byte at a time must still be done by the login deadline.
-        let deadline = connected + config.login_timeout;
-        let mut guarded = Deadlined::new(stdio, deadline, config.idle_timeout, Some(control));
-        let header = proxied_client(&mut guarded, from, trusted);
-        let (inner, back) = guarded.into_parts();
-        stdio = inner;
-        control = back.unwrap_or_else(|| stdio.timeout_control());
-        peer = Some(header?);
+        connecting.read_proxy_header(trusted)?;
     }
-    log::info!(
-        "connect: peer={}",
-        peer.map_or_else(|| "stdin".to_owned(), |a| a.to_string())
-    );
-    run_session(service, stdio, peer, mode, Some(control), connected)
+    connecting.run(service, tls, None)
 }
 
-/// stdin and stdout as one stream, with a timeout on each wait.
-pub struct Stdio {
-    /// Milliseconds; shared with the [`TimeoutControl`] the connection uses to change it.
-    timeout_ms: Arc<AtomicI32>,
+/// stdin and stdout as one stream, with a timeout on each wait: a pipe or an inherited socket
+/// may have none of its own, so every read and write waits in poll(2).
+struct Stdio {
+    timeout_ms: i32,
 }
 
 impl Stdio {
-    /// Descriptors 0 and 1, waiting at most `timeout` for each read or write.
-    pub fn new(timeout: Duration) -> Self {
-        Stdio {
-            timeout_ms: Arc::new(AtomicI32::new(millis(timeout))),
-        }
-    }
-
-    /// A control that changes the timeout of this stream.
-    pub fn timeout_control(&self) -> TimeoutControl {
-        let shared = self.timeout_ms.clone();
-        Box::new(move |timeout| {
-            shared.store(millis(timeout), Ordering::Relaxed);
-            Ok(())
-        })
+    fn new() -> Self {
+        Stdio { timeout_ms: -1 }
     }
 
     fn wait(&self, fd: RawFd, events: libc::c_short) -> io::Result<()> {
@@ -83,7 +48,7 @@ impl Stdio {
         };
         loop {
             // SAFETY: one valid pollfd, and its count.
-            let n = unsafe { libc::poll(&mut pfd, 1, self.timeout_ms.load(Ordering::Relaxed)) };
+            let n = unsafe { libc::poll(&mut pfd, 1, self.timeout_ms) };
             match n {
                 0 => return Err(io::ErrorKind::TimedOut.into()),
                 n if n > 0 => return Ok(()),
@@ -126,12 +91,15 @@ impl Write for Stdio {
     }
 }
 
-fn millis(timeout: Duration) -> i32 {
-    timeout.as_millis().min(i32::MAX as u128) as i32
+impl Stream for Stdio {
+    fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.timeout_ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        Ok(())
+    }
 }
 
 /// The remote address of the socket on `fd`, if it is an IP socket.
-pub fn peer_address(fd: RawFd) -> Option<SocketAddr> {
+fn peer_address(fd: RawFd) -> Option<SocketAddr> {
     let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: storage is large enough for any address and len says so.

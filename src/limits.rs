@@ -11,10 +11,6 @@ pub const MAX_COMMAND_LINE: usize = 255;
 /// passwords, and 4 KiB keeps a hostile client from making the server buffer more.
 pub const MAX_SASL_LINE: usize = 4096;
 
-/// Longest reply line, CRLF included (RFC 2449 §4). Our texts are fixed and short; the tests
-/// check every reply against it.
-pub const MAX_REPLY_LINE: usize = 512;
-
 /// Longest login name in octets. Long enough for any real `local@domain` (64 + 1 + 190), short
 /// enough that it cannot blow up a path or a log line.
 pub const MAX_USER_NAME: usize = 255;

@@ -95,14 +95,10 @@ impl Penalty {
             .remove(&ip);
     }
 
-    /// Addresses remembered now (for tests and reports).
-    pub fn len(&self) -> usize {
+    /// Addresses remembered now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.table.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// True if no address is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -6,11 +6,10 @@
 //! than a worker can take at once, and no client waits in a queue. Past that, the client is told
 //! at once that the server is busy.
 
-use crate::connection::TimeoutControl;
-use crate::deadlined::Deadlined;
 use crate::limits::{DEFAULT_MAX_PER_IP, DEFAULT_MAX_SESSIONS, LAST_REPLY_TIMEOUT, SESSION_STACK};
 use crate::net_range::{client_key, NetRange};
-use crate::serve::{proxied_client, run_session, TlsMode};
+use crate::observer::{Event, Refusal};
+use crate::run::{Connecting, TlsMode};
 use crate::session::Service;
 use crate::tls::TlsConfig;
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -19,7 +18,7 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -54,6 +53,7 @@ pub struct Server {
     proxy_trusted: Vec<NetRange>,
     max_sessions: usize,
     max_per_ip: usize,
+    stack_size: usize,
     shared: Arc<Shared>,
 }
 
@@ -73,6 +73,7 @@ struct Context {
     tls: Option<Arc<TlsConfig>>,
     proxy_trusted: Vec<NetRange>,
     max_per_ip: usize,
+    max_sessions: usize,
 }
 
 /// State shared by the acceptors, the workers and shutdown handles.
@@ -102,20 +103,13 @@ impl ShutdownHandle {
             return;
         }
         // Wake each acceptor blocked in accept() by connecting to it.
-        let addrs = self
-            .shared
-            .addrs
-            .lock()
-            .map(|a| a.clone())
-            .unwrap_or_default();
+        let addrs = lock(&self.shared.addrs).clone();
         for addr in addrs {
             let _ = TcpStream::connect_timeout(&reachable(addr), Duration::from_secs(1));
         }
         // Reading sessions see end of input and end without UPDATE; one in UPDATE finishes it.
-        if let Ok(sessions) = self.shared.sessions.lock() {
-            for stream in sessions.values() {
-                let _ = stream.shutdown(Shutdown::Read);
-            }
+        for stream in lock(&self.shared.sessions).values() {
+            let _ = stream.shutdown(Shutdown::Read);
         }
     }
 }
@@ -130,24 +124,36 @@ impl Server {
             proxy_trusted: Vec::new(),
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_per_ip: DEFAULT_MAX_PER_IP,
+            stack_size: SESSION_STACK,
             shared: Arc::default(),
         }
     }
 
-    /// Sets how many sessions may run at once (the number of worker threads).
+    /// Sets how many sessions may run at once (the number of worker threads). Default 64.
     pub fn max_sessions(mut self, n: usize) -> Self {
         self.max_sessions = n.max(1);
         self
     }
 
-    /// Sets how many sessions one client address may have at once (0: no limit). Loopback
-    /// clients are exempt while [`SessionConfig::trust_loopback`](crate::SessionConfig) holds.
+    /// Sets the stack size of each session thread, in bytes. Default 256 KiB, enough for
+    /// pop3d's own authenticators and stores; an [`Authenticator`](crate::Authenticator) or
+    /// [`MailStore`](crate::MailStore) that needs more must raise it, or its session thread
+    /// overflows its stack, which aborts the whole process.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes.max(64 * 1024);
+        self
+    }
+
+    /// Sets how many sessions one client address may have at once (0: no limit; IPv6
+    /// addresses count by their /64). Default 16. Loopback clients are exempt while
+    /// [`Service::trust_loopback`] holds.
     pub fn max_per_ip(mut self, n: usize) -> Self {
         self.max_per_ip = if n == 0 { usize::MAX } else { n };
         self
     }
 
-    /// Sets the peers that may send PROXY protocol headers on [`ListenerKind::proxy`] listeners.
+    /// Sets the peers that may send PROXY protocol headers on [`ListenerKind::proxy`]
+    /// listeners. Default: none.
     pub fn proxy_trusted(mut self, ranges: Vec<NetRange>) -> Self {
         self.proxy_trusted = ranges;
         self
@@ -195,18 +201,14 @@ impl Server {
             ));
         }
         let addr = listener.local_addr()?;
-        self.shared.addrs.lock().map_err(|_| poisoned())?.push(addr);
+        lock(&self.shared.addrs).push(addr);
         self.listeners.push((listener, kind));
         Ok(())
     }
 
     /// The addresses the server listens on.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.shared
-            .addrs
-            .lock()
-            .map(|a| a.clone())
-            .unwrap_or_default()
+        lock(&self.shared.addrs).clone()
     }
 
     /// A handle that stops the server, from any thread.
@@ -228,6 +230,7 @@ impl Server {
             tls: self.tls.clone(),
             proxy_trusted: self.proxy_trusted.clone(),
             max_per_ip: self.max_per_ip,
+            max_sessions: self.max_sessions,
         });
         let mut workers = Vec::with_capacity(self.max_sessions);
         for i in 0..self.max_sessions {
@@ -236,7 +239,7 @@ impl Server {
             workers.push(
                 thread::Builder::new()
                     .name(format!("pop3d-session-{i}"))
-                    .stack_size(SESSION_STACK)
+                    .stack_size(self.stack_size)
                     .spawn(move || worker(rx, &context))?,
             );
         }
@@ -244,12 +247,11 @@ impl Server {
         let mut acceptors = Vec::new();
         for (listener, kind) in self.listeners {
             let tx = tx.clone();
-            let shared = self.shared.clone();
-            let max = self.max_sessions;
+            let context = context.clone();
             acceptors.push(
                 thread::Builder::new()
                     .name("pop3d-accept".into())
-                    .spawn(move || accept_loop(&listener, kind, &tx, &shared, max))?,
+                    .spawn(move || accept_loop(&listener, kind, &tx, &context))?,
             );
         }
         drop(tx);
@@ -268,9 +270,10 @@ fn accept_loop(
     listener: &TcpListener,
     kind: ListenerKind,
     tx: &Sender<Handoff>,
-    shared: &Shared,
-    max: usize,
+    context: &Context,
 ) {
+    let shared = &context.shared;
+    let max = context.max_sessions;
     loop {
         let accepted = listener.accept();
         if shared.stopping.load(Ordering::SeqCst) {
@@ -288,12 +291,14 @@ fn accept_loop(
         if shared.in_flight.fetch_add(1, Ordering::SeqCst) >= max {
             shared.in_flight.fetch_sub(1, Ordering::SeqCst);
             log::warn!("busy: refused peer={peer}");
-            let mut stream = stream;
-            let _ = stream.set_write_timeout(Some(LAST_REPLY_TIMEOUT));
+            context.service.notify(&Event::Refused {
+                peer,
+                reason: Refusal::Busy,
+            });
             // On a TLS port the client expects a handshake, not a line it cannot read
             // (RFC 8314): just close.
             if !kind.implicit_tls {
-                let _ = stream.write_all(BUSY_REPLY);
+                last_reply(&stream, BUSY_REPLY);
             }
             continue;
         }
@@ -311,21 +316,21 @@ fn worker(rx: Receiver<Handoff>, context: &Context) {
     let shared = &context.shared;
     for (stream, peer, kind) in rx.iter() {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        if let (Ok(mut sessions), Ok(clone)) = (shared.sessions.lock(), stream.try_clone()) {
-            sessions.insert(id, clone);
+        if let Ok(clone) = stream.try_clone() {
+            lock(&shared.sessions).insert(id, clone);
         }
         if shared.stopping.load(Ordering::SeqCst) {
             // Handed over while shutdown was ending the registered sessions.
             let _ = stream.shutdown(Shutdown::Read);
         }
         // A bug in a session must not take a worker out of the pool.
-        let served = catch_unwind(AssertUnwindSafe(|| serve(stream, peer, kind, context)));
+        let served = catch_unwind(AssertUnwindSafe(|| {
+            handle_connection(stream, peer, kind, context)
+        }));
         if served.is_err() {
             log::error!("session panicked: peer={peer}");
         }
-        if let Ok(mut sessions) = shared.sessions.lock() {
-            sessions.remove(&id);
-        }
+        lock(&shared.sessions).remove(&id);
         shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         if shared.stopping.load(Ordering::SeqCst) {
             return;
@@ -333,57 +338,33 @@ fn worker(rx: Receiver<Handoff>, context: &Context) {
     }
 }
 
-fn serve(stream: TcpStream, peer: SocketAddr, kind: ListenerKind, context: &Context) {
-    let connected = Instant::now();
-    let config = &context.service.config;
-    // Until login, reads wait at most the login timeout: a PROXY header or a TLS handshake
-    // that never comes cannot hold the worker longer.
-    if let Err(e) = stream
-        .set_read_timeout(Some(config.login_timeout.min(config.idle_timeout)))
-        .and_then(|()| stream.set_write_timeout(Some(config.idle_timeout)))
-        .and_then(|()| stream.set_nodelay(true))
-    {
+fn handle_connection(stream: TcpStream, peer: SocketAddr, kind: ListenerKind, context: &Context) {
+    let service = &context.service;
+    if let Err(e) = stream.set_nodelay(true) {
         log::warn!("socket setup failed: peer={peer} ({e})");
         return;
     }
-    // The socket's timeouts, changed through a second handle on the same socket (which also
-    // serves under TLS). Reads and writes share them: before login both are bounded by what is
-    // left of the login deadline.
-    let mut control: Option<TimeoutControl> = stream.try_clone().ok().map(|socket| {
-        Box::new(move |timeout| {
-            socket.set_read_timeout(Some(timeout))?;
-            socket.set_write_timeout(Some(timeout))
-        }) as TimeoutControl
-    });
-    let client = if kind.proxy {
-        // A header trickled in a byte at a time must still be done by the login deadline.
-        let deadline = connected + config.login_timeout;
-        let mut guarded = Deadlined::new(&stream, deadline, config.idle_timeout, control);
-        let header = proxied_client(&mut guarded, peer, &context.proxy_trusted);
-        control = guarded.into_parts().1;
-        match header {
-            Ok(client) => {
-                log::info!("connect: peer={client} via={peer}");
-                client
-            }
-            Err(e) => {
-                log::warn!("refused: peer={peer} ({e})");
-                return;
-            }
+    let mut connecting = Connecting::new(service, &stream, Some(peer), Instant::now());
+    if kind.proxy {
+        if let Err(e) = connecting.read_proxy_header(&context.proxy_trusted) {
+            log::warn!("refused: peer={peer} ({e})");
+            return;
         }
-    } else {
-        log::info!("connect: peer={peer}");
-        peer
-    };
-    let trusted = config.trust_loopback && client.ip().to_canonical().is_loopback();
+    }
+    let client = connecting.client().unwrap_or(peer);
+    let trusted = service.config.trust_loopback && client.ip().to_canonical().is_loopback();
     let _slot = match trusted {
         true => None,
         false => match IpSlot::take(&context.shared, client.ip(), context.max_per_ip) {
             Some(slot) => Some(slot),
             None => {
                 log::warn!("too many sessions: peer={client}");
+                service.notify(&Event::Refused {
+                    peer: client,
+                    reason: Refusal::TooManyFromAddress,
+                });
                 if !kind.implicit_tls {
-                    let _ = (&stream).write_all(TOO_MANY_FROM_IP);
+                    last_reply(connecting.stream(), TOO_MANY_FROM_IP);
                 }
                 return;
             }
@@ -394,16 +375,15 @@ fn serve(stream: TcpStream, peer: SocketAddr, kind: ListenerKind, context: &Cont
         (Some(tls), false) => TlsMode::Starttls(tls),
         (None, _) => TlsMode::Off,
     };
-    if let Err(e) = run_session(
-        &context.service,
-        &stream,
-        Some(client),
-        mode,
-        control,
-        connected,
-    ) {
+    if let Err(e) = connecting.run(service, mode, Some(&context.shared.stopping)) {
         log::info!("connection error: peer={client} ({e})");
     }
+}
+
+/// Writes a client's one and only reply, waiting at most [`LAST_REPLY_TIMEOUT`].
+fn last_reply(mut stream: &TcpStream, reply: &[u8]) {
+    let _ = stream.set_write_timeout(Some(LAST_REPLY_TIMEOUT));
+    let _ = stream.write_all(reply);
 }
 
 /// One of a client address's session slots; given back when dropped.
@@ -415,7 +395,7 @@ struct IpSlot<'a> {
 impl<'a> IpSlot<'a> {
     fn take(shared: &'a Shared, ip: IpAddr, max: usize) -> Option<Self> {
         let ip = client_key(ip);
-        let mut counts = shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = lock(&shared.per_ip);
         let count = counts.entry(ip).or_insert(0);
         if *count >= max {
             return None;
@@ -427,7 +407,7 @@ impl<'a> IpSlot<'a> {
 
 impl Drop for IpSlot<'_> {
     fn drop(&mut self) {
-        let mut counts = self.shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = lock(&self.shared.per_ip);
         if let Some(count) = counts.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {
@@ -446,6 +426,8 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-fn poisoned() -> io::Error {
-    io::Error::other("server state lock poisoned")
+/// Locks shared state. A thread that panicked while holding the lock (a session is run under
+/// `catch_unwind`) left plain data behind, still usable: go on with it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -107,7 +107,7 @@ impl TlsConfig {
 
     /// Runs the server side of a handshake on `stream`. A read timeout on the stream bounds a
     /// stalled handshake: it surfaces as [`io::ErrorKind::TimedOut`].
-    pub fn accept<S: Read + Write>(&self, stream: S) -> io::Result<TlsStream<S>> {
+    pub(crate) fn accept<S: Read + Write>(&self, stream: S) -> io::Result<TlsStream<S>> {
         self.acceptor.accept(stream).map_err(|e| match e {
             native_tls::HandshakeError::WouldBlock(_) => {
                 io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")

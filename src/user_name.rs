@@ -11,7 +11,7 @@ use std::fmt;
 pub enum UserNameError {
     /// Nothing was given.
     Empty,
-    /// Longer than [`MAX_USER_NAME`] octets.
+    /// Longer than 255 octets.
     TooLong,
     /// A control character, space, NUL, `/`, `\`, `:` or `%`: unsafe in paths and passwd files.
     BadCharacter,

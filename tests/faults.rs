@@ -11,11 +11,10 @@
 
 mod support;
 
-use pop3d::protocol::wire_size;
 use pop3d::store::memory::MemoryStore;
+use pop3d::wire_size;
 use pop3d::{
-    Account, MailStore, Mailbox, MessageInfo, Server, Service, SessionConfig, StoreError,
-    StoreErrorKind,
+    Account, MailStore, Mailbox, MessageInfo, Server, Service, StoreError, StoreErrorKind,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -517,10 +516,9 @@ struct Running {
 
 impl Running {
     fn start(store: Arc<dyn MailStore>) -> Running {
-        let mut config = SessionConfig::default();
-        config.auth_failure_delay = Duration::ZERO;
-        config.idle_timeout = Duration::from_secs(20);
-        let service = Service::new(Users::of(&[("bob", "pw")]), store).with_config(config);
+        let service = Service::new(Users::of(&[("bob", "pw")]), store)
+            .auth_failure_delay(Duration::ZERO)
+            .idle_timeout(Duration::from_secs(20));
         let mut server = Server::new(service).max_sessions(2);
         let addr = server.listen("127.0.0.1:0").expect("bind");
         let stop = server.shutdown_handle();
@@ -774,6 +772,8 @@ impl Read for StallingClient {
     }
 }
 
+impl pop3d::Stream for StallingClient {}
+
 impl Write for StallingClient {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if !self.stalled && self.output.len() >= self.stall_at {
@@ -798,21 +798,17 @@ impl Write for StallingClient {
 fn stalled_retr(message: &[u8], stall_at: usize) -> Vec<u8> {
     let store = MemoryStore::new();
     store.deliver("bob", message);
-    let mut config = SessionConfig::default();
-    config.auth_failure_delay = Duration::ZERO;
-    let service = Service::new(Users::of(&[("bob", "pw")]), Arc::new(store)).with_config(config);
-    let mut conn = pop3d::connection::Connection::new(StallingClient {
+    let service = Service::new(Users::of(&[("bob", "pw")]), Arc::new(store))
+        .auth_failure_delay(Duration::ZERO);
+    let mut client = StallingClient {
         input: b"USER bob\r\nPASS pw\r\nRETR 1\r\n".to_vec(),
         read: false,
         output: Vec::new(),
         stall_at,
         stalled: false,
-    });
-    let mut session = pop3d::Session::new(&service, "stall");
-    session.greet(&mut conn).expect("greet");
-    let _ = session.run(&mut conn);
-    drop(session);
-    std::mem::take(&mut conn.get_mut().output)
+    };
+    let _ = pop3d::run_session(&service, &mut client, None, pop3d::TlsMode::Off);
+    client.output
 }
 
 /// What a client makes of the RETR reply in `stream`: the message if a terminator came, else

@@ -47,9 +47,9 @@ fn greeting_capa_and_quit_before_login() {
 
 #[test]
 fn implementation_is_advertised_only_when_configured() {
-    let mut config = pop3d::SessionConfig::default();
-    config.implementation = Some("pop3d-test\r\n+OK forged".into());
-    let server = LibServer::with_config(MemoryStore::new(), Users::of(&[]), 2, config);
+    let server = LibServer::with_config(MemoryStore::new(), Users::of(&[]), 2, |service| {
+        service.implementation("pop3d-test\r\n+OK forged")
+    });
     let (mut c, _) = Client::connect(server.addr);
     let (_, caps) = c.multi("CAPA");
     assert!(

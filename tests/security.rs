@@ -4,7 +4,6 @@
 
 mod support;
 
-use pop3d::protocol::{parse, Command};
 use pop3d::store::memory::MemoryStore;
 use std::collections::BTreeSet;
 use std::fs;
@@ -180,6 +179,31 @@ fn hostile_user_names_stay_inside_the_maildir_root() {
     drop(server);
 }
 
+/// True for the commands whose +OK answer has a body (RFC 1939, 2449, 5034): CAPA, a bare
+/// AUTH, LIST or UIDL, RETR and TOP. Only a +OK is followed by one, so a line the server
+/// refuses costs nothing here.
+fn has_multi_line_answer(line: &[u8]) -> bool {
+    let words: Vec<&[u8]> = line
+        .split(|&b| b == b' ')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let Some(keyword) = words.first() else {
+        return false;
+    };
+    let keyword = keyword.to_ascii_uppercase();
+    match keyword.as_slice() {
+        b"CAPA" | b"RETR" | b"TOP" => true,
+        b"AUTH" | b"LIST" | b"UIDL" => words.len() == 1,
+        _ => false,
+    }
+}
+
+/// True for QUIT (trailing spaces are allowed, as after any command).
+fn is_quit(line: &[u8]) -> bool {
+    let end = line.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    line[..end].eq_ignore_ascii_case(b"QUIT")
+}
+
 /// Reads the reply to a line the client sent: the status line, and the body when the command
 /// was one with a multi-line answer and the status is +OK. Returns every line.
 fn reply_to(c: &mut Client, line: &[u8]) -> Vec<String> {
@@ -188,15 +212,7 @@ fn reply_to(c: &mut Client, line: &[u8]) -> Vec<String> {
         status.starts_with("+OK") || status.starts_with("-ERR"),
         "not a status line: {status:?}"
     );
-    let multi = matches!(
-        parse(line),
-        Ok(Command::Capa
-            | Command::Auth(None)
-            | Command::List(None)
-            | Command::Uidl(None)
-            | Command::Retr(_)
-            | Command::Top(..))
-    );
+    let multi = has_multi_line_answer(line);
     let mut lines = vec![status.clone()];
     if multi && status.starts_with("+OK") {
         let body = String::from_utf8(c.body()).expect("utf-8 body");
@@ -249,7 +265,7 @@ fn replies_never_echo_what_the_client_sent() {
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
                     got.extend(reply_to(&mut c, line));
                     // "QUIT \r\n+OK forged": the session ends at the QUIT.
-                    if parse(line) == Ok(Command::Quit) {
+                    if is_quit(line) {
                         quit = true;
                         break;
                     }

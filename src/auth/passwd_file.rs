@@ -67,8 +67,7 @@ impl PasswdFile {
     /// line. Any change to the passwd file (its inode, size or times) drops every entry, and the
     /// file is still read at every login, so a removed or locked account is refused at once.
     /// Failed logins are never cached. Clients poll every minute or few; a TTL of a few minutes
-    /// covers that. The cache holds at most [`LOGIN_CACHE_ENTRIES`](crate::limits::LOGIN_CACHE_ENTRIES)
-    /// logins. Without a random secret from the system the cache stays off.
+    /// covers that. The cache holds at most 10,000 logins (about 1 MB). Without a random secret from the system the cache stays off.
     pub fn with_login_cache(mut self, ttl: Duration) -> PasswdFile {
         self.cache = LoginCache::new(ttl).map(Arc::new);
         self

@@ -181,7 +181,9 @@ impl WireSize {
     }
 }
 
-/// The wire size of a whole message held in memory (see [`WireSize`]).
+/// The size of a whole message as RETR sends it and LIST must report it (RFC 1939 §11):
+/// every line end counted as CRLF, a final CRLF added when the message lacks one, before
+/// dot-stuffing. A [`MailStore`](crate::MailStore) that counts sizes itself uses this.
 pub fn wire_size(message: &[u8]) -> u64 {
     let mut w = WireSize::new();
     w.feed(message);

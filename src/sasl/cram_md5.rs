@@ -1,6 +1,7 @@
 //! CRAM-MD5 (RFC 2195): the client proves it knows the password by an HMAC-MD5 of a challenge.
 
-use super::{Context, Outcome};
+use super::{Names, Outcome};
+use crate::account::Account;
 use crate::auth::secret::{constant_time_eq, hex, random_bytes, Secret};
 use crate::auth::AuthError;
 use hmac::{Hmac, Mac};
@@ -22,23 +23,43 @@ impl Challenge {
         &self.0
     }
 
-    /// Checks the response `user SP hex-digest`.
-    pub(super) fn check(&self, response: &[u8], ctx: &Context<'_>) -> Outcome {
+    /// Reads the response `user SP hex-digest`; the digest is checked once the user's secret
+    /// is known.
+    pub(super) fn answer(self, response: &[u8], names: Names<'_>) -> Result<Answer, Outcome> {
         let Some(space) = response.iter().rposition(|&b| b == b' ') else {
-            return Outcome::Malformed("CRAM-MD5 response is user SP digest");
+            return Err(Outcome::Malformed("CRAM-MD5 response is user SP digest"));
         };
         let (name, digest) = (&response[..space], &response[space + 1..]);
-        let user = match ctx.user(name) {
-            Ok(user) => user,
-            Err(outcome) => return outcome,
-        };
-        let (account, password) = match ctx.auth.secret(&user) {
+        Ok(Answer {
+            challenge: self,
+            user: names.user(name)?,
+            digest: digest.to_ascii_lowercase(),
+        })
+    }
+}
+
+/// A client's response, waiting for the user's secret.
+pub(super) struct Answer {
+    challenge: Challenge,
+    user: String,
+    digest: Vec<u8>,
+}
+
+impl Answer {
+    pub(super) fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Checks the digest against the secret the authenticator `found`.
+    pub(super) fn check(self, found: Result<(Account, Secret), AuthError>) -> Outcome {
+        let user = self.user;
+        let (account, password) = match found {
             Ok((account, Secret::Plain(password))) => (Some(account), password),
             Ok((_, Secret::Scram(_))) | Err(_) => (None, Vec::new()),
         };
         // Computed for unknown users too, so both take the same time.
-        let expected = hex(&hmac_md5(&password, self.0.as_bytes()));
-        let matches = constant_time_eq(expected.as_bytes(), &digest.to_ascii_lowercase());
+        let expected = hex(&hmac_md5(&password, self.challenge.0.as_bytes()));
+        let matches = constant_time_eq(expected.as_bytes(), &self.digest);
         match (account, matches) {
             (Some(account), true) => Outcome::LoggedIn(account),
             (Some(_), false) => Outcome::Failed(AuthError::rejected(format!(

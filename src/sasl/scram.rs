@@ -1,6 +1,6 @@
 //! SCRAM-SHA-256 (RFC 5802, RFC 7677), server side, without channel binding.
 
-use super::{Context, Outcome, Step};
+use super::{Names, Outcome, Step};
 use crate::account::Account;
 use crate::auth::secret::{constant_time_eq, hmac_sha256, random_bytes, ScramKeys, Secret};
 use crate::auth::AuthError;
@@ -20,10 +20,20 @@ pub(super) struct Server {
 
 enum Stage {
     ClientFirst,
+    /// The client-first message read; waiting for the user's secret.
+    Lookup(Box<ClientFirst>),
     ClientFinal(Box<Pending>),
     /// Proof checked, server signature sent; waiting for the client's empty response.
     Verified(Account),
     Over,
+}
+
+/// What the client-first message said.
+struct ClientFirst {
+    user: String,
+    gs2_header: String,
+    bare: String,
+    client_nonce: String,
 }
 
 struct Pending {
@@ -44,15 +54,24 @@ impl Server {
         }
     }
 
-    pub(super) fn step(&mut self, message: &[u8], ctx: &Context<'_>) -> Step {
+    pub(super) fn step(&mut self, message: &[u8], names: Names<'_>) -> Step {
         let stage = std::mem::replace(&mut self.stage, Stage::Over);
         let result = match stage {
-            Stage::ClientFirst => self.client_first(message, ctx),
+            Stage::ClientFirst => match client_first(message, names) {
+                Ok(first) => {
+                    let user = first.user.clone();
+                    self.stage = Stage::Lookup(Box::new(first));
+                    return Step::NeedSecret(user);
+                }
+                Err(outcome) => Err(outcome),
+            },
             Stage::ClientFinal(pending) => self.client_final(message, *pending),
             Stage::Verified(account) if message.is_empty() => {
                 return Step::Done(Outcome::LoggedIn(account))
             }
-            Stage::Verified(_) | Stage::Over => Err(Outcome::Malformed("unexpected SCRAM message")),
+            Stage::Lookup(_) | Stage::Verified(_) | Stage::Over => {
+                Err(Outcome::Malformed("unexpected SCRAM message"))
+            }
         };
         match result {
             Ok(challenge) => Step::Challenge(challenge.into_bytes()),
@@ -60,46 +79,22 @@ impl Server {
         }
     }
 
-    fn client_first(&mut self, message: &[u8], ctx: &Context<'_>) -> Result<String, Outcome> {
-        let text = std::str::from_utf8(message).map_err(|_| malformed())?;
-        // gs2-header: cbind flag, authzid, then the bare message.
-        let mut parts = text.splitn(3, ',');
-        let (Some(cbind), Some(authzid), Some(bare)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(malformed());
+    /// Continues after the client-first message with the secret the authenticator found,
+    /// and answers with the server-first message.
+    pub(super) fn secret(&mut self, found: Result<(Account, Secret), AuthError>) -> Step {
+        let Stage::Lookup(first) = std::mem::replace(&mut self.stage, Stage::Over) else {
+            return Step::Done(Outcome::Malformed("unexpected SCRAM secret"));
         };
-        if cbind.starts_with("p=") {
-            return Err(Outcome::Malformed("SCRAM channel binding is not supported"));
-        }
-        if cbind != "n" && cbind != "y" {
-            return Err(malformed());
-        }
-        let mut attrs = bare.split(',');
-        let name = attrs
-            .next()
-            .and_then(|a| a.strip_prefix("n="))
-            .ok_or_else(malformed)?;
-        let client_nonce = attrs
-            .next()
-            .and_then(|a| a.strip_prefix("r="))
-            .ok_or_else(malformed)?;
-        if client_nonce.is_empty() {
-            return Err(malformed());
-        }
-        let user = ctx.user(unescape(name)?.as_bytes())?;
-        if let Some(z) = authzid.strip_prefix("a=") {
-            if ctx.user(unescape(z)?.as_bytes()).ok().as_deref() != Some(user.as_str()) {
-                return Err(Outcome::Failed(AuthError::rejected(format!(
-                    "{user} asked to act as another user"
-                ))));
-            }
-        } else if !authzid.is_empty() {
-            return Err(malformed());
-        }
+        let ClientFirst {
+            user,
+            gs2_header,
+            bare,
+            client_nonce,
+        } = *first;
         // Every path derives keys once, so the time to answer tells nothing about the account;
         // and the salt of an account without stored keys is as unpredictable as a stored one.
         let salt = salt_for(&user);
-        let (account, keys) = match ctx.auth.secret(&user) {
+        let (account, keys) = match found {
             Ok((account, Secret::Plain(password))) => (
                 Some(account),
                 ScramKeys::derive(&password, &salt, ITERATIONS_FROM_PLAIN),
@@ -132,12 +127,12 @@ impl Server {
             user,
             account,
             keys,
-            gs2_header: format!("{cbind},{authzid},"),
-            client_first_bare: bare.to_owned(),
+            gs2_header,
+            client_first_bare: bare,
             server_first: server_first.clone(),
             nonce,
         }));
-        Ok(server_first)
+        Step::Challenge(server_first.into_bytes())
     }
 
     fn client_final(&mut self, message: &[u8], p: Pending) -> Result<String, Outcome> {
@@ -179,6 +174,51 @@ impl Server {
             )))),
         }
     }
+}
+
+/// Reads the client-first message.
+fn client_first(message: &[u8], names: Names<'_>) -> Result<ClientFirst, Outcome> {
+    let text = std::str::from_utf8(message).map_err(|_| malformed())?;
+    // gs2-header: cbind flag, authzid, then the bare message.
+    let mut parts = text.splitn(3, ',');
+    let (Some(cbind), Some(authzid), Some(bare)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed());
+    };
+    if cbind.starts_with("p=") {
+        return Err(Outcome::Malformed("SCRAM channel binding is not supported"));
+    }
+    if cbind != "n" && cbind != "y" {
+        return Err(malformed());
+    }
+    let mut attrs = bare.split(',');
+    let name = attrs
+        .next()
+        .and_then(|a| a.strip_prefix("n="))
+        .ok_or_else(malformed)?;
+    let client_nonce = attrs
+        .next()
+        .and_then(|a| a.strip_prefix("r="))
+        .ok_or_else(malformed)?;
+    if client_nonce.is_empty() {
+        return Err(malformed());
+    }
+    let user = names.user(unescape(name)?.as_bytes())?;
+    if let Some(z) = authzid.strip_prefix("a=") {
+        if names.user(unescape(z)?.as_bytes()).ok().as_deref() != Some(user.as_str()) {
+            return Err(Outcome::Failed(AuthError::rejected(format!(
+                "{user} asked to act as another user"
+            ))));
+        }
+    } else if !authzid.is_empty() {
+        return Err(malformed());
+    }
+    Ok(ClientFirst {
+        user,
+        gs2_header: format!("{cbind},{authzid},"),
+        bare: bare.to_owned(),
+        client_nonce: client_nonce.to_owned(),
+    })
 }
 
 /// A per-user salt for keys derived from a plaintext secret (and for unknown users): the same
@@ -235,13 +275,16 @@ mod tests {
         }
     }
 
-    fn ctx() -> Context<'static> {
-        Context {
-            auth: &Rfc7677,
-            default_domain: None,
-            host: "test",
-            fingerprint: &|_, _| [0; 8],
-            tried: std::cell::Cell::new(None),
+    const NAMES: Names<'static> = Names {
+        default_domain: None,
+        host: "test",
+    };
+
+    /// One client message, with any secret it asks for looked up as the session would.
+    fn step(s: &mut Server, message: &[u8]) -> Step {
+        match s.step(message, NAMES) {
+            Step::NeedSecret(user) => s.secret(Rfc7677.secret(&user)),
+            other => other,
         }
     }
 
@@ -255,24 +298,22 @@ mod tests {
     #[test]
     fn rfc7677_exchange() {
         let mut s = server();
-        let Step::Challenge(first) = s.step(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO", &ctx()) else {
+        let Step::Challenge(first) = step(&mut s, b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO") else {
             panic!("no server-first");
         };
         assert_eq!(
             first,
             b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
         );
-        let Step::Challenge(last) = s.step(
+        let Step::Challenge(last) = step(
+            &mut s,
             b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
               p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-            &ctx(),
         ) else {
             panic!("no server-final");
         };
         assert_eq!(last, b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
-        assert!(
-            matches!(s.step(b"", &ctx()), Step::Done(Outcome::LoggedIn(a)) if a.name == "user")
-        );
+        assert!(matches!(step(&mut s, b""), Step::Done(Outcome::LoggedIn(a)) if a.name == "user"));
     }
 
     #[test]
@@ -280,14 +321,11 @@ mod tests {
         for user in ["user", "nobody"] {
             let mut s = server();
             let first = format!("n,,n={user},r=rOprNGfwEbeRWgbNEkqO");
-            assert!(matches!(
-                s.step(first.as_bytes(), &ctx()),
-                Step::Challenge(_)
-            ));
+            assert!(matches!(step(&mut s, first.as_bytes()), Step::Challenge(_)));
             let last = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
                          p=AAAAZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
             assert!(
-                matches!(s.step(last, &ctx()), Step::Done(Outcome::Failed(_))),
+                matches!(step(&mut s, last), Step::Done(Outcome::Failed(_))),
                 "{user}"
             );
         }
@@ -305,7 +343,7 @@ mod tests {
         ] {
             let mut s = server();
             assert!(
-                matches!(s.step(bad, &ctx()), Step::Done(Outcome::Malformed(_))),
+                matches!(step(&mut s, bad), Step::Done(Outcome::Malformed(_))),
                 "{bad:?}"
             );
         }
@@ -315,7 +353,7 @@ mod tests {
     #[test]
     fn other_authzid_is_refused() {
         let mut s = server();
-        let step = s.step(b"n,a=admin,n=user,r=abc", &ctx());
+        let step = step(&mut s, b"n,a=admin,n=user,r=abc");
         assert!(matches!(step, Step::Done(Outcome::Failed(_))));
     }
 }

@@ -1,83 +1,79 @@
-//! The AUTHORIZATION state: USER/PASS, APOP, AUTH (SASL) and STLS, and the rules that decide
-//! which of them a connection may use.
+//! The AUTHORIZATION state: USER/PASS, APOP and STLS, and the rules that decide which ways
+//! of logging in a connection may use. AUTH (SASL) is in `sasl.rs`.
 //!
 //! Every way of failing to log in ends in [`Session::login_failed`]: the same delay from the
 //! moment the credentials arrived, and the same reply, whatever the mechanism or the reason.
 
-use super::{Reply, Session, State, Tls, Transaction};
+use super::reply::Reply;
+use super::{End, Session, State, TlsState, Transaction};
 use crate::account::Account;
 use crate::auth::secret::{constant_time_eq, hex, random_bytes, Secret};
 use crate::auth::{AuthError, AuthErrorKind};
 use crate::limits::MAX_FAILED_LOGINS;
-use crate::protocol::Command;
-use crate::sasl::{Context, Exchange, Mechanism, Outcome, Step};
+use crate::observer::Event;
 use crate::store::StoreErrorKind;
 use crate::user_name;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use md5::{Digest, Md5};
-use std::cell::Cell;
 use std::time::Instant;
 
 /// The reply when a password would cross an unencrypted connection (RFC 3206 [AUTH]; the
 /// wording is Dovecot's, which clients and admins already recognise).
-const PLAINTEXT_REFUSED: &str =
+pub(super) const PLAINTEXT_REFUSED: &str =
     "[AUTH] Plaintext authentication disallowed on non-secure connection";
 
 impl Session<'_> {
-    pub(super) fn authorization(&mut self, cmd: Command<'_>) -> Reply {
-        match cmd {
-            Command::User(name) => {
-                if !self.plaintext_allowed() {
-                    return Reply::Err(PLAINTEXT_REFUSED.into());
-                }
-                let name =
-                    user_name::normalize(name, self.service.config.default_domain.as_deref());
-                let State::Authorization { user } = &mut self.state else {
-                    unreachable!("authorization() runs in the AUTHORIZATION state");
-                };
-                match name {
-                    Ok(name) => {
-                        *user = Some(name);
-                        Reply::Ok("Send your password".into())
-                    }
-                    Err(e) => {
-                        *user = None;
-                        Reply::Bad(format!("[AUTH] Invalid user name: {e}"))
-                    }
-                }
+    pub(super) fn user_command(&mut self, name: &str) -> Reply {
+        if !self.plaintext_allowed() {
+            return Reply::Err(PLAINTEXT_REFUSED.into());
+        }
+        let name = user_name::normalize(name, self.service.config.default_domain.as_deref());
+        let (user, reply) = match name {
+            Ok(name) => (Some(name), Reply::Ok("Send your password".into())),
+            Err(e) => (None, Reply::Bad(format!("[AUTH] Invalid user name: {e}"))),
+        };
+        self.state = State::Authorization { user };
+        reply
+    }
+
+    /// PASS, for the name the USER before it gave (taken out of the state: a PASS always
+    /// uses up the USER).
+    pub(super) fn pass(&mut self, user: Option<String>, password: &[u8]) -> Reply {
+        match user {
+            None => Reply::Bad("Send USER first".into()),
+            Some(_) if !self.plaintext_allowed() => Reply::Err(PLAINTEXT_REFUSED.into()),
+            Some(name) => {
+                self.wait_penalty();
+                self.check_password(&name, password, "USER", Instant::now())
             }
-            Command::Pass(password) => {
-                let State::Authorization { user } = &mut self.state else {
-                    unreachable!("authorization() runs in the AUTHORIZATION state");
-                };
-                match user.take() {
-                    None => Reply::Bad("Send USER first".into()),
-                    Some(_) if !self.plaintext_allowed() => Reply::Err(PLAINTEXT_REFUSED.into()),
-                    Some(name) => {
-                        self.wait_penalty();
-                        let started = Instant::now();
-                        let checked = self.service.auth.authenticate(&name, password);
-                        self.service.slowest_check.record(started.elapsed());
-                        match checked {
-                            Ok(account) => self.logged_in(account),
-                            Err(e) => {
-                                let tried = self.service.penalty.fingerprint(&name, password);
-                                self.login_failed(Some(&name), Some(tried), e, started)
-                            }
-                        }
-                    }
-                }
+        }
+    }
+
+    pub(super) fn stls(&self) -> Reply {
+        match self.tls {
+            TlsState::Offered => Reply::Close("Begin TLS negotiation".into(), End::StartTls),
+            TlsState::Active => Reply::Bad("TLS is already active".into()),
+            TlsState::Unavailable => Reply::Bad("TLS is not available".into()),
+        }
+    }
+
+    /// Checks a password with the authenticator: for PASS, and for the SASL mechanisms that
+    /// send one. `started` is when the credentials arrived.
+    pub(super) fn check_password(
+        &mut self,
+        user: &str,
+        password: &[u8],
+        mechanism: &'static str,
+        started: Instant,
+    ) -> Reply {
+        let checked = self.service.auth.authenticate(user, password);
+        self.service.slowest_check.record(started.elapsed());
+        match checked {
+            Ok(account) => self.logged_in(account, mechanism),
+            Err(e) => {
+                // So the same wrong password retried is not penalised again.
+                let tried = self.service.penalty.fingerprint(user, password);
+                self.login_failed(Some(user), Some(tried), e, mechanism, started)
             }
-            Command::Apop(name, digest) => self.apop(name, digest),
-            Command::Auth(None) => Reply::Mechanisms,
-            Command::Auth(Some((name, initial))) => self.auth(name, initial),
-            Command::Stls => match self.tls {
-                Tls::Offered => Reply::Close("Begin TLS negotiation".into(), super::End::StartTls),
-                Tls::Active => Reply::Bad("TLS is already active".into()),
-                Tls::Unavailable => Reply::Bad("TLS is not available".into()),
-            },
-            _ => Reply::Bad("Not allowed before login".into()),
         }
     }
 
@@ -86,7 +82,7 @@ impl Session<'_> {
     pub(super) fn plaintext_allowed(&self) -> bool {
         let config = &self.service.config;
         config.allow_plaintext
-            || self.tls != Tls::Offered
+            || self.tls != TlsState::Offered
             || (self.loopback && config.trust_loopback)
     }
 
@@ -97,7 +93,7 @@ impl Session<'_> {
     }
 
     /// Waits out the failure penalty of this client's address before a login is checked.
-    fn wait_penalty(&self) {
+    pub(super) fn wait_penalty(&self) {
         if let Some(ip) = self.penalised_ip() {
             let delay = self.service.penalty.delay(ip);
             if !delay.is_zero() {
@@ -107,121 +103,7 @@ impl Session<'_> {
         }
     }
 
-    /// The SASL mechanisms this connection may use now.
-    pub(super) fn mechanisms(&self) -> Vec<Mechanism> {
-        let kinds = self.service.auth.secret_kinds();
-        Mechanism::ALL
-            .into_iter()
-            .filter(|m| match m {
-                Mechanism::Plain | Mechanism::Login => self.plaintext_allowed(),
-                Mechanism::CramMd5 => kinds.plain,
-                Mechanism::ScramSha256 => kinds.scram,
-            })
-            .collect()
-    }
-
-    /// Runs one step of a SASL exchange; returns the step and the fingerprint of the password
-    /// it tried, if it tried one.
-    fn sasl_step(
-        &self,
-        run: impl FnOnce(&Context<'_>) -> Step,
-        started: Instant,
-    ) -> (Step, Option<[u8; 8]>) {
-        let penalty = &self.service.penalty;
-        let fingerprint = |user: &str, password: &[u8]| penalty.fingerprint(user, password);
-        let context = Context {
-            auth: &*self.service.auth,
-            default_domain: self.service.config.default_domain.as_deref(),
-            host: &self.service.config.hostname,
-            fingerprint: &fingerprint,
-            tried: Cell::new(None),
-        };
-        let step = run(&context);
-        if matches!(step, Step::Done(_)) {
-            self.service.slowest_check.record(started.elapsed());
-        }
-        (step, context.tried.get())
-    }
-
-    fn auth(&mut self, name: &[u8], initial: Option<&[u8]>) -> Reply {
-        let Some(mechanism) = Mechanism::from_name(name) else {
-            return Reply::Bad("Unsupported authentication mechanism".into());
-        };
-        if !self.mechanisms().contains(&mechanism) {
-            if mechanism.sends_password() {
-                return Reply::Err(PLAINTEXT_REFUSED.into());
-            }
-            return Reply::Bad("Unsupported authentication mechanism".into());
-        }
-        let initial = match initial {
-            None => None,
-            // RFC 5034 §4: "=" is an initial response of zero length.
-            Some(b"=") => Some(Vec::new()),
-            Some(text) => match B64.decode(text) {
-                Ok(bytes) => Some(bytes),
-                Err(_) => return Reply::Bad("Invalid base64 data".into()),
-            },
-        };
-        self.wait_penalty();
-        let started = Instant::now();
-        let mut exchange = None;
-        let (step, tried) = self.sasl_step(
-            |context| {
-                let (started_exchange, step) =
-                    Exchange::start(mechanism, initial.as_deref(), context);
-                exchange = Some(started_exchange);
-                step
-            },
-            started,
-        );
-        let exchange = exchange.expect("sasl_step runs the closure");
-        self.after_step(mechanism, exchange, step, tried, started)
-    }
-
-    /// Handles a line sent in answer to a SASL challenge.
-    pub(super) fn sasl_response(&mut self, line: &[u8]) -> Reply {
-        let Some((mechanism, mut exchange)) = self.sasl.take() else {
-            return Reply::Bad("No authentication in progress".into());
-        };
-        let started = Instant::now();
-        if line == b"*" {
-            return self.abandoned("Authentication cancelled".into(), started);
-        }
-        let Ok(response) = B64.decode(line) else {
-            return self.abandoned("Invalid base64 data".into(), started);
-        };
-        let (step, tried) = self.sasl_step(|context| exchange.step(&response, context), started);
-        self.after_step(mechanism, exchange, step, tried, started)
-    }
-
-    fn after_step(
-        &mut self,
-        mechanism: Mechanism,
-        exchange: Exchange,
-        step: Step,
-        tried: Option<[u8; 8]>,
-        started: Instant,
-    ) -> Reply {
-        match step {
-            Step::Challenge(bytes) => {
-                self.sasl = Some((mechanism, exchange));
-                Reply::Challenge(bytes)
-            }
-            Step::Done(Outcome::LoggedIn(account)) => self.logged_in(account),
-            // Only the mechanism knew the user name; the detail carries it.
-            Step::Done(Outcome::Failed(e)) => self.login_failed(None, tried, e, started),
-            Step::Done(Outcome::Malformed(why)) => {
-                log::info!(
-                    "bad {} message: peer={} ({why})",
-                    mechanism.name(),
-                    self.peer
-                );
-                self.abandoned(format!("Malformed {} response", mechanism.name()), started)
-            }
-        }
-    }
-
-    fn apop(&mut self, name: &str, digest: &[u8]) -> Reply {
+    pub(super) fn apop(&mut self, name: &str, digest: &[u8]) -> Reply {
         let Some(timestamp) = self.apop_timestamp.clone() else {
             return Reply::Bad("APOP is not enabled".into());
         };
@@ -239,18 +121,19 @@ impl Session<'_> {
         let expected = apop_digest(&timestamp, &secret);
         let matches = constant_time_eq(expected.as_bytes(), &digest.to_ascii_lowercase());
         match (account, matches) {
-            (Some(account), true) => self.logged_in(account),
+            (Some(account), true) => self.logged_in(account, "APOP"),
             _ => self.login_failed(
                 Some(&user),
                 None,
                 AuthError::rejected("APOP digest does not match"),
+                "APOP",
                 started,
             ),
         }
     }
 
     /// Opens the mailbox of an account that has proved who it is.
-    fn logged_in(&mut self, account: Account) -> Reply {
+    pub(super) fn logged_in(&mut self, account: Account, mechanism: &'static str) -> Reply {
         let mailbox = match self.service.store.open(&account) {
             Ok(mailbox) => mailbox,
             Err(e) => {
@@ -280,12 +163,20 @@ impl Session<'_> {
             .messages()
             .iter()
             .fold(0u64, |sum, m| sum.saturating_add(m.size));
-        let tls = if self.tls == Tls::Active { " tls" } else { "" };
+        let tls = self.tls == TlsState::Active;
         log::info!(
-            "login: user={} peer={}{tls} messages={count}",
+            "login: user={} peer={}{} messages={count}",
             account.name,
-            self.peer
+            self.peer,
+            if tls { " tls" } else { "" }
         );
+        self.service.notify(&Event::LoggedIn {
+            user: &account.name,
+            peer: &self.peer,
+            mechanism,
+            tls,
+            messages: count,
+        });
         self.state = State::Transaction(Box::new(Transaction {
             account,
             deleted: vec![false; count],
@@ -297,13 +188,10 @@ impl Session<'_> {
         ))
     }
 
-    /// The one answer to every failed login: after the failure delay (counted from when the
-    /// credentials arrived), the same text whatever went wrong; the connection closes after
-    /// [`MAX_FAILED_LOGINS`].
     /// An AUTH exchange the client gave up (`*`) or broke: it counts as a failed login, with the
     /// failure delay, since a SCRAM round costs the server a key derivation and a client could
     /// otherwise start and drop them without end.
-    fn abandoned(&mut self, text: String, started: Instant) -> Reply {
+    pub(super) fn abandoned(&mut self, text: String, started: Instant) -> Reply {
         self.failed_logins += 1;
         if let Some(rest) = self
             .service
@@ -314,19 +202,23 @@ impl Session<'_> {
             std::thread::sleep(rest);
         }
         if self.failed_logins >= MAX_FAILED_LOGINS {
-            Reply::Close(text, super::End::TooManyErrors)
+            Reply::Close(text, End::TooManyErrors)
         } else {
             Reply::Err(text)
         }
     }
 
+    /// The one answer to every failed login: after the failure delay (counted from when the
+    /// credentials arrived), the same text whatever went wrong; the connection closes after
+    /// [`MAX_FAILED_LOGINS`].
     /// `tried` fingerprints the credentials, when they can be, so the same wrong password
     /// retried is not penalised again.
-    fn login_failed(
+    pub(super) fn login_failed(
         &mut self,
         user: Option<&str>,
         tried: Option<[u8; 8]>,
         e: AuthError,
+        mechanism: &'static str,
         started: Instant,
     ) -> Reply {
         if let Some(ip) = self.penalised_ip() {
@@ -351,12 +243,18 @@ impl Session<'_> {
         if let Some(rest) = delay.checked_sub(started.elapsed()) {
             std::thread::sleep(rest);
         }
+        self.service.notify(&Event::LoginFailed {
+            user,
+            peer: &self.peer,
+            mechanism,
+            kind: e.kind(),
+        });
         let text = match e.kind() {
             AuthErrorKind::Rejected => "[AUTH] Authentication failed",
             _ => "[SYS/TEMP] Authentication is unavailable, try again later",
         };
         if self.failed_logins >= MAX_FAILED_LOGINS {
-            Reply::Close(text.into(), super::End::TooManyErrors)
+            Reply::Close(text.into(), End::TooManyErrors)
         } else {
             Reply::Err(text.into())
         }

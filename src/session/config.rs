@@ -1,46 +1,35 @@
-//! What every session of a server shares: settings, accounts and mail.
+//! What every session of a server shares: settings, accounts, mail and the observer.
 
 use super::slowest::SlowestCheck;
 use crate::auth::Authenticator;
 use crate::limits::{
     DEFAULT_AUTH_FAILURE_DELAY, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, MAX_BAD_COMMANDS,
 };
+use crate::observer::Observer;
 use crate::penalty::Penalty;
 use crate::store::MailStore;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Settings that shape every session.
+/// Settings that shape every session; see the setters of [`Service`] for each one's meaning
+/// and default.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct SessionConfig {
-    /// Close a session that sends nothing for this long (RFC 1939 §3: at least 10 minutes).
-    pub idle_timeout: Duration,
-    /// Close a session not logged in this long after it connected.
-    pub login_timeout: Duration,
-    /// Text of the CAPA `IMPLEMENTATION` line; not advertised when `None`.
-    pub implementation: Option<String>,
-    /// Domain appended to a login name that has none.
-    pub default_domain: Option<String>,
-    /// Least time before a failed login is answered.
-    pub auth_failure_delay: Duration,
-    /// Consecutive bad commands before the session is closed.
-    pub max_bad_commands: u32,
-    /// Offer APOP: the greeting then carries a timestamp (RFC 1939 §7).
-    pub apop: bool,
-    /// Accept USER/PASS and AUTH PLAIN/LOGIN before TLS even where TLS is offered.
-    pub allow_plaintext: bool,
-    /// Trust loopback connections: count them as secure for the plaintext rule (as Dovecot
-    /// does), and exempt them from the failure penalty (a local proxy or webmail would
-    /// otherwise be throttled for all its users at once).
-    pub trust_loopback: bool,
-    /// The server's name in APOP timestamps and SASL challenges.
-    pub hostname: String,
+pub(crate) struct Config {
+    pub(crate) idle_timeout: Duration,
+    pub(crate) login_timeout: Duration,
+    pub(crate) implementation: Option<String>,
+    pub(crate) default_domain: Option<String>,
+    pub(crate) auth_failure_delay: Duration,
+    pub(crate) max_bad_commands: u32,
+    pub(crate) apop: bool,
+    pub(crate) allow_plaintext: bool,
+    pub(crate) trust_loopback: bool,
+    pub(crate) hostname: String,
 }
 
-impl Default for SessionConfig {
+impl Default for Config {
     fn default() -> Self {
-        SessionConfig {
+        Config {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
             implementation: None,
@@ -55,14 +44,32 @@ impl Default for SessionConfig {
     }
 }
 
-/// What every session of a server shares: its settings, accounts and mail.
+/// What every session of a server shares: who may log in, where the mail is, the settings,
+/// and who hears about what happens.
+///
+/// Built once, then handed to a [`Server`](crate::Server) or to
+/// [`run_session`](crate::run_session); each setter documents its default.
+///
+/// ```
+/// use pop3d::Service;
+/// use pop3d::store::memory::MemoryStore;
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// # struct Nobody;
+/// # impl pop3d::Authenticator for Nobody {
+/// #     fn authenticate(&self, _: &str, _: &[u8]) -> Result<pop3d::Account, pop3d::AuthError> {
+/// #         Err(pop3d::AuthError::rejected("no"))
+/// #     }
+/// # }
+/// let service = Service::new(Arc::new(Nobody), Arc::new(MemoryStore::new()))
+///     .idle_timeout(Duration::from_secs(900))
+///     .default_domain("example.org");
+/// ```
 pub struct Service {
-    /// Session settings.
-    pub config: SessionConfig,
-    /// Checks logins.
-    pub auth: Arc<dyn Authenticator>,
-    /// Opens mailboxes.
-    pub store: Arc<dyn MailStore>,
+    pub(crate) config: Config,
+    pub(crate) auth: Arc<dyn Authenticator>,
+    pub(crate) store: Arc<dyn MailStore>,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
     /// The slowest password check lately, which failed logins are padded to.
     pub(crate) slowest_check: SlowestCheck,
     /// Failed logins per client address, shared by all sessions.
@@ -70,20 +77,96 @@ pub struct Service {
 }
 
 impl Service {
-    /// A service with default settings.
+    /// A service that checks logins with `auth` and opens mailboxes from `store`, with the
+    /// default settings.
     pub fn new(auth: Arc<dyn Authenticator>, store: Arc<dyn MailStore>) -> Self {
         Service {
-            config: SessionConfig::default(),
+            config: Config::default(),
             auth,
             store,
+            observer: None,
             slowest_check: SlowestCheck::default(),
             penalty: Penalty::default(),
         }
     }
 
-    /// Replaces the settings.
-    pub fn with_config(mut self, config: SessionConfig) -> Self {
-        self.config = config;
+    /// Closes a session that sends nothing for this long. Default 10 minutes, the least
+    /// RFC 1939 §3 allows.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = timeout.max(Duration::from_millis(1));
         self
+    }
+
+    /// Closes a connection not logged in this long after it connected (PROXY header and TLS
+    /// handshake included). Default 60 seconds.
+    pub fn login_timeout(mut self, timeout: Duration) -> Self {
+        self.config.login_timeout = timeout;
+        self
+    }
+
+    /// The text of CAPA's `IMPLEMENTATION` line. Default: no such line.
+    pub fn implementation(mut self, text: impl Into<String>) -> Self {
+        self.config.implementation = Some(text.into());
+        self
+    }
+
+    /// The domain added to a login name that has none. Default: none, bare names stay bare.
+    pub fn default_domain(mut self, domain: impl Into<String>) -> Self {
+        self.config.default_domain = Some(domain.into());
+        self
+    }
+
+    /// The least time before a failed login is answered. Default 1 second.
+    pub fn auth_failure_delay(mut self, delay: Duration) -> Self {
+        self.config.auth_failure_delay = delay;
+        self
+    }
+
+    /// Consecutive bad commands before a session is closed. Default 10.
+    pub fn max_bad_commands(mut self, n: u32) -> Self {
+        self.config.max_bad_commands = n.max(1);
+        self
+    }
+
+    /// Offers APOP (RFC 1939 §7): the greeting then carries a timestamp. Default off. It is
+    /// offered only while every account has a plaintext secret
+    /// ([`SecretKinds::plain`](crate::auth::SecretKinds)).
+    pub fn apop(mut self, on: bool) -> Self {
+        self.config.apop = on;
+        self
+    }
+
+    /// Accepts USER/PASS and AUTH PLAIN/LOGIN before TLS even where TLS is offered. Default
+    /// off: passwords wait for STLS.
+    pub fn allow_plaintext(mut self, on: bool) -> Self {
+        self.config.allow_plaintext = on;
+        self
+    }
+
+    /// Trusts loopback clients: counts them as secure for the plaintext rule (as Dovecot
+    /// does), and exempts them from the failure penalty and the per-address limit (a local
+    /// webmail would otherwise be throttled for all its users at once). Default on.
+    pub fn trust_loopback(mut self, on: bool) -> Self {
+        self.config.trust_loopback = on;
+        self
+    }
+
+    /// The server's name in APOP timestamps and SASL challenges. Default `localhost`.
+    pub fn hostname(mut self, name: impl Into<String>) -> Self {
+        self.config.hostname = name.into();
+        self
+    }
+
+    /// Tells `observer` what happens in every session (logins, retrievals, how sessions end),
+    /// for a host program's metrics. Default: nobody.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    pub(crate) fn notify(&self, event: &crate::observer::Event<'_>) {
+        if let Some(observer) = &self.observer {
+            observer.event(event);
+        }
     }
 }

@@ -1,45 +1,51 @@
-//! The RFC 1939 state machine: AUTHORIZATION, TRANSACTION, UPDATE, over any `Read + Write`.
+//! The RFC 1939 state machine: AUTHORIZATION, TRANSACTION, UPDATE, over any stream.
 //!
-//! Handlers never write: each returns a reply value, and [`Session::run`] turns it into bytes.
-//! That keeps "one command, one reply" true whatever goes wrong.
+//! Handlers never write: each returns a [`Reply`], and one place ([`Session::answer`]) turns it
+//! into bytes, so "one command, one reply" holds whatever goes wrong. Which command is legal in
+//! which state is decided in one place too: [`Session::dispatch`].
 
 mod authorization;
 mod config;
+mod reply;
+mod sasl;
 mod slowest;
 mod transaction;
+mod update;
 
-pub use config::{Service, SessionConfig};
+pub use config::Service;
 
-use crate::connection::{Connection, Limit, Line};
-use crate::limits::{LAST_REPLY_TIMEOUT, MAX_COMMAND_LINE, MAX_SASL_LINE, MESSAGE_CHUNK};
-use crate::protocol::{parse, Command, MessageEncoder};
+use crate::connection::{Connection, Line};
+use crate::limits::{MAX_COMMAND_LINE, MAX_SASL_LINE};
+use crate::observer::Event;
+use crate::protocol::{parse, Command};
 use crate::sasl::{Exchange, Mechanism};
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-use std::fmt::Write as _;
+use crate::timeouts::{HasTimeouts, Limit};
+use reply::Reply;
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use transaction::Transaction;
 
-/// The reply to a client that has not logged in within the login timeout.
-const LOGIN_TIMED_OUT: &[u8] = b"-ERR [SYS/TEMP] Login timed out, closing\r\n";
-
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum End {
     /// The client sent QUIT (after login: UPDATE ran).
     Quit,
     /// The client closed the connection: nothing was deleted.
     Dropped,
-    /// The client sent nothing for the idle timeout: nothing was deleted.
+    /// A time limit ran out (login, idle, or a command line left unfinished): nothing was
+    /// deleted.
     TimedOut,
     /// Too many bad commands in a row, or too many failed logins.
     TooManyErrors,
-    /// A message could not be read after its `+OK` was sent; the connection must close.
+    /// A message could not be read after its `+OK` was sent, or UPDATE failed; the connection
+    /// is closed.
     Aborted,
-    /// The client sent STLS and was told to begin: run the TLS handshake on the stream, call
-    /// [`Session::tls_started`], then [`Session::run`] again over the TLS stream.
+    /// The server is shutting down: the client was told, and nothing was deleted.
+    Shutdown,
+    /// The client sent STLS and was told to begin TLS (internal: the session goes on over TLS).
     StartTls,
 }
 
@@ -52,6 +58,7 @@ impl End {
             End::TimedOut => "timeout",
             End::TooManyErrors => "too-many-errors",
             End::Aborted => "aborted",
+            End::Shutdown => "shutdown",
             End::StartTls => "starttls",
         }
     }
@@ -59,7 +66,7 @@ impl End {
 
 /// Whether TLS protects a session, or could.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tls {
+pub(crate) enum TlsState {
     /// No TLS configured: STLS is not offered, and the plaintext rule does not apply.
     Unavailable,
     /// TLS configured but not started: STLS is offered, and passwords wait for it.
@@ -68,8 +75,9 @@ pub enum Tls {
     Active,
 }
 
-/// Counts for the logout log line.
+/// What a session retrieved and deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Messages sent whole (RETR).
     pub retrieved: u64,
@@ -82,15 +90,17 @@ pub struct Stats {
 }
 
 /// One client's session, from greeting to end.
-pub struct Session<'s> {
+pub(crate) struct Session<'s> {
     service: &'s Service,
     peer: String,
     /// The client's address, when it has one (not a pipe): for the failure penalty.
     client_ip: Option<IpAddr>,
-    tls: Tls,
+    tls: TlsState,
     loopback: bool,
-    /// When the client connected: the login timeout counts from here.
+    /// When the client connected, for the session's duration.
     connected: Instant,
+    /// Set when the server is shutting down.
+    stopping: Option<&'s AtomicBool>,
     /// The APOP timestamp of the greeting, when APOP is on.
     apop_timestamp: Option<String>,
     state: State,
@@ -108,32 +118,10 @@ enum State {
     Transaction(Box<Transaction>),
 }
 
-/// The outcome of one command, turned into bytes by [`Session::run`].
-enum Reply {
-    Ok(String),
-    Err(String),
-    /// An error in the client's use of the protocol: counts toward the bad-command limit.
-    Bad(String),
-    Capa,
-    /// The SASL mechanisms, for a bare AUTH.
-    Mechanisms,
-    /// A SASL challenge: `+ ` and the base64 of these bytes.
-    Challenge(Vec<u8>),
-    List,
-    Uidl,
-    Message {
-        index: usize,
-        top: Option<u32>,
-    },
-    /// Answer, then end the session.
-    Close(String, End),
-}
-
 impl<'s> Session<'s> {
     /// A new session for a client known by `peer` (an address, for the log), on a connection
-    /// without TLS and not from loopback; see [`with_tls`](Self::with_tls) and
-    /// [`from_loopback`](Self::from_loopback).
-    pub fn new(service: &'s Service, peer: impl Into<String>) -> Self {
+    /// without TLS and not from loopback.
+    pub(crate) fn new(service: &'s Service, peer: impl Into<String>) -> Self {
         // As with CRAM-MD5: a client that sees the timestamp may insist on APOP, which fails
         // for an account without a plaintext secret, so it is offered only while all have one.
         let apop = service.config.apop && service.auth.secret_kinds().plain;
@@ -142,9 +130,10 @@ impl<'s> Session<'s> {
             service,
             peer: peer.into(),
             client_ip: None,
-            tls: Tls::Unavailable,
+            tls: TlsState::Unavailable,
             loopback: false,
             connected: Instant::now(),
+            stopping: None,
             apop_timestamp,
             state: State::Authorization { user: None },
             sasl: None,
@@ -156,74 +145,80 @@ impl<'s> Session<'s> {
     }
 
     /// Sets what TLS does for this connection.
-    pub fn with_tls(mut self, tls: Tls) -> Self {
+    pub(crate) fn with_tls(mut self, tls: TlsState) -> Self {
         self.tls = tls;
         self
     }
 
-    /// Marks the client as connected over loopback (see [`SessionConfig::trust_loopback`]).
-    pub fn from_loopback(mut self, loopback: bool) -> Self {
+    /// Marks the client as connected over loopback (see [`Service::trust_loopback`]).
+    pub(crate) fn loopback(mut self, loopback: bool) -> Self {
         self.loopback = loopback;
         self
     }
 
-    /// Sets when the client connected (default: when the session was made); the login timeout
-    /// counts from then.
-    pub fn connected_at(mut self, connected: Instant) -> Self {
+    /// Sets when the client connected (default: when the session was made).
+    pub(crate) fn connected_at(mut self, connected: Instant) -> Self {
         self.connected = connected;
         self
     }
 
     /// Sets the client's address, which the failure penalty is kept for.
-    pub fn with_client_ip(mut self, ip: IpAddr) -> Self {
+    pub(crate) fn with_client_ip(mut self, ip: IpAddr) -> Self {
         self.client_ip = Some(ip);
+        self
+    }
+
+    /// Sets the flag that says the server is stopping: a session cut by it says so.
+    pub(crate) fn stopping(mut self, stopping: Option<&'s AtomicBool>) -> Self {
+        self.stopping = stopping;
         self
     }
 
     /// Records that the TLS handshake after STLS succeeded. Anything the client said before it
     /// (a USER) is forgotten, as RFC 2595 §4 requires.
-    pub fn tls_started(&mut self) {
-        self.tls = Tls::Active;
+    pub(crate) fn tls_started(&mut self) {
+        self.tls = TlsState::Active;
         self.state = State::Authorization { user: None };
     }
 
-    /// The counts so far.
-    pub fn stats(&self) -> Stats {
-        self.stats
-    }
-
     /// The logged-in user, if any (after QUIT: the user who was logged in).
-    pub fn user(&self) -> Option<&str> {
+    pub(crate) fn user(&self) -> Option<&str> {
         match &self.state {
             State::Transaction(t) => Some(&t.account.name),
             State::Authorization { .. } => self.logged_out.as_deref(),
         }
     }
 
-    /// Sends the greeting (with the APOP timestamp when APOP is on).
-    pub fn greet<S: Read + Write>(&self, conn: &mut Connection<S>) -> io::Result<()> {
-        match &self.apop_timestamp {
-            Some(stamp) => conn.send(format!("+OK POP3 server ready {stamp}\r\n").as_bytes()),
-            None => conn.send(b"+OK POP3 server ready\r\n"),
-        }
+    /// Sends the greeting (with the APOP timestamp when APOP is on), then runs the session.
+    pub(crate) fn greet_and_run<S: Read + Write + HasTimeouts>(
+        &mut self,
+        conn: &mut Connection<S>,
+    ) -> io::Result<End> {
+        let greeting = match &self.apop_timestamp {
+            Some(stamp) => format!("+OK POP3 server ready {stamp}\r\n"),
+            None => "+OK POP3 server ready\r\n".to_owned(),
+        };
+        conn.send(greeting.as_bytes())?;
+        self.run(conn)
     }
 
     /// Runs commands until the session ends. I/O errors other than a timeout are returned; the
     /// mailbox is then left as it was (no UPDATE).
-    pub fn run<S: Read + Write>(&mut self, conn: &mut Connection<S>) -> io::Result<End> {
-        let end = self.command_loop(conn);
-        let end = match end {
-            Err(e) => match Limit::of(&e) {
+    pub(crate) fn run<S: Read + Write + HasTimeouts>(
+        &mut self,
+        conn: &mut Connection<S>,
+    ) -> io::Result<End> {
+        let end = match self.command_loop(conn) {
+            Err(e) => match conn.timeouts().expired() {
                 Some(limit) => {
-                    // The limits that ran out no longer bound this one last line.
-                    conn.set_deadline(None);
-                    let _ = conn.set_timeout(LAST_REPLY_TIMEOUT);
+                    // The limit that ran out no longer bounds this one last line.
+                    conn.timeouts().for_last_reply();
                     let _ = conn.send(match limit {
                         Limit::Idle => b"-ERR [SYS/TEMP] Idle timeout, closing\r\n",
                         Limit::Line => {
                             b"-ERR [SYS/TEMP] Command line not finished in time, closing\r\n"
                         }
-                        Limit::Login => LOGIN_TIMED_OUT,
+                        Limit::Login => b"-ERR [SYS/TEMP] Login timed out, closing\r\n",
                     });
                     let _ = conn.flush();
                     Ok(End::TimedOut)
@@ -234,48 +229,42 @@ impl<'s> Session<'s> {
         };
         match &end {
             Ok(End::StartTls) => {}
-            Ok(e) => self.log_end(e.as_str()),
-            Err(_) => self.log_end("connection-error"),
+            Ok(e) => self.ended(e.as_str(), Some(*e)),
+            Err(_) => self.ended("connection-error", None),
         }
         end
     }
 
-    fn command_loop<S: Read + Write>(&mut self, conn: &mut Connection<S>) -> io::Result<End> {
+    fn command_loop<S: Read + Write + HasTimeouts>(
+        &mut self,
+        conn: &mut Connection<S>,
+    ) -> io::Result<End> {
         loop {
-            let config = &self.service.config;
-            let timeout = match self.state {
-                State::Transaction(_) => {
-                    conn.set_deadline(None);
-                    config.idle_timeout
-                }
-                State::Authorization { .. } => {
-                    let left = config
-                        .login_timeout
-                        .saturating_sub(self.connected.elapsed());
-                    if left.is_zero() {
-                        conn.send(LOGIN_TIMED_OUT)?;
-                        conn.flush()?;
-                        return Ok(End::TimedOut);
-                    }
-                    // A line trickled in byte by byte must still end by the login deadline.
-                    conn.set_deadline(Some(self.connected + config.login_timeout));
-                    left.min(config.idle_timeout)
-                }
-            };
-            conn.set_timeout(timeout)?;
+            if let State::Transaction(_) = self.state {
+                conn.timeouts().logged_in();
+            }
             let max = match self.sasl {
                 Some(_) => MAX_SASL_LINE,
                 None => MAX_COMMAND_LINE,
             };
             let reply = match conn.read_line(max)? {
+                None if self.stopping.is_some_and(|s| s.load(Ordering::SeqCst)) => {
+                    conn.timeouts().for_last_reply();
+                    Reply::Close("[SYS/TEMP] Server shutting down".into(), End::Shutdown)
+                }
                 None => return Ok(End::Dropped),
                 Some(Line::TooLong) => {
-                    self.sasl = None;
-                    Reply::Bad("Line too long".into())
+                    if let Some((mechanism, _)) = self.sasl.take() {
+                        // An exchange cut short costs what any abandoned one does.
+                        let text = format!("{} response too long", mechanism.name());
+                        self.abandoned(text, Instant::now())
+                    } else {
+                        Reply::Bad("Line too long".into())
+                    }
                 }
                 Some(Line::Complete(line)) if self.sasl.is_some() => self.sasl_response(line),
                 Some(Line::Complete(line)) => match parse(line) {
-                    Ok(cmd) => self.execute(cmd),
+                    Ok(cmd) => self.dispatch(cmd),
                     Err(e) => Reply::Bad(e.message().into()),
                 },
             };
@@ -286,238 +275,66 @@ impl<'s> Session<'s> {
         }
     }
 
-    fn answer<S: Read + Write>(
-        &mut self,
-        conn: &mut Connection<S>,
-        reply: Reply,
-    ) -> io::Result<Option<End>> {
-        if matches!(reply, Reply::Bad(_)) {
-            self.bad_commands += 1;
-            if self.bad_commands >= self.service.config.max_bad_commands {
-                conn.send(b"-ERR Too many bad commands, closing\r\n")?;
-                return Ok(Some(End::TooManyErrors));
-            }
-        } else {
-            self.bad_commands = 0;
-        }
-        match reply {
-            Reply::Ok(text) => status(conn, "+OK", &text)?,
-            Reply::Err(text) | Reply::Bad(text) => status(conn, "-ERR", &text)?,
-            Reply::Close(text, end) => {
-                let sign = match end {
-                    End::Quit | End::StartTls => "+OK",
-                    _ => "-ERR",
-                };
-                status(conn, sign, &text)?;
-                return Ok(Some(end));
-            }
-            Reply::Capa => self.write_capa(conn)?,
-            Reply::Mechanisms => self.write_mechanisms(conn)?,
-            Reply::Challenge(bytes) => {
-                let mut line = String::from("+ ");
-                B64.encode_string(bytes, &mut line);
-                line.push_str("\r\n");
-                conn.send(line.as_bytes())?;
-            }
-            Reply::List | Reply::Uidl => self.write_listing(conn, matches!(reply, Reply::Uidl))?,
-            Reply::Message { index, top } => return self.write_message(conn, index, top),
-        }
-        Ok(None)
-    }
-
-    fn execute(&mut self, cmd: Command<'_>) -> Reply {
-        match cmd {
-            Command::Capa => return Reply::Capa,
-            Command::Quit => return self.quit(),
-            _ => {}
-        }
+    /// Which command is legal in which state: the one table. Each handler is reached only
+    /// from here, in its own state, so none has to check again.
+    fn dispatch(&mut self, cmd: Command<'_>) -> Reply {
+        use Command::*;
         match &mut self.state {
-            State::Authorization { .. } => self.authorization(cmd),
-            State::Transaction(t) => match cmd {
-                Command::User(_) | Command::Pass(_) | Command::Apop(..) | Command::Auth(_) => {
-                    Reply::Bad("Already logged in".into())
+            State::Authorization { user } => match cmd {
+                Capa => Reply::Capa,
+                Quit => self.quit(),
+                User(name) => self.user_command(name),
+                Pass(password) => {
+                    let user = user.take();
+                    self.pass(user, password)
                 }
-                Command::Stls => Reply::Bad("STLS is only allowed before login".into()),
-                cmd => t.execute(cmd),
+                Apop(name, digest) => self.apop(name, digest),
+                Auth(None) => Reply::Mechanisms,
+                Auth(Some((name, initial))) => self.auth(name, initial),
+                Stls => self.stls(),
+                Stat | List(_) | Uidl(_) | Retr(_) | Top(..) | Dele(_) | Noop | Rset => {
+                    Reply::Bad("Not allowed before login".into())
+                }
+            },
+            State::Transaction(t) => match cmd {
+                Capa => Reply::Capa,
+                Quit => self.quit(),
+                Stat => t.stat(),
+                List(n) => t.list(n),
+                Uidl(n) => t.uidl(n),
+                Retr(n) => t.retr(n),
+                Top(n, lines) => t.top(n, lines),
+                Dele(n) => t.dele(n),
+                Noop => Reply::Ok(String::new()),
+                Rset => t.rset(),
+                User(_) | Pass(_) | Apop(..) | Auth(_) => Reply::Bad("Already logged in".into()),
+                Stls => Reply::Bad("STLS is only allowed before login".into()),
             },
         }
     }
 
-    fn quit(&mut self) -> Reply {
-        let State::Transaction(mut t) =
-            std::mem::replace(&mut self.state, State::Authorization { user: None })
-        else {
-            return Reply::Close("Bye".into(), End::Quit);
-        };
-        // The mailbox (and its lock) goes when `t` does, at the end of this function: before
-        // the reply is sent, so a client that reconnects at once finds it free.
-        self.logged_out = Some(t.account.name.clone());
-        let doomed: Vec<usize> = (0..t.deleted.len()).filter(|&i| t.deleted[i]).collect();
-        if doomed.is_empty() {
-            return Reply::Close("Bye".into(), End::Quit);
-        }
-        // UPDATE: the deletions are committed before the +OK goes out.
-        match t.mailbox.delete(&doomed) {
-            Ok(()) => {
-                self.stats.deleted = doomed.len() as u64;
-                self.stats.deleted_bytes = doomed.iter().fold(0u64, |sum, &i| {
-                    sum.saturating_add(t.mailbox.messages()[i].size)
-                });
-                Reply::Close(
-                    format!("Bye, {} deleted", messages(doomed.len())),
-                    End::Quit,
-                )
-            }
-            Err(e) => {
-                log::error!("update failed: user={} ({})", t.account.name, e.detail());
-                Reply::Close(
-                    "[SYS/TEMP] Some deleted messages were not removed".into(),
-                    End::Aborted,
-                )
-            }
-        }
-    }
-
-    fn write_capa<S: Read + Write>(&self, conn: &mut Connection<S>) -> io::Result<()> {
-        let mut out = String::from("+OK Capability list follows\r\nTOP\r\n");
-        let before_login = matches!(self.state, State::Authorization { .. });
-        if before_login && self.plaintext_allowed() {
-            out.push_str("USER\r\n");
-        }
-        out.push_str("UIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
-        if before_login {
-            let mechanisms = self.mechanisms();
-            if !mechanisms.is_empty() {
-                out.push_str("SASL");
-                for m in mechanisms {
-                    out.push(' ');
-                    out.push_str(m.name());
-                }
-                out.push_str("\r\n");
-            }
-            if self.tls == Tls::Offered {
-                out.push_str("STLS\r\n");
-            }
-        }
-        if let Some(text) = &self.service.config.implementation {
-            let _ = write!(out, "IMPLEMENTATION {}\r\n", one_line(text));
-        }
-        out.push_str(".\r\n");
-        conn.send(out.as_bytes())
-    }
-
-    fn write_mechanisms<S: Read + Write>(&self, conn: &mut Connection<S>) -> io::Result<()> {
-        let mut out = String::from("+OK Supported mechanisms follow\r\n");
-        for m in self.mechanisms() {
-            out.push_str(m.name());
-            out.push_str("\r\n");
-        }
-        out.push_str(".\r\n");
-        conn.send(out.as_bytes())
-    }
-
-    fn write_listing<S: Read + Write>(
-        &self,
-        conn: &mut Connection<S>,
-        uidl: bool,
-    ) -> io::Result<()> {
-        let State::Transaction(t) = &self.state else {
-            return Ok(());
-        };
-        conn.send(if uidl {
-            b"+OK Unique-ID listing follows\r\n"
-        } else {
-            b"+OK Scan listing follows\r\n"
-        })?;
-        let mut line = String::with_capacity(96);
-        for (i, m) in t.mailbox.messages().iter().enumerate() {
-            if t.deleted[i] {
-                continue;
-            }
-            line.clear();
-            if uidl {
-                let _ = write!(line, "{} {}\r\n", i + 1, m.uidl);
-            } else {
-                let _ = write!(line, "{} {}\r\n", i + 1, m.size);
-            }
-            conn.send(line.as_bytes())?;
-        }
-        conn.send(b".\r\n")
-    }
-
-    fn write_message<S: Read + Write>(
-        &mut self,
-        conn: &mut Connection<S>,
-        index: usize,
-        top: Option<u32>,
-    ) -> io::Result<Option<End>> {
-        let State::Transaction(t) = &mut self.state else {
-            return Ok(None);
-        };
-        let size = t.mailbox.messages()[index].size;
-        let mut reader = match t.mailbox.read(index) {
-            Ok(r) => r,
-            Err(e) => {
-                log::error!(
-                    "cannot read message {}: user={} ({})",
-                    index + 1,
-                    t.account.name,
-                    e.detail()
-                );
-                status(
-                    conn,
-                    "-ERR",
-                    "[SYS/TEMP] Message cannot be read, try again later",
-                )?;
-                return Ok(None);
-            }
-        };
-        match top {
-            None => status(conn, "+OK", &format!("{size} octets"))?,
-            Some(_) => status(conn, "+OK", "Top of message follows")?,
-        }
-        let mut encoder = top.map_or_else(MessageEncoder::new, |n| MessageEncoder::top(n.into()));
-        let mut chunk = vec![0u8; MESSAGE_CHUNK];
-        while !encoder.is_done() {
-            let n = match reader.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // The +OK is out: the only honest signal left is to cut the connection, so
-                    // the client never takes a truncated message for a whole one.
-                    log::error!(
-                        "read error in message {}: user={} ({e})",
-                        index + 1,
-                        t.account.name
-                    );
-                    return Ok(Some(End::Aborted));
-                }
-            };
-            encoder.feed(&chunk[..n], conn.output());
-            conn.flush_if_full()?;
-        }
-        encoder.finish(conn.output());
-        if top.is_none() {
-            self.stats.retrieved += 1;
-            self.stats.retrieved_bytes = self.stats.retrieved_bytes.saturating_add(size);
-        }
-        Ok(None)
-    }
-
-    fn log_end(&self, end: &str) {
+    /// Logs and reports the end of the session.
+    fn ended(&self, how: &str, end: Option<End>) {
         let s = &self.stats;
-        match self.user() {
+        let user = self.user();
+        match user {
             Some(user) => log::info!(
-                "logout: user={user} peer={} end={end} retrieved={}/{} deleted={}/{}",
+                "logout: user={user} peer={} end={how} retrieved={}/{} deleted={}/{}",
                 self.peer,
                 s.retrieved,
                 s.retrieved_bytes,
                 s.deleted,
                 s.deleted_bytes
             ),
-            None => log::info!("disconnect: peer={} end={end}", self.peer),
+            None => log::info!("disconnect: peer={} end={how}", self.peer),
         }
+        self.service.notify(&Event::Ended {
+            user,
+            peer: &self.peer,
+            end: end.unwrap_or(End::Dropped),
+            stats: self.stats,
+            duration: self.connected.elapsed(),
+        });
     }
 }
 
@@ -529,28 +346,12 @@ fn messages(n: usize) -> String {
     }
 }
 
-/// Writes a one-line reply.
-fn status<S: Read + Write>(conn: &mut Connection<S>, sign: &str, text: &str) -> io::Result<()> {
-    let out = conn.output();
-    out.extend_from_slice(sign.as_bytes());
-    if !text.is_empty() {
-        out.push(b' ');
-        out.extend_from_slice(text.as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    conn.flush_if_full()
-}
-
-/// `text` with anything that could end or forge a reply line removed.
-fn one_line(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::account::Account;
     use crate::store::memory::MemoryStore;
+    use crate::timeouts::Timed;
     use crate::{AuthError, Authenticator};
     use std::sync::Arc;
     use std::time::Duration;
@@ -595,25 +396,25 @@ mod tests {
         }
     }
 
+    impl crate::stream::Stream for Scripted<'_> {}
+
     fn run(input: &[u8], pieces: &[usize]) -> (Vec<u8>, End, MemoryStore) {
         let store = MemoryStore::new();
         store.deliver("bob", b"Subject: a\n\n.dot\nbody\n");
         store.deliver("bob", b"Subject: b\r\n\r\nno newline");
-        let config = SessionConfig {
-            auth_failure_delay: Duration::ZERO,
-            ..SessionConfig::default()
-        };
-        let service = Service::new(Arc::new(OneUser), Arc::new(store.clone())).with_config(config);
-        let mut conn = Connection::new(Scripted {
+        let service = Service::new(Arc::new(OneUser), Arc::new(store.clone()))
+            .auth_failure_delay(Duration::ZERO);
+        let stream = Scripted {
             input,
             pieces,
             turn: 0,
             output: Vec::new(),
-        });
-        let mut session = Session::new(&service, "test");
-        session.greet(&mut conn).unwrap();
-        let end = session.run(&mut conn).unwrap();
-        let out = conn.into_inner().unwrap().output;
+        };
+        let mut conn = Connection::new(Timed::new(stream, Duration::from_secs(60), None));
+        let end = Session::new(&service, "test")
+            .greet_and_run(&mut conn)
+            .unwrap();
+        let out = conn.into_inner().unwrap().into_inner().output;
         (out, end, store)
     }
 

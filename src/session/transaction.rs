@@ -1,9 +1,9 @@
 //! The TRANSACTION state: the messages of a locked mailbox, and the marks DELE sets on them.
 
-use super::{messages, Reply};
+use super::messages;
+use super::reply::Reply;
 use crate::account::Account;
 use crate::protocol::command::MessageNumber;
-use crate::protocol::Command;
 use crate::store::Mailbox;
 
 /// A logged-in session's mailbox and deletion marks.
@@ -15,55 +15,62 @@ pub(super) struct Transaction {
 }
 
 impl Transaction {
-    pub(super) fn execute(&mut self, cmd: Command<'_>) -> Reply {
-        match cmd {
-            Command::Stat => {
-                let (count, size) = self.totals();
-                Reply::Ok(format!("{count} {size}"))
-            }
-            Command::List(Some(n)) => match self.message(n) {
+    pub(super) fn stat(&self) -> Reply {
+        let (count, size) = self.totals();
+        Reply::Ok(format!("{count} {size}"))
+    }
+
+    pub(super) fn list(&self, n: Option<MessageNumber>) -> Reply {
+        match n {
+            None => Reply::Listing { uidl: false },
+            Some(n) => match self.message(n) {
                 Ok(i) => Reply::Ok(format!("{n} {}", self.mailbox.messages()[i].size)),
                 Err(r) => r,
             },
-            Command::Uidl(Some(n)) => match self.message(n) {
+        }
+    }
+
+    pub(super) fn uidl(&self, n: Option<MessageNumber>) -> Reply {
+        match n {
+            None => Reply::Listing { uidl: true },
+            Some(n) => match self.message(n) {
                 Ok(i) => Reply::Ok(format!("{n} {}", self.mailbox.messages()[i].uidl)),
                 Err(r) => r,
             },
-            Command::List(None) => Reply::List,
-            Command::Uidl(None) => Reply::Uidl,
-            Command::Retr(n) => match self.message(n) {
-                Ok(index) => Reply::Message { index, top: None },
-                Err(r) => r,
-            },
-            Command::Top(n, lines) => match self.message(n) {
-                Ok(index) => Reply::Message {
-                    index,
-                    top: Some(lines),
-                },
-                Err(r) => r,
-            },
-            Command::Dele(n) => match self.message(n) {
-                Ok(i) => {
-                    self.deleted[i] = true;
-                    Reply::Ok(format!("Message {n} deleted"))
-                }
-                Err(r) => r,
-            },
-            Command::Noop => Reply::Ok(String::new()),
-            Command::Rset => {
-                self.deleted.fill(false);
-                let (count, size) = self.totals();
-                Reply::Ok(format!("{} ({size} octets)", messages(count)))
-            }
-            // Answered by the session before it gets here.
-            Command::User(_)
-            | Command::Pass(_)
-            | Command::Apop(..)
-            | Command::Auth(_)
-            | Command::Stls
-            | Command::Quit
-            | Command::Capa => Reply::Bad("Not allowed now".into()),
         }
+    }
+
+    pub(super) fn retr(&self, n: MessageNumber) -> Reply {
+        match self.message(n) {
+            Ok(index) => Reply::Message { index, top: None },
+            Err(r) => r,
+        }
+    }
+
+    pub(super) fn top(&self, n: MessageNumber, lines: u32) -> Reply {
+        match self.message(n) {
+            Ok(index) => Reply::Message {
+                index,
+                top: Some(lines),
+            },
+            Err(r) => r,
+        }
+    }
+
+    pub(super) fn dele(&mut self, n: MessageNumber) -> Reply {
+        match self.message(n) {
+            Ok(i) => {
+                self.deleted[i] = true;
+                Reply::Ok(format!("Message {n} deleted"))
+            }
+            Err(r) => r,
+        }
+    }
+
+    pub(super) fn rset(&mut self) -> Reply {
+        self.deleted.fill(false);
+        let (count, size) = self.totals();
+        Reply::Ok(format!("{} ({size} octets)", messages(count)))
     }
 
     /// The index of message `n`, or the reply that says why there is none.
@@ -76,6 +83,7 @@ impl Transaction {
         }
     }
 
+    /// The count and size of the messages not marked deleted.
     pub(super) fn totals(&self) -> (usize, u64) {
         let live = self
             .mailbox

@@ -45,7 +45,7 @@ pub struct MaildirStore {
 
 impl MaildirStore {
     /// A store whose Maildirs are at `template`, where `%u`, `%n`, `%d` and `%h` stand for the
-    /// user name, its local part, its domain and the home directory (see [`Template`]).
+    /// user name, its local part, its domain and the home directory.
     pub fn new(template: &str) -> Result<MaildirStore, TemplateError> {
         Ok(MaildirStore {
             template: Template::parse(template, "undh")?,

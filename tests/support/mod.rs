@@ -4,7 +4,7 @@
 pub mod maildir;
 
 use pop3d::store::memory::MemoryStore;
-use pop3d::{Account, AuthError, Authenticator, Server, Service, SessionConfig, ShutdownHandle};
+use pop3d::{Account, AuthError, Authenticator, Server, Service, ShutdownHandle};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -46,19 +46,21 @@ pub struct LibServer {
 
 impl LibServer {
     pub fn start(store: MemoryStore, users: Arc<Users>, max_sessions: usize) -> Self {
-        let mut config = SessionConfig::default();
-        config.auth_failure_delay = Duration::from_millis(50);
-        config.idle_timeout = Duration::from_secs(20);
-        Self::with_config(store, users, max_sessions, config)
+        Self::with_config(store, users, max_sessions, |service| {
+            service
+                .auth_failure_delay(Duration::from_millis(50))
+                .idle_timeout(Duration::from_secs(20))
+        })
     }
 
+    /// A server whose service `configure` sets up.
     pub fn with_config(
         store: MemoryStore,
         users: Arc<Users>,
         max_sessions: usize,
-        config: SessionConfig,
+        configure: impl FnOnce(Service) -> Service,
     ) -> Self {
-        let service = Service::new(users, Arc::new(store)).with_config(config);
+        let service = configure(Service::new(users, Arc::new(store)));
         let mut server = Server::new(service).max_sessions(max_sessions);
         let addr = server.listen("127.0.0.1:0").expect("bind");
         let handle = server.shutdown_handle();

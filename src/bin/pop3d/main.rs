@@ -6,10 +6,10 @@ mod syslog;
 
 use pop3d::auth::passwd_file::PasswdFile;
 use pop3d::auth::password;
-use pop3d::net_range::NetRange;
-use pop3d::serve::TlsMode;
 use pop3d::store::maildir::MaildirStore;
-use pop3d::{Authenticator, ListenerKind, MinVersion, Server, Service, SessionConfig, TlsConfig};
+use pop3d::{
+    Authenticator, ListenerKind, MinVersion, NetRange, Server, Service, TlsConfig, TlsMode,
+};
 use std::io::BufRead;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -34,8 +34,8 @@ struct Settings {
     check: bool,
     passwd: String,
     maildir: String,
-    max_sessions: usize,
-    max_per_ip: usize,
+    max_sessions: Option<usize>,
+    max_per_ip: Option<usize>,
     /// Seconds to remember successful logins (0: not at all).
     login_cache: u64,
     /// Listener addresses that expect a PROXY protocol header.
@@ -45,7 +45,46 @@ struct Settings {
     group: Option<String>,
     chroot: Option<PathBuf>,
     allow_root: bool,
-    session: SessionConfig,
+    session: SessionSettings,
+}
+
+/// The session settings the command line gave; what it did not give keeps the library's
+/// default.
+#[derive(Default)]
+struct SessionSettings {
+    idle_timeout: Option<Duration>,
+    login_timeout: Option<Duration>,
+    fail_delay: Option<Duration>,
+    implementation: Option<String>,
+    default_domain: Option<String>,
+    apop: bool,
+    allow_plaintext: bool,
+    insecure_loopback: bool,
+}
+
+impl SessionSettings {
+    fn apply(self, mut service: Service) -> Service {
+        if let Some(t) = self.idle_timeout {
+            service = service.idle_timeout(t);
+        }
+        if let Some(t) = self.login_timeout {
+            service = service.login_timeout(t);
+        }
+        if let Some(d) = self.fail_delay {
+            service = service.auth_failure_delay(d);
+        }
+        if let Some(text) = self.implementation {
+            service = service.implementation(text);
+        }
+        if let Some(domain) = self.default_domain {
+            service = service.default_domain(domain);
+        }
+        service
+            .apop(self.apop)
+            .allow_plaintext(self.allow_plaintext)
+            .trust_loopback(!self.insecure_loopback)
+            .hostname(hostname())
+    }
 }
 
 fn main() -> ExitCode {
@@ -120,32 +159,33 @@ fn main() -> ExitCode {
 }
 
 fn settings(m: &getopts::Matches) -> Result<Settings, String> {
-    let mut session = SessionConfig::default();
+    let mut session = SessionSettings::default();
     if let Some(secs) = m.opt_str("timeout") {
-        session.idle_timeout = match number(&secs, "--timeout")? {
+        session.idle_timeout = Some(match number(&secs, "--timeout")? {
             0 => return Err("--timeout must be at least 1 second".into()),
             n => Duration::from_secs(n),
-        };
+        });
     }
     if let Some(secs) = m.opt_str("login-timeout") {
-        session.login_timeout = match number(&secs, "--login-timeout")? {
+        session.login_timeout = Some(match number(&secs, "--login-timeout")? {
             0 => return Err("--login-timeout must be at least 1 second".into()),
             n => Duration::from_secs(n),
-        };
+        });
     }
     if let Some(secs) = m.opt_str("fail-delay") {
-        session.auth_failure_delay = Duration::try_from_secs_f64(
-            secs.parse::<f64>()
-                .map_err(|_| format!("--fail-delay: {secs:?} is not a number of seconds"))?,
-        )
-        .map_err(|_| format!("--fail-delay: {secs:?} is out of range"))?;
+        session.fail_delay = Some(
+            Duration::try_from_secs_f64(
+                secs.parse::<f64>()
+                    .map_err(|_| format!("--fail-delay: {secs:?} is not a number of seconds"))?,
+            )
+            .map_err(|_| format!("--fail-delay: {secs:?} is out of range"))?,
+        );
     }
     session.implementation = m.opt_str("implementation");
     session.default_domain = m.opt_str("default-domain");
     session.apop = m.opt_present("apop");
     session.allow_plaintext = m.opt_present("allow-plaintext");
-    session.trust_loopback = !m.opt_present("insecure-loopback");
-    session.hostname = hostname();
+    session.insecure_loopback = m.opt_present("insecure-loopback");
     let listen_tls = addresses(m, "listen-tls")?;
     let mut listen = addresses(m, "listen")?;
     if listen.is_empty() && listen_tls.is_empty() {
@@ -183,8 +223,8 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
         return Err("--group and --chroot go with --user".into());
     }
     let max_per_ip = match m.opt_str("max-per-ip") {
-        Some(n) => number(&n, "--max-per-ip")? as usize,
-        None => pop3d::limits::DEFAULT_MAX_PER_IP,
+        Some(n) => Some(number(&n, "--max-per-ip")? as usize),
+        None => None,
     };
     let tls_min = match m.opt_str("tls-min").as_deref() {
         None | Some("1.2") => MinVersion::Tls12,
@@ -194,9 +234,9 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
     let max_sessions = match m.opt_str("max-sessions") {
         Some(n) => match number(&n, "--max-sessions")? {
             0 => return Err("--max-sessions must be at least 1".into()),
-            n => n as usize,
+            n => Some(n as usize),
         },
-        None => pop3d::limits::DEFAULT_MAX_SESSIONS,
+        None => None,
     };
     Ok(Settings {
         listen,
@@ -314,7 +354,9 @@ fn run(s: Settings) -> Result<(), String> {
         );
         return Ok(());
     }
-    let service = Service::new(Arc::new(passwd), Arc::new(store)).with_config(s.session);
+    let service = s
+        .session
+        .apply(Service::new(Arc::new(passwd), Arc::new(store)));
     if s.inetd {
         if let Some(target) = &target {
             privileges::drop_to(target, s.chroot.as_deref())?;
@@ -326,7 +368,7 @@ fn run(s: Settings) -> Result<(), String> {
         };
         let proxy = (!s.proxy_trusted.is_empty()).then_some(s.proxy_trusted.as_slice());
         // A client that vanishes is not a server failure: log it, exit 0.
-        if let Err(e) = pop3d::inetd::serve(&service, mode, proxy) {
+        if let Err(e) = pop3d::inetd::run(&service, mode, proxy) {
             log::info!("connection error: {e}");
         }
         return Ok(());
@@ -337,10 +379,13 @@ fn run(s: Settings) -> Result<(), String> {
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
     // Block the stop signals before any thread starts, so only the signal thread receives them.
     let signals = stop_signals();
-    let mut server = Server::new(service)
-        .max_sessions(s.max_sessions)
-        .max_per_ip(s.max_per_ip)
-        .proxy_trusted(s.proxy_trusted.clone());
+    let mut server = Server::new(service).proxy_trusted(s.proxy_trusted.clone());
+    if let Some(n) = s.max_sessions {
+        server = server.max_sessions(n);
+    }
+    if let Some(n) = s.max_per_ip {
+        server = server.max_per_ip(n);
+    }
     if let Some(tls) = tls {
         server = server.with_tls(tls);
     }
