@@ -25,6 +25,8 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod template;
+#[cfg(test)]
+mod test_dir;
 pub mod tls;
 pub mod user_name;
 

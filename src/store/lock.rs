@@ -126,26 +126,20 @@ impl Drop for MailboxLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_dir::TestDir;
     use std::process::Command;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A fresh lock file path in the temporary directory, removed when dropped.
-    struct TempLock(PathBuf);
+    /// A lock file path in a fresh directory, removed with it when dropped.
+    struct TempLock {
+        _dir: TestDir,
+        path: PathBuf,
+    }
 
     impl TempLock {
         fn new() -> TempLock {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir()
-                .join(format!("pop3d-lock-test-{}-{n}.lock", std::process::id()));
-            let _ = fs::remove_file(&path);
-            TempLock(path)
-        }
-    }
-
-    impl Drop for TempLock {
-        fn drop(&mut self) {
-            let _ = fs::remove_file(&self.0);
+            let dir = TestDir::new("lock");
+            let path = dir.path().join("pop3d.lock");
+            TempLock { _dir: dir, path }
         }
     }
 
@@ -184,17 +178,17 @@ mod tests {
     #[test]
     fn second_acquire_in_the_process_is_in_use_until_dropped() {
         let t = TempLock::new();
-        let first = MailboxLock::acquire(&t.0).expect("first lock");
+        let first = MailboxLock::acquire(&t.path).expect("first lock");
         assert_eq!(
-            kind(MailboxLock::acquire(&t.0)),
+            kind(MailboxLock::acquire(&t.path)),
             Some(StoreErrorKind::InUse)
         );
         // Another thread is refused as well (the registry, not only flock, says so).
-        let path = t.0.clone();
+        let path = t.path.clone();
         let other = std::thread::spawn(move || kind(MailboxLock::acquire(&path)));
         assert_eq!(other.join().expect("thread"), Some(StoreErrorKind::InUse));
         drop(first);
-        acquire_after_release(&t.0);
+        acquire_after_release(&t.path);
     }
 
     #[test]
@@ -202,7 +196,7 @@ mod tests {
         // On a local file system flock alone already excludes threads; this checks the part
         // that matters on NFS, where it does not.
         let t = TempLock::new();
-        let lock = MailboxLock::acquire(&t.0).expect("lock");
+        let lock = MailboxLock::acquire(&t.path).expect("lock");
         let id = lock.id;
         assert!(held().contains(&id));
         drop(lock);
@@ -212,21 +206,21 @@ mod tests {
     #[test]
     fn lock_is_seen_by_other_processes_and_released_on_drop() {
         let t = TempLock::new();
-        let lock = MailboxLock::acquire(&t.0).expect("lock");
-        assert_eq!(lock.path(), t.0.as_path());
-        assert!(!free_for_other_process(&t.0));
+        let lock = MailboxLock::acquire(&t.path).expect("lock");
+        assert_eq!(lock.path(), t.path.as_path());
+        assert!(!free_for_other_process(&t.path));
         // A refused second attempt must not release the lock we hold.
-        assert!(MailboxLock::acquire(&t.0).is_err());
-        assert!(!free_for_other_process(&t.0));
+        assert!(MailboxLock::acquire(&t.path).is_err());
+        assert!(!free_for_other_process(&t.path));
         drop(lock);
-        assert!(free_for_other_process(&t.0));
+        assert!(free_for_other_process(&t.path));
     }
 
     #[test]
     fn lock_file_is_private() {
         let t = TempLock::new();
-        let _lock = MailboxLock::acquire(&t.0).expect("lock");
-        let mode = fs::metadata(&t.0).expect("stat").mode() & 0o777;
+        let _lock = MailboxLock::acquire(&t.path).expect("lock");
+        let mode = fs::metadata(&t.path).expect("stat").mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
 
@@ -234,9 +228,9 @@ mod tests {
     fn symlinked_lock_file_is_refused() {
         let t = TempLock::new();
         let target = TempLock::new();
-        std::os::unix::fs::symlink(&target.0, &t.0).expect("symlink");
-        let e = MailboxLock::acquire(&t.0).expect_err("symlink must not be followed");
+        std::os::unix::fs::symlink(&target.path, &t.path).expect("symlink");
+        let e = MailboxLock::acquire(&t.path).expect_err("symlink must not be followed");
         assert_eq!(e.kind(), StoreErrorKind::Temporary);
-        assert!(!target.0.exists());
+        assert!(!target.path.exists());
     }
 }
