@@ -71,7 +71,7 @@ impl Reader {
             damaged: false,
         };
         // Anything but a regular file (a symlink, a FIFO) is refused.
-        let file = match super::open_regular(&root.join(FILE)) {
+        let file = match super::message_file::open_regular(&root.join(FILE)) {
             Ok(file) => file,
             Err(e) => {
                 if e.kind() != io::ErrorKind::NotFound {
