@@ -46,14 +46,11 @@ impl MailboxLock {
     /// Takes the lock on the lock file `path`, creating it (mode 0600) if needed.
     ///
     /// Never waits: if another session holds the lock, fails at once with
-    /// [`StoreErrorKind::InUse`]. Any other failure is [`StoreErrorKind::Temporary`].
+    /// [`StoreErrorKind::InUse`]. Other failures are classed as for any I/O error (see
+    /// [`StoreError::io`]): a lock file that may not be opened is permanent, a full disk
+    /// temporary.
     pub fn acquire(path: &Path) -> Result<MailboxLock, StoreError> {
-        let temporary = |e: io::Error| {
-            StoreError::new(
-                StoreErrorKind::Temporary,
-                format!("lock {}: {e}", path.display()),
-            )
-        };
+        let failed = |e: io::Error| StoreError::io(format!("lock {}", path.display()), e);
         let in_use = || {
             StoreError::new(
                 StoreErrorKind::InUse,
@@ -68,7 +65,7 @@ impl MailboxLock {
             Ok(m) if held.contains(&(m.dev(), m.ino())) => return Err(in_use()),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(temporary(e)),
+            Err(e) => return Err(failed(e)),
         }
         // Read-write: NFS's emulation of an exclusive flock needs a descriptor open for writing.
         // O_NOFOLLOW: a symlink planted in the mailbox must not make us create files elsewhere.
@@ -79,8 +76,8 @@ impl MailboxLock {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)
-            .map_err(temporary)?;
-        let meta = file.metadata().map_err(temporary)?;
+            .map_err(failed)?;
+        let meta = file.metadata().map_err(failed)?;
         let id = (meta.dev(), meta.ino());
         if held.contains(&id) {
             // The path was swapped for a lock file we hold between the two calls above.
@@ -96,7 +93,7 @@ impl MailboxLock {
             match e.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 Some(libc::EWOULDBLOCK) => return Err(in_use()),
-                _ => return Err(temporary(e)),
+                _ => return Err(failed(e)),
             }
         }
         held.insert(id);

@@ -55,11 +55,12 @@ impl MailStore for MaildirStore {
                 format!("maildir of {}: {e}", account.name),
             )
         })?;
-        create_missing(&root).map_err(|e| temporary(&root, "create maildir", e))?;
+        create_missing(&root)
+            .map_err(|e| StoreError::io(format!("{}: create maildir", root.display()), e))?;
         // A second session is told [IN-USE] at once; the session ending with QUIT lets its
         // lock go before it answers, so a client that logs in again straight after finds it free.
         let lock = MailboxLock::acquire(&root.join(LOCK_FILE))?;
-        let files = scan(&root).map_err(|e| temporary(&root, "scan", e))?;
+        let files = scan(&root).map_err(|e| opening(&root, "scan", e))?;
         let mut mailbox = MaildirMailbox {
             root,
             files,
@@ -217,9 +218,9 @@ impl MaildirMailbox {
         match self.open_message(index) {
             Ok(Some(mut file)) => wire_size(&mut file, buf)
                 .map(Some)
-                .map_err(|e| temporary(&self.root, "read message", e)),
+                .map_err(|e| opening(&self.root, "count message size", e)),
             Ok(None) => Ok(None),
-            Err(e) => Err(temporary(&self.root, "read message", e)),
+            Err(e) => Err(opening(&self.root, "count message size", e)),
         }
     }
 
@@ -291,9 +292,19 @@ fn create_missing(root: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// A failure while opening the Maildir, after [`create_missing`]: a file or directory that may
+/// not be read is [`Permanent`](StoreErrorKind::Permanent), as for any I/O error, but one that
+/// is missing was removed since we made sure of it, and the next open makes it again.
+fn opening(root: &Path, what: &str, e: io::Error) -> StoreError {
+    if e.kind() == io::ErrorKind::NotFound {
+        temporary(root, what, e)
+    } else {
+        StoreError::io(format!("{}: {what}", root.display()), e)
+    }
+}
+
+/// A failure in an open mailbox: whatever it is, the mailbox was fine a moment ago.
 fn temporary(root: &Path, what: &str, e: io::Error) -> StoreError {
-    StoreError::new(
-        StoreErrorKind::Temporary,
-        format!("{}: {what}: {e}", root.display()),
-    )
+    let detail = format!("{}: {what}: {e}", root.display());
+    StoreError::with_source(StoreErrorKind::Temporary, detail, e)
 }
