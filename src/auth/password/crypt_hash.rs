@@ -1,7 +1,7 @@
 //! crypt(3) hashes: a check of their shape that needs no password, and the check itself through
 //! the system's libcrypt.
 
-use super::{spend_time, PasswordError};
+use super::PasswordError;
 use crate::auth::crypt;
 use crate::auth::secret::constant_time_eq;
 use std::ffi::CString;
@@ -21,9 +21,6 @@ fn crypt_hash_len(id: &str) -> Option<usize> {
 
 /// Checks that `hash` looks like something crypt(3) produced.
 pub(super) fn check_crypt_shape(hash: &str, prefixed: bool) -> Result<(), PasswordError> {
-    if hash.starts_with('!') || hash.starts_with('*') {
-        return Ok(()); // A locked account: valid, and never matches.
-    }
     let bad = |why: &str| {
         let hint = if prefixed {
             ""
@@ -66,10 +63,6 @@ pub(super) fn check_crypt_shape(hash: &str, prefixed: bool) -> Result<(), Passwo
 
 /// Checks `password` with the system's crypt(3).
 pub(super) fn verify_crypt(hash: &str, password: &[u8]) -> Result<bool, PasswordError> {
-    if hash.starts_with('!') || hash.starts_with('*') {
-        spend_time(password);
-        return Ok(false);
-    }
     // libcrypt refuses longer passphrases; no stored hash can match one.
     if password.len() >= crypt::MAX_PASSPHRASE {
         return Ok(false);

@@ -35,31 +35,14 @@ use super::secret::{constant_time_eq, ScramKeys, Secret};
 pub(crate) const DUMMY_HASH: &str = "$6$DummySaltPop3d$LiMtr8qDzDPZNRMg7UqmD9zjhxVFKgpvM3kL6TjE\
                                      b3cAnWXXp2XgBJ04E/0Nw4.JZ79s444rk0dCQxG.eYSl5/";
 
-#[cfg(test)]
-thread_local! {
-    /// How many times this thread called [`spend_time`]: lets tests see that the paths that must
-    /// cost a real check do.
-    pub(crate) static DUMMY_CHECKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-#[cfg(test)]
-thread_local! {
-    /// How many times this thread called [`verify`]: lets tests see when a check was skipped.
-    pub(crate) static VERIFY_CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Spends the time of a real password check (against [`DUMMY_HASH`]) and ignores the answer.
-pub(crate) fn spend_time(password: &[u8]) {
-    #[cfg(test)]
-    DUMMY_CHECKS.with(|n| n.set(n.get() + 1));
-    let _ = verify(DUMMY_HASH, password);
-}
-
 /// How a stored hash is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scheme {
     Plain,
     Crypt,
+    /// A crypt hash starting with `!` or `*` (the `/etc/shadow` convention): no password
+    /// matches, but checking one costs a real check (against [`DUMMY_HASH`]).
+    Locked,
     Argon2,
     Scram,
 }
@@ -71,8 +54,6 @@ enum Scheme {
 /// (crypt(3) cannot take one, so no scheme accepts it). `Err` when `stored` cannot be checked at
 /// all: an unknown scheme or a malformed hash; the message says why, never the password.
 pub fn verify(stored: &str, password: &[u8]) -> Result<bool, PasswordError> {
-    #[cfg(test)]
-    VERIFY_CALLS.with(|n| n.set(n.get() + 1));
     let (scheme, hash) = parse(stored)?;
     if password.contains(&0) {
         return Ok(false);
@@ -80,6 +61,10 @@ pub fn verify(stored: &str, password: &[u8]) -> Result<bool, PasswordError> {
     match scheme {
         Scheme::Plain => Ok(constant_time_eq(hash.as_bytes(), password)),
         Scheme::Crypt => verify_crypt(hash, password),
+        Scheme::Locked => {
+            let _ = verify(DUMMY_HASH, password);
+            Ok(false)
+        }
         Scheme::Argon2 => verify_argon2(hash, password),
         Scheme::Scram => Ok(ScramKeys::parse(hash)
             .map_err(PasswordError::new)?
@@ -117,11 +102,15 @@ fn parse(stored: &str) -> Result<(Scheme, &str), PasswordError> {
         None if stored.starts_with("$argon2") => (Scheme::Argon2, stored),
         None => (Scheme::Crypt, stored),
     };
+    let scheme = match scheme {
+        Scheme::Crypt if hash.starts_with(['!', '*']) => Scheme::Locked,
+        scheme => scheme,
+    };
     if hash.is_empty() {
         return Err(PasswordError::new("the password hash is empty"));
     }
     match scheme {
-        Scheme::Plain => {}
+        Scheme::Plain | Scheme::Locked => {}
         Scheme::Crypt => check_crypt_shape(hash, stored.starts_with('{'))?,
         Scheme::Argon2 => {
             parse_argon2(hash)?;

@@ -128,6 +128,19 @@ fn locked_crypt_hash_never_matches() {
 }
 
 #[test]
+fn locked_crypt_hash_is_checked_as_locked() {
+    // Scheme::Locked is what makes verify spend a check against DUMMY_HASH, so that a locked
+    // account answers as slowly as a wrong password.
+    let scheme = |stored: &str| parse(stored).map(|(scheme, _)| scheme);
+    for stored in [format!("!{SHA512}"), format!("{{CRYPT}}*{DES}"), "*".into()] {
+        assert_eq!(scheme(&stored), Ok(Scheme::Locked), "{stored}");
+    }
+    // Only under crypt: '!' is a character like any other in a plain password.
+    assert_eq!(scheme("{PLAIN}!x"), Ok(Scheme::Plain));
+    assert_eq!(scheme(SHA512), Ok(Scheme::Crypt));
+}
+
+#[test]
 fn malformed_hashes_are_errors() {
     let truncated = &SHA512[..SHA512.len() - 1];
     let cases = [
