@@ -7,7 +7,8 @@ use std::fmt;
 
 /// Parses a PHC argon2 string and checks that its algorithm and parameters are usable.
 pub(super) fn parse_argon2(hash: &str) -> Result<PasswordHash<'_>, PasswordError> {
-    let bad = |e: &dyn fmt::Display| PasswordError::new(format!("malformed argon2 hash: {e}"));
+    let bad =
+        |e: &dyn fmt::Display| PasswordError::malformed(format!("malformed argon2 hash: {e}"));
     let parsed = PasswordHash::new(hash).map_err(|e| bad(&e))?;
     Algorithm::try_from(parsed.algorithm).map_err(|e| bad(&e))?;
     Params::try_from(&parsed).map_err(|e| bad(&e))?;
@@ -25,7 +26,7 @@ pub(super) fn verify_argon2(hash: &str, password: &[u8]) -> Result<bool, Passwor
     match Argon2::default().verify_password(password, &parsed) {
         Ok(()) => Ok(true),
         Err(argon2::password_hash::Error::Password) => Ok(false),
-        Err(e) => Err(PasswordError::new(format!(
+        Err(e) => Err(PasswordError::malformed(format!(
             "argon2 hash cannot be checked: {e}"
         ))),
     }

@@ -27,7 +27,7 @@ pub(super) fn check_crypt_shape(hash: &str, prefixed: bool) -> Result<(), Passwo
         } else {
             " (a plaintext password needs the {PLAIN} prefix)"
         };
-        Err(PasswordError::new(format!(
+        Err(PasswordError::malformed(format!(
             "not a crypt(3) hash: {why}{hint}"
         )))
     };
@@ -68,15 +68,19 @@ pub(super) fn verify_crypt(hash: &str, password: &[u8]) -> Result<bool, Password
         return Ok(false);
     }
     let setting = CString::new(hash)
-        .map_err(|_| PasswordError::new("the password hash contains a NUL byte"))?;
-    // No NUL: checked by the caller.
-    let phrase = CString::new(password).map_err(|_| PasswordError::new("NUL in password"))?;
+        .map_err(|_| PasswordError::malformed("the password hash contains a NUL byte"))?;
+    // As verify says: no password with a NUL matches (the caller has already answered so).
+    let Ok(phrase) = CString::new(password) else {
+        return Ok(false);
+    };
     let computed = crypt::crypt(&phrase, &setting).ok_or_else(|| {
-        PasswordError::new("the system crypt(3) does not accept this hash (unknown or malformed)")
+        PasswordError::malformed(
+            "the system crypt(3) does not accept this hash (unknown or malformed)",
+        )
     })?;
     // For a given setting the output length is fixed; if it differs, no password can ever match.
     if computed.len() != hash.len() {
-        return Err(PasswordError::new(format!(
+        return Err(PasswordError::malformed(format!(
             "malformed crypt(3) hash: its scheme makes {} characters, the hash has {}",
             computed.len(),
             hash.len()

@@ -21,7 +21,7 @@ mod new_hash;
 #[cfg(test)]
 mod tests;
 
-pub use self::error::PasswordError;
+pub use self::error::{PasswordError, PasswordErrorKind};
 pub use self::new_hash::{hash, HASH_SCHEMES};
 
 use self::argon2_hash::{parse_argon2, verify_argon2};
@@ -67,7 +67,7 @@ pub fn verify(stored: &str, password: &[u8]) -> Result<bool, PasswordError> {
         }
         Scheme::Argon2 => verify_argon2(hash, password),
         Scheme::Scram => Ok(ScramKeys::parse(hash)
-            .map_err(PasswordError::new)?
+            .map_err(PasswordError::malformed)?
             .matches(password)),
     }
 }
@@ -94,7 +94,9 @@ fn parse(stored: &str) -> Result<(Scheme, &str), PasswordError> {
     let (scheme, hash) = match stored.strip_prefix('{') {
         Some(rest) => {
             let (name, hash) = rest.split_once('}').ok_or_else(|| {
-                PasswordError::new("the password field starts with '{' but has no closing '}'")
+                PasswordError::malformed(
+                    "the password field starts with '{' but has no closing '}'",
+                )
             })?;
             (scheme_named(name, hash)?, hash)
         }
@@ -107,7 +109,7 @@ fn parse(stored: &str) -> Result<(Scheme, &str), PasswordError> {
         scheme => scheme,
     };
     if hash.is_empty() {
-        return Err(PasswordError::new("the password hash is empty"));
+        return Err(PasswordError::malformed("the password hash is empty"));
     }
     match scheme {
         Scheme::Plain | Scheme::Locked => {}
@@ -116,7 +118,7 @@ fn parse(stored: &str) -> Result<(Scheme, &str), PasswordError> {
             parse_argon2(hash)?;
         }
         Scheme::Scram => {
-            ScramKeys::parse(hash).map_err(PasswordError::new)?;
+            ScramKeys::parse(hash).map_err(PasswordError::malformed)?;
         }
     }
     Ok((scheme, hash))
@@ -136,9 +138,12 @@ fn scheme_named(name: &str, hash: &str) -> Result<Scheme, PasswordError> {
         }
         "ARGON2I" | "ARGON2ID" => Ok(Scheme::Argon2),
         "SCRAM-SHA-256" => Ok(Scheme::Scram),
-        _ => Err(PasswordError::new(format!(
-            "unknown password scheme {{{name}}} (known: PLAIN, CLEAR, CLEARTEXT, CRYPT, \
+        _ => Err(PasswordError::new(
+            PasswordErrorKind::UnknownScheme,
+            format!(
+                "unknown password scheme {{{name}}} (known: PLAIN, CLEAR, CLEARTEXT, CRYPT, \
              SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, MD5-CRYPT, ARGON2I, ARGON2ID, SCRAM-SHA-256)"
-        ))),
+            ),
+        )),
     }
 }

@@ -1,6 +1,6 @@
 //! Making a new password field, for `pop3d --hash-password`.
 
-use super::PasswordError;
+use super::{PasswordError, PasswordErrorKind};
 use crate::auth::crypt;
 use crate::auth::secret::{random_bytes, ScramKeys, SCRAM_MIN_ITERATIONS};
 use argon2::Argon2;
@@ -18,11 +18,17 @@ pub fn hash(scheme: &str, password: &[u8]) -> Result<String, PasswordError> {
     match scheme.to_ascii_uppercase().as_str() {
         "ARGON2ID" => {
             use argon2::password_hash::{PasswordHasher, SaltString};
-            let salt = SaltString::encode_b64(&random_bytes::<16>())
-                .map_err(|e| PasswordError::new(format!("argon2 salt: {e}")))?;
+            let salt = SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| {
+                PasswordError::new(
+                    PasswordErrorKind::HashingFailed,
+                    format!("argon2 salt: {e}"),
+                )
+            })?;
             let phc = Argon2::default()
                 .hash_password(password, &salt)
-                .map_err(|e| PasswordError::new(format!("argon2: {e}")))?;
+                .map_err(|e| {
+                    PasswordError::new(PasswordErrorKind::HashingFailed, format!("argon2: {e}"))
+                })?;
             Ok(format!("{{ARGON2ID}}{phc}"))
         }
         "SCRAM-SHA-256" => {
@@ -36,18 +42,33 @@ pub fn hash(scheme: &str, password: &[u8]) -> Result<String, PasswordError> {
                 .iter()
                 .map(|b| SALT_CHARS[usize::from(b % 64)] as char)
                 .collect();
-            let phrase = CString::new(password)
-                .map_err(|_| PasswordError::new("a password cannot contain NUL"))?;
+            let phrase = CString::new(password).map_err(|_| {
+                PasswordError::new(
+                    PasswordErrorKind::HashingFailed,
+                    "a password cannot contain NUL",
+                )
+            })?;
             let setting = CString::new(format!("$6${salt}$")).expect("salt has no NUL");
-            let hashed = crypt::crypt(&phrase, &setting)
-                .ok_or_else(|| PasswordError::new("crypt(3) refused the password"))?;
-            let hashed = String::from_utf8(hashed)
-                .map_err(|_| PasswordError::new("crypt(3) returned non-UTF-8"))?;
+            let hashed = crypt::crypt(&phrase, &setting).ok_or_else(|| {
+                PasswordError::new(
+                    PasswordErrorKind::HashingFailed,
+                    "crypt(3) refused the password",
+                )
+            })?;
+            let hashed = String::from_utf8(hashed).map_err(|_| {
+                PasswordError::new(
+                    PasswordErrorKind::HashingFailed,
+                    "crypt(3) returned non-UTF-8",
+                )
+            })?;
             Ok(format!("{{SHA512-CRYPT}}{hashed}"))
         }
-        _ => Err(PasswordError::new(format!(
-            "cannot hash with {scheme:?}; choose one of {}",
-            HASH_SCHEMES.join(", ")
-        ))),
+        _ => Err(PasswordError::new(
+            PasswordErrorKind::UnknownScheme,
+            format!(
+                "cannot hash with {scheme:?}; choose one of {}",
+                HASH_SCHEMES.join(", ")
+            ),
+        )),
     }
 }

@@ -190,6 +190,43 @@ fn error_messages_name_the_problem_not_the_password() {
 }
 
 #[test]
+fn error_kinds_say_what_is_wrong() {
+    let kind = |r: Result<bool, PasswordError>| r.unwrap_err().kind();
+    for stored in ["{SSHA}abc", "{NOPE}x", "{}x"] {
+        assert_eq!(
+            kind(verify(stored, b"pw")),
+            PasswordErrorKind::UnknownScheme
+        );
+    }
+    let libcrypt_refuses = "$2b$99$Xk3pQ9vR2mT7wL5nB8cZ4eZmL59IrKx2.IclQjlTzIvHru/OR4Fyu";
+    for stored in [
+        "",
+        "{PLAIN}",
+        "{PLAIN x",
+        "$6$salt$short",
+        "secret",
+        "{ARGON2ID}garbage",
+    ]
+    .into_iter()
+    .chain([libcrypt_refuses, "{SCRAM-SHA-256}1,2,3"])
+    {
+        assert_eq!(
+            kind(verify(stored, b"pw")),
+            PasswordErrorKind::MalformedHash,
+            "{stored}"
+        );
+    }
+    let hash_kind = |scheme: &str, pw: &[u8]| hash(scheme, pw).unwrap_err().kind();
+    assert_eq!(hash_kind("MD5", b"pw"), PasswordErrorKind::UnknownScheme);
+    assert_eq!(
+        hash_kind("SHA512-CRYPT", b"a\0b"),
+        PasswordErrorKind::HashingFailed
+    );
+    let e = verify("{SSHA}abc", b"pw").unwrap_err();
+    assert_eq!(e.detail(), e.to_string());
+}
+
+#[test]
 fn scheme_ok_accepts_every_known_shape() {
     let prefixed = [
         format!("{{PLAIN}}{PASSWORD}"),
