@@ -2,7 +2,7 @@
 
 use super::{PasswordError, PasswordErrorKind};
 use crate::auth::crypt;
-use crate::auth::secret::{random_bytes, ScramKeys, SCRAM_MIN_ITERATIONS};
+use crate::auth::secret::{os_random_bytes, ScramKeys, SCRAM_MIN_ITERATIONS};
 use argon2::Argon2;
 use std::ffi::CString;
 
@@ -15,10 +15,20 @@ pub const HASH_SCHEMES: [&str; 3] = ["ARGON2ID", "SCRAM-SHA-256", "SHA512-CRYPT"
 /// `SCRAM-SHA-256` stores keys that also serve AUTH SCRAM-SHA-256; `SHA512-CRYPT` goes through
 /// the system libcrypt, for files other tools read too.
 pub fn hash(scheme: &str, password: &[u8]) -> Result<String, PasswordError> {
+    // A salt only from the operating system: a hash outlives this process, and a guessable salt
+    // would let one precomputation serve many files.
+    let salt = || {
+        os_random_bytes::<16>().ok_or_else(|| {
+            PasswordError::new(
+                PasswordErrorKind::HashingFailed,
+                "no randomness from the operating system for a salt",
+            )
+        })
+    };
     match scheme.to_ascii_uppercase().as_str() {
         "ARGON2ID" => {
             use argon2::password_hash::{PasswordHasher, SaltString};
-            let salt = SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| {
+            let salt = SaltString::encode_b64(&salt()?).map_err(|e| {
                 PasswordError::new(
                     PasswordErrorKind::HashingFailed,
                     format!("argon2 salt: {e}"),
@@ -32,13 +42,13 @@ pub fn hash(scheme: &str, password: &[u8]) -> Result<String, PasswordError> {
             Ok(format!("{{ARGON2ID}}{phc}"))
         }
         "SCRAM-SHA-256" => {
-            let keys = ScramKeys::derive(password, &random_bytes::<16>(), SCRAM_MIN_ITERATIONS);
+            let keys = ScramKeys::derive(password, &salt()?, SCRAM_MIN_ITERATIONS);
             Ok(format!("{{SCRAM-SHA-256}}{}", keys.to_stored()))
         }
         "SHA512-CRYPT" => {
             const SALT_CHARS: &[u8] =
                 b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-            let salt: String = random_bytes::<16>()
+            let salt: String = salt()?
                 .iter()
                 .map(|b| SALT_CHARS[usize::from(b % 64)] as char)
                 .collect();
