@@ -38,6 +38,8 @@ mod session;
 pub mod store;
 mod stream;
 mod template;
+#[cfg(test)]
+mod test_dir;
 mod timeouts;
 mod tls;
 pub mod user_name;

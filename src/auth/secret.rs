@@ -6,6 +6,9 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Once;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Least PBKDF2 iteration count accepted in a stored SCRAM secret (RFC 7677 §4, and Dovecot).
 pub const SCRAM_MIN_ITERATIONS: u32 = 4096;
@@ -152,13 +155,53 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// `n` random bytes from the operating system.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
+/// `N` random bytes from the operating system; `None` if it has none to give.
+///
+/// That never happens on a working Linux system. It can in a chroot without `/dev/urandom` on a
+/// kernel too old for getrandom(2), or under a seccomp filter that refuses it. pop3d then keeps
+/// serving instead of panicking, and each use degrades by what it needs the bytes for: a
+/// secret that lasts (the login cache's key, a salt written to a passwd-file) is not made
+/// (the cache stays off, `--hash-password` fails); a value for the moment (a challenge, a
+/// nonce, a per-process key) comes from [`random_bytes`]'s fallback.
+pub fn os_random_bytes<const N: usize>() -> Option<[u8; N]> {
     let mut buf = [0u8; N];
-    // The OS random source only fails on a broken system; a fixed fallback would be worse than
-    // refusing to run, so this is the one place that panics (the session thread catches it).
-    getrandom::getrandom(&mut buf).expect("operating system random source");
-    buf
+    match getrandom::getrandom(&mut buf) {
+        Ok(()) => Some(buf),
+        Err(e) => {
+            static LOGGED: Once = Once::new();
+            LOGGED.call_once(|| log::error!("no randomness from the operating system: {e}"));
+            None
+        }
+    }
+}
+
+/// `N` random bytes: from the operating system, or else from a fallback that never repeats but
+/// could be guessed by someone who knows when the process started and its pid (see
+/// [`os_random_bytes`] for when, and why not a panic).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    os_random_bytes().unwrap_or_else(fallback_bytes)
+}
+
+/// SHA-256 of a counter, the time, the process id and where the stack lies (randomised by the
+/// kernel): different at every call, and hard but not impossible to guess.
+fn fallback_bytes<const N: usize>() -> [u8; N] {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let mut out = [0u8; N];
+    for (block, chunk) in out.chunks_mut(32).enumerate() {
+        let mut h = Sha256::new();
+        h.update(call.to_be_bytes());
+        h.update((block as u64).to_be_bytes());
+        h.update(now.to_be_bytes());
+        h.update(std::process::id().to_be_bytes());
+        h.update((&h as *const Sha256 as usize).to_be_bytes());
+        chunk.copy_from_slice(&h.finalize()[..chunk.len()]);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -194,5 +237,15 @@ mod tests {
     fn debug_never_shows_a_password() {
         let s = format!("{:?}", Secret::Plain(b"hunter2".to_vec()));
         assert!(!s.contains("hunter2"));
+    }
+
+    #[test]
+    fn fallback_bytes_differ_at_every_call_and_fill_the_whole_buffer() {
+        let a: [u8; 48] = fallback_bytes();
+        let b: [u8; 48] = fallback_bytes();
+        assert_ne!(a, b);
+        // The second block is hashed apart from the first, not a copy of it.
+        assert_ne!(a[..16], a[32..]);
+        assert!(a[32..].iter().any(|&x| x != 0));
     }
 }

@@ -7,6 +7,9 @@
 //! get the lock, and closing *any* descriptor of the file drops all of the process's locks on
 //! it. So a registry of the lock files this process holds is checked first, and a file it
 //! holds is never opened a second time.
+//!
+//! The registry's mutex is never held across a file system call: a lock file on a hung NFS
+//! mount stalls the logins to that mailbox, not every login in the process.
 
 use super::{StoreError, StoreErrorKind};
 use std::collections::BTreeSet;
@@ -20,13 +23,73 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// Identity of a lock file: (device, inode). Two paths to one file give one identity.
 type FileId = (u64, u64);
 
-/// The lock files held by this process. Its mutex is also held while a lock file is opened,
-/// locked or closed, so no thread ever closes a descriptor of a file another thread holds.
-static HELD: Mutex<BTreeSet<FileId>> = Mutex::new(BTreeSet::new());
+/// The lock files of this process: those it holds, and those it is opening and locking.
+struct Registry {
+    /// Lock file paths being opened and locked: a second attempt on one is refused before it
+    /// touches the file system, which may be the part that hangs.
+    opening: BTreeSet<PathBuf>,
+    /// Lock files held, or being locked once their identity is known.
+    files: BTreeSet<FileId>,
+}
 
-fn held() -> MutexGuard<'static, BTreeSet<FileId>> {
-    // The set is only changed by single insert/remove calls, so it is whole even after a panic.
-    HELD.lock().unwrap_or_else(PoisonError::into_inner)
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    opening: BTreeSet::new(),
+    files: BTreeSet::new(),
+});
+
+fn registry() -> MutexGuard<'static, Registry> {
+    // The sets are only changed by single insert/remove calls, so they are whole even after a
+    // panic.
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A lock file this thread is opening and locking, marked in the [`Registry`] so that other
+/// threads are refused meanwhile; the marks go when it is dropped.
+struct Claim<'a> {
+    path: &'a Path,
+    /// The identities claimed: the file's before it was opened and after (the same, unless
+    /// the path was swapped in between).
+    ids: Vec<FileId>,
+}
+
+impl<'a> Claim<'a> {
+    /// Marks `path` as being opened; `None` if it already is.
+    fn new(path: &'a Path) -> Option<Claim<'a>> {
+        registry()
+            .opening
+            .insert(path.to_path_buf())
+            .then(|| Claim {
+                path,
+                ids: Vec::new(),
+            })
+    }
+
+    /// Claims the lock file `id` too; false if this process holds or is locking it already.
+    fn add(&mut self, id: FileId) -> bool {
+        if self.ids.contains(&id) {
+            return true;
+        }
+        if !registry().files.insert(id) {
+            return false;
+        }
+        self.ids.push(id);
+        true
+    }
+
+    /// Hands `id` over to the lock just taken; the other marks go with the claim.
+    fn keep(mut self, id: FileId) {
+        self.ids.retain(|&other| other != id);
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut registry = registry();
+        registry.opening.remove(self.path);
+        for id in &self.ids {
+            registry.files.remove(id);
+        }
+    }
 }
 
 /// An exclusive, non-blocking lock on a mailbox, held until dropped.
@@ -35,8 +98,8 @@ fn held() -> MutexGuard<'static, BTreeSet<FileId>> {
 /// process that holds it.
 #[derive(Debug)]
 pub struct MailboxLock {
-    /// Always `Some` until dropped; an `Option` so that `Drop` can close it under the registry
-    /// mutex.
+    /// Always `Some` until dropped; an `Option` so that `Drop` can close it before the registry
+    /// entry goes.
     file: Option<File>,
     id: FileId,
     path: PathBuf,
@@ -45,15 +108,21 @@ pub struct MailboxLock {
 impl MailboxLock {
     /// Takes the lock on the lock file `path`, creating it (mode 0600) if needed.
     ///
-    /// Never waits: if another session holds the lock, fails at once with
-    /// [`StoreErrorKind::InUse`]. Any other failure is [`StoreErrorKind::Temporary`].
+    /// Never waits for another session: if one holds the lock, fails at once with
+    /// [`StoreErrorKind::InUse`]. Other failures are classed as for any I/O error (see
+    /// [`StoreError::io`]): a lock file that may not be opened is permanent, a full disk
+    /// temporary.
     pub fn acquire(path: &Path) -> Result<MailboxLock, StoreError> {
-        let temporary = |e: io::Error| {
-            StoreError::new(
-                StoreErrorKind::Temporary,
-                format!("lock {}: {e}", path.display()),
-            )
-        };
+        Self::acquire_opening_with(path, open_lock_file)
+    }
+
+    /// [`acquire`](Self::acquire), opening the lock file with `open`: the tests hold an open in
+    /// progress with it.
+    fn acquire_opening_with(
+        path: &Path,
+        open: impl FnOnce(&Path) -> io::Result<File>,
+    ) -> Result<MailboxLock, StoreError> {
+        let failed = |e: io::Error| StoreError::io(format!("lock {}", path.display()), e);
         let in_use = || {
             StoreError::new(
                 StoreErrorKind::InUse,
@@ -61,29 +130,22 @@ impl MailboxLock {
             )
         };
 
-        let mut held = held();
-        // Look before opening: opening and closing a file this process has locked would drop
-        // the lock on NFS.
+        // Made before `file`, so dropped after it: on a failure our descriptor is closed while
+        // other threads are still kept off the file (on NFS our close would drop their lock).
+        let mut claim = Claim::new(path).ok_or_else(in_use)?;
+        // Look before opening: opening and closing a file this process has locked (by another
+        // path) would drop the lock on NFS.
         match fs::symlink_metadata(path) {
-            Ok(m) if held.contains(&(m.dev(), m.ino())) => return Err(in_use()),
+            Ok(m) if !claim.add((m.dev(), m.ino())) => return Err(in_use()),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(temporary(e)),
+            Err(e) => return Err(failed(e)),
         }
-        // Read-write: NFS's emulation of an exclusive flock needs a descriptor open for writing.
-        // O_NOFOLLOW: a symlink planted in the mailbox must not make us create files elsewhere.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(temporary)?;
-        let meta = file.metadata().map_err(temporary)?;
+        let file = open(path).map_err(failed)?;
+        let meta = file.metadata().map_err(failed)?;
         let id = (meta.dev(), meta.ino());
-        if held.contains(&id) {
-            // The path was swapped for a lock file we hold between the two calls above.
+        if !claim.add(id) {
+            // The path was swapped for a lock file we hold between the two looks.
             return Err(in_use());
         }
         loop {
@@ -96,10 +158,10 @@ impl MailboxLock {
             match e.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 Some(libc::EWOULDBLOCK) => return Err(in_use()),
-                _ => return Err(temporary(e)),
+                _ => return Err(failed(e)),
             }
         }
-        held.insert(id);
+        claim.keep(id);
         Ok(MailboxLock {
             file: Some(file),
             id,
@@ -113,39 +175,48 @@ impl MailboxLock {
     }
 }
 
+/// Opens (creating) the lock file at `path`.
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    // Read-write: NFS's emulation of an exclusive flock needs a descriptor open for writing.
+    // O_NOFOLLOW: a symlink planted in the mailbox must not make us create files elsewhere.
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 impl Drop for MailboxLock {
     fn drop(&mut self) {
-        let mut held = held();
-        // Close (which releases the flock) before the entry goes, both under the mutex, so no
-        // other thread opens the file while we still hold it.
+        // Close (which releases the flock) before the entry goes: until then other threads are
+        // refused, rather than opening a file we still have open. Not under the mutex, as a
+        // close on NFS may wait for the server.
         drop(self.file.take());
-        held.remove(&self.id);
+        registry().files.remove(&self.id);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_dir::TestDir;
     use std::process::Command;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
 
-    /// A fresh lock file path in the temporary directory, removed when dropped.
-    struct TempLock(PathBuf);
+    /// A lock file path in a fresh directory, removed with it when dropped.
+    struct TempLock {
+        _dir: TestDir,
+        path: PathBuf,
+    }
 
     impl TempLock {
         fn new() -> TempLock {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir()
-                .join(format!("pop3d-lock-test-{}-{n}.lock", std::process::id()));
-            let _ = fs::remove_file(&path);
-            TempLock(path)
-        }
-    }
-
-    impl Drop for TempLock {
-        fn drop(&mut self) {
-            let _ = fs::remove_file(&self.0);
+            let dir = TestDir::new("lock");
+            let path = dir.path().join("pop3d.lock");
+            TempLock { _dir: dir, path }
         }
     }
 
@@ -184,17 +255,17 @@ mod tests {
     #[test]
     fn second_acquire_in_the_process_is_in_use_until_dropped() {
         let t = TempLock::new();
-        let first = MailboxLock::acquire(&t.0).expect("first lock");
+        let first = MailboxLock::acquire(&t.path).expect("first lock");
         assert_eq!(
-            kind(MailboxLock::acquire(&t.0)),
+            kind(MailboxLock::acquire(&t.path)),
             Some(StoreErrorKind::InUse)
         );
         // Another thread is refused as well (the registry, not only flock, says so).
-        let path = t.0.clone();
+        let path = t.path.clone();
         let other = std::thread::spawn(move || kind(MailboxLock::acquire(&path)));
         assert_eq!(other.join().expect("thread"), Some(StoreErrorKind::InUse));
         drop(first);
-        acquire_after_release(&t.0);
+        acquire_after_release(&t.path);
     }
 
     #[test]
@@ -202,31 +273,31 @@ mod tests {
         // On a local file system flock alone already excludes threads; this checks the part
         // that matters on NFS, where it does not.
         let t = TempLock::new();
-        let lock = MailboxLock::acquire(&t.0).expect("lock");
+        let lock = MailboxLock::acquire(&t.path).expect("lock");
         let id = lock.id;
-        assert!(held().contains(&id));
+        assert!(registry().files.contains(&id));
         drop(lock);
-        assert!(!held().contains(&id));
+        assert!(!registry().files.contains(&id));
     }
 
     #[test]
     fn lock_is_seen_by_other_processes_and_released_on_drop() {
         let t = TempLock::new();
-        let lock = MailboxLock::acquire(&t.0).expect("lock");
-        assert_eq!(lock.path(), t.0.as_path());
-        assert!(!free_for_other_process(&t.0));
+        let lock = MailboxLock::acquire(&t.path).expect("lock");
+        assert_eq!(lock.path(), t.path.as_path());
+        assert!(!free_for_other_process(&t.path));
         // A refused second attempt must not release the lock we hold.
-        assert!(MailboxLock::acquire(&t.0).is_err());
-        assert!(!free_for_other_process(&t.0));
+        assert!(MailboxLock::acquire(&t.path).is_err());
+        assert!(!free_for_other_process(&t.path));
         drop(lock);
-        assert!(free_for_other_process(&t.0));
+        assert!(free_for_other_process(&t.path));
     }
 
     #[test]
     fn lock_file_is_private() {
         let t = TempLock::new();
-        let _lock = MailboxLock::acquire(&t.0).expect("lock");
-        let mode = fs::metadata(&t.0).expect("stat").mode() & 0o777;
+        let _lock = MailboxLock::acquire(&t.path).expect("lock");
+        let mode = fs::metadata(&t.path).expect("stat").mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
 
@@ -234,9 +305,70 @@ mod tests {
     fn symlinked_lock_file_is_refused() {
         let t = TempLock::new();
         let target = TempLock::new();
-        std::os::unix::fs::symlink(&target.0, &t.0).expect("symlink");
-        let e = MailboxLock::acquire(&t.0).expect_err("symlink must not be followed");
+        std::os::unix::fs::symlink(&target.path, &t.path).expect("symlink");
+        let e = MailboxLock::acquire(&t.path).expect_err("symlink must not be followed");
         assert_eq!(e.kind(), StoreErrorKind::Temporary);
-        assert!(!target.0.exists());
+        assert!(!target.path.exists());
+    }
+
+    #[test]
+    fn a_hung_open_holds_up_only_its_own_mailbox() {
+        let slow = TempLock::new();
+        let other = TempLock::new();
+        let (started, has_started) = mpsc::channel();
+        let (go, wait_for_go) = mpsc::channel::<()>();
+        let path = slow.path.clone();
+        // An open that hangs, as on a dead NFS server, until told to go on.
+        let hung = std::thread::spawn(move || {
+            MailboxLock::acquire_opening_with(&path, |p| {
+                started.send(()).expect("report start");
+                wait_for_go.recv().expect("wait");
+                open_lock_file(p)
+            })
+        });
+        has_started.recv().expect("open started");
+
+        // Another mailbox locks meanwhile. In a thread, so that a regression fails the test
+        // instead of hanging it.
+        let (done, result) = mpsc::channel();
+        let other_path = other.path.clone();
+        std::thread::spawn(move || {
+            let r = MailboxLock::acquire(&other_path).map_err(|e| e.kind());
+            let _ = done.send(r.map(drop));
+        });
+        assert_eq!(
+            result.recv_timeout(Duration::from_secs(5)),
+            Ok(Ok(())),
+            "another mailbox waited for a hung open"
+        );
+        // A second session of the mailbox being opened is told at once.
+        assert_eq!(
+            kind(MailboxLock::acquire(&slow.path)),
+            Some(StoreErrorKind::InUse)
+        );
+
+        go.send(()).expect("let the open go on");
+        let lock = hung
+            .join()
+            .expect("thread")
+            .expect("the hung open ends locked");
+        assert_eq!(
+            kind(MailboxLock::acquire(&slow.path)),
+            Some(StoreErrorKind::InUse)
+        );
+        drop(lock);
+        acquire_after_release(&slow.path);
+    }
+
+    #[test]
+    fn a_failed_open_withdraws_its_mark() {
+        let t = TempLock::new();
+        let e = MailboxLock::acquire_opening_with(&t.path, |_| {
+            Err(io::Error::from(io::ErrorKind::StorageFull))
+        })
+        .expect_err("open fails");
+        assert_eq!(e.kind(), StoreErrorKind::Temporary);
+        assert!(!registry().opening.contains(&t.path));
+        MailboxLock::acquire(&t.path).expect("free after a failed open");
     }
 }

@@ -12,6 +12,7 @@
 //! file drops them all. Failed logins are never cached: a wrong password always costs a full
 //! check, and a hit (which needs the right password) tells an attacker nothing new.
 
+use crate::auth::secret::os_random_bytes;
 use crate::limits::LOGIN_CACHE_ENTRIES;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -69,13 +70,12 @@ impl fmt::Debug for LoginCache {
 impl LoginCache {
     /// A cache whose entries last `ttl`, or `None` if the system gives no random secret.
     pub(super) fn new(ttl: Duration) -> Option<LoginCache> {
-        let mut secret = [0u8; 32];
-        // SAFETY: the buffer is valid for its length; getrandom(2) writes at most that much.
-        let n = unsafe { libc::getrandom(secret.as_mut_ptr().cast(), secret.len(), 0) };
-        if n != secret.len() as isize {
-            log::warn!("login cache disabled: no random secret from getrandom(2)");
+        // From the operating system only: a guessable key would let a core dump's entries be
+        // checked against password guesses faster than the real hashes allow.
+        let Some(secret) = os_random_bytes() else {
+            log::warn!("login cache disabled: no random secret from the operating system");
             return None;
-        }
+        };
         Some(LoginCache {
             ttl,
             secret,

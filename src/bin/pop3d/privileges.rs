@@ -31,14 +31,14 @@ pub fn lookup(user: &str, group: Option<&str>) -> Result<Target, String> {
 /// that no step runs with less privilege than it needs. Checks the result: a process that could
 /// regain root is refused.
 pub fn drop_to(target: &Target, chroot: Option<&Path>) -> Result<(), String> {
-    // SAFETY: a valid C string and a gid.
+    // SAFETY: `name` is a NUL-terminated string that outlives the call, which only reads it.
     if unsafe { libc::initgroups(target.name.as_ptr(), target.gid) } != 0 {
         return Err(format!("initgroups: {}", std::io::Error::last_os_error()));
     }
     if let Some(dir) = chroot {
         let c = CString::new(dir.as_os_str().as_encoded_bytes())
             .map_err(|_| format!("--chroot {}: contains NUL", dir.display()))?;
-        // SAFETY: valid C strings.
+        // SAFETY: both are NUL-terminated strings that outlive the calls, which only read them.
         if unsafe { libc::chroot(c.as_ptr()) } != 0 || unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
             return Err(format!(
                 "chroot {}: {}",
@@ -47,7 +47,7 @@ pub fn drop_to(target: &Target, chroot: Option<&Path>) -> Result<(), String> {
             ));
         }
     }
-    // SAFETY: plain system calls with valid arguments.
+    // SAFETY: these calls take and return plain integers and touch no memory of ours.
     unsafe {
         if libc::setgid(target.gid) != 0 {
             return Err(format!(
@@ -76,12 +76,14 @@ pub fn drop_to(target: &Target, chroot: Option<&Path>) -> Result<(), String> {
 
 /// True if the process runs as root.
 pub fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
+    // SAFETY: geteuid takes no arguments, touches no memory of ours and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
 
 fn passwd_entry(user: &str) -> Result<(CString, libc::uid_t, libc::gid_t), String> {
     let c = CString::new(user).map_err(|_| format!("--user {user:?}: contains NUL"))?;
+    // SAFETY: `passwd` is a C struct of integers and pointers, for which all zeroes (0 and null)
+    // is a valid value; getpwnam_r overwrites it before anything reads it.
     let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0u8; 16 * 1024];
     let mut result: *mut libc::passwd = std::ptr::null_mut();
@@ -115,13 +117,16 @@ fn passwd_entry(user: &str) -> Result<(CString, libc::uid_t, libc::gid_t), Strin
             e => format!("--user {user}: {}", std::io::Error::from_raw_os_error(e)),
         });
     }
-    // SAFETY: getpwnam_r filled pw, and pw_name points into buf, which is still alive.
+    // SAFETY: `result` is not null, so getpwnam_r or getpwuid_r filled pw, and pw_name points to
+    // a NUL-terminated string in buf, which is still alive.
     let name = unsafe { CStr::from_ptr(pw.pw_name) }.to_owned();
     Ok((name, pw.pw_uid, pw.pw_gid))
 }
 
 fn group_id(group: &str) -> Result<libc::gid_t, String> {
     let c = CString::new(group).map_err(|_| format!("--group {group:?}: contains NUL"))?;
+    // SAFETY: `group` is a C struct of integers and pointers, for which all zeroes (0 and null)
+    // is a valid value; getgrnam_r overwrites it before anything reads it.
     let mut gr: libc::group = unsafe { std::mem::zeroed() };
     let mut buf = vec![0u8; 16 * 1024];
     let mut result: *mut libc::group = std::ptr::null_mut();

@@ -71,7 +71,7 @@ impl Reader {
             damaged: false,
         };
         // Anything but a regular file (a symlink, a FIFO) is refused.
-        let file = match super::open_regular(&root.join(FILE)) {
+        let file = match super::message_file::open_regular(&root.join(FILE)) {
             Ok(file) => file,
             Err(e) => {
                 if e.kind() != io::ErrorKind::NotFound {
@@ -227,28 +227,7 @@ pub(super) fn write<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    struct Dir(PathBuf);
-
-    impl Dir {
-        fn new() -> Dir {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("pop3d-size-cache-{}-{n}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).expect("mkdir");
-            Dir(dir)
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::TestDir;
 
     fn os(s: &str) -> &OsStr {
         OsStr::new(s)
@@ -256,11 +235,11 @@ mod tests {
 
     #[test]
     fn written_sizes_are_read_back_in_step_with_the_scan() {
-        let dir = Dir::new();
+        let dir = TestDir::new("size-cache");
         let entries = [(os("1000.a"), 12), (os("1001.b"), 0), (os("2000.c,S=5"), 7)];
-        write(&dir.0, entries.iter().copied()).expect("write");
-        assert!(!dir.0.join(TEMPORARY).exists());
-        let mut r = Reader::open(&dir.0);
+        write(dir.path(), entries.iter().copied()).expect("write");
+        assert!(!dir.path().join(TEMPORARY).exists());
+        let mut r = Reader::open(dir.path());
         assert_eq!(r.size_of(os("0999.new")), None);
         assert_eq!(r.size_of(os("1000.a")), Some(12));
         assert_eq!(r.size_of(os("1001.b")), Some(0));
@@ -272,14 +251,14 @@ mod tests {
 
     #[test]
     fn entries_of_removed_messages_call_for_a_rewrite() {
-        let dir = Dir::new();
+        let dir = TestDir::new("size-cache");
         let entries = [(os("1000.a"), 1), (os("2000.b"), 2), (os("3000.c"), 3)];
-        write(&dir.0, entries.iter().copied()).expect("write");
-        let mut r = Reader::open(&dir.0);
+        write(dir.path(), entries.iter().copied()).expect("write");
+        let mut r = Reader::open(dir.path());
         assert_eq!(r.size_of(os("2000.b")), Some(2));
         assert!(r.needs_rewrite());
         // The last one alone, unasked for, is stale too.
-        let mut r = Reader::open(&dir.0);
+        let mut r = Reader::open(dir.path());
         assert_eq!(r.size_of(os("1000.a")), Some(1));
         assert_eq!(r.size_of(os("2000.b")), Some(2));
         assert!(r.needs_rewrite());
@@ -287,15 +266,15 @@ mod tests {
 
     #[test]
     fn no_cache_is_an_empty_one() {
-        let dir = Dir::new();
-        let mut r = Reader::open(&dir.0);
+        let dir = TestDir::new("size-cache");
+        let mut r = Reader::open(dir.path());
         assert_eq!(r.size_of(os("1000.a")), None);
         assert!(!r.needs_rewrite());
     }
 
     #[test]
     fn a_damaged_cache_is_used_up_to_the_fault_then_rewritten() {
-        let dir = Dir::new();
+        let dir = TestDir::new("size-cache");
         let cases: [&[u8]; 7] = [
             b"pop3d sizes 2\n1 a\n",
             b"1 a\n",
@@ -306,25 +285,25 @@ mod tests {
             b"pop3d sizes 1\n1 a\n\0\0\0\0\0\0",
         ];
         for (i, contents) in cases.iter().enumerate() {
-            fs::write(dir.0.join(FILE), contents).expect("write");
-            let mut r = Reader::open(&dir.0);
+            fs::write(dir.path().join(FILE), contents).expect("write");
+            let mut r = Reader::open(dir.path());
             let first = r.size_of(os("a"));
             assert_eq!(first, if i < 2 { None } else { Some(1) }, "case {i}");
             assert_eq!(r.size_of(os("b")), None, "case {i}");
             assert!(r.needs_rewrite(), "case {i}");
         }
         let long = format!("pop3d sizes 1\n1 {}\n", "x".repeat(300));
-        fs::write(dir.0.join(FILE), long).expect("write");
-        assert!(Reader::open(&dir.0).needs_rewrite());
+        fs::write(dir.path().join(FILE), long).expect("write");
+        assert!(Reader::open(dir.path()).needs_rewrite());
     }
 
     #[test]
     fn names_the_format_cannot_hold_are_left_out() {
-        let dir = Dir::new();
+        let dir = TestDir::new("size-cache");
         let odd = OsStr::from_bytes(b"2000.line\nbreak");
         let entries = [(os("1000.a"), 1), (odd, 2), (os("3000.c"), 3)];
-        write(&dir.0, entries.iter().copied()).expect("write");
-        let mut r = Reader::open(&dir.0);
+        write(dir.path(), entries.iter().copied()).expect("write");
+        let mut r = Reader::open(dir.path());
         assert_eq!(r.size_of(os("1000.a")), Some(1));
         assert_eq!(r.size_of(odd), None);
         assert_eq!(r.size_of(os("3000.c")), Some(3));
@@ -333,26 +312,26 @@ mod tests {
 
     #[test]
     fn a_symlink_is_not_followed() {
-        let dir = Dir::new();
-        let target = dir.0.join("elsewhere");
+        let dir = TestDir::new("size-cache");
+        let target = dir.path().join("elsewhere");
         fs::write(&target, b"pop3d sizes 1\n1 a\n").expect("write");
-        std::os::unix::fs::symlink(&target, dir.0.join(FILE)).expect("symlink");
-        let mut r = Reader::open(&dir.0);
+        std::os::unix::fs::symlink(&target, dir.path().join(FILE)).expect("symlink");
+        let mut r = Reader::open(dir.path());
         assert_eq!(r.size_of(os("a")), None);
         // A link planted at the temporary name is replaced, never written through.
-        std::os::unix::fs::symlink(&target, dir.0.join(TEMPORARY)).expect("symlink");
-        write(&dir.0, [(os("b"), 2)].into_iter()).expect("write beside the link");
+        std::os::unix::fs::symlink(&target, dir.path().join(TEMPORARY)).expect("symlink");
+        write(dir.path(), [(os("b"), 2)].into_iter()).expect("write beside the link");
         assert_eq!(fs::read(&target).expect("read"), b"pop3d sizes 1\n1 a\n");
     }
 
     #[test]
     fn a_hard_link_at_the_temporary_name_is_not_written_through() {
-        let dir = Dir::new();
-        let target = dir.0.join("precious");
+        let dir = TestDir::new("size-cache");
+        let target = dir.path().join("precious");
         fs::write(&target, b"keep me\n").expect("write");
-        fs::hard_link(&target, dir.0.join(TEMPORARY)).expect("hard link");
-        write(&dir.0, [(os("b"), 2)].into_iter()).expect("write");
+        fs::hard_link(&target, dir.path().join(TEMPORARY)).expect("hard link");
+        write(dir.path(), [(os("b"), 2)].into_iter()).expect("write");
         assert_eq!(fs::read(&target).expect("read"), b"keep me\n");
-        assert_eq!(Reader::open(&dir.0).size_of(os("b")), Some(2));
+        assert_eq!(Reader::open(dir.path()).size_of(os("b")), Some(2));
     }
 }

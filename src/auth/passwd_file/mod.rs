@@ -1,0 +1,207 @@
+//! Accounts from a Dovecot-style passwd-file, re-read at every login.
+//!
+//! One account per line, `user:{SCHEME}hash:uid:gid:gecos:home:shell:extra`; every field after
+//! the password may be left out, so `bob:{PLAIN}secret` is a whole line. Blank lines and lines
+//! starting with `#` are skipped. The password field takes the schemes of
+//! [`password`]; uid and gid are numbers, home a directory (`%h` in the Maildir
+//! template). Gecos, shell and Dovecot's extra fields are read past and ignored, so an existing
+//! Dovecot file works unchanged.
+//!
+//! The file is read anew at each login and not cached: an edit takes effect at the next login,
+//! with no restart, and there is no stale copy to reason about. A linear scan of a file of a few
+//! thousand lines costs far less than the password hash that follows it.
+//!
+//! That hash can be skipped for a client that logged in with the same password a moment ago:
+//! see [`PasswdFile::with_login_cache`], off unless asked for.
+
+mod check;
+mod line;
+mod login_cache;
+mod secret_kinds;
+#[cfg(test)]
+mod tests;
+
+use self::line::{find, Fields};
+use self::login_cache::{FileStamp, LoginCache};
+use super::password;
+use super::{AuthError, AuthErrorKind, Authenticator, Secret, SecretKinds};
+use crate::account::Account;
+use crate::template::{Template, TemplateError};
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// An [`Authenticator`] backed by a Dovecot-style passwd-file, or by one such file per domain.
+///
+/// With a plain path (`/etc/pop3d/passwd`) each line's user field is the full login name as
+/// [`normalize`](crate::user_name::normalize) makes it: `bob@example.org`, or `bench` for a bare
+/// name. With `%d` in the path (`/etc/vmail/%d/passwd`) each domain has its own file and its
+/// lines name the local part (`bob`); a line may also give the full name, as Dovecot's own
+/// default allows. Names are compared without regard to case, and the first matching line wins.
+#[derive(Debug, Clone)]
+pub struct PasswdFile {
+    template: Template,
+    per_domain: bool,
+    /// The kinds of secret in the file, and the file's stamp when they were read.
+    kinds: Arc<Mutex<Option<(FileStamp, SecretKinds)>>>,
+    cache: Option<Arc<LoginCache>>,
+    /// Checks a password against a stored hash: [`password::verify`], but for the tests, which
+    /// record the checks made to see which were spent and which were skipped.
+    verify: Verify,
+}
+
+type Verify = fn(&str, &[u8]) -> Result<bool, password::PasswordError>;
+
+impl PasswdFile {
+    /// A passwd-file at `path_template`, which may contain `%d` (the login's domain) and `%%`.
+    ///
+    /// Nothing is read yet: a missing file shows up at the first login (as
+    /// [`AuthErrorKind::Unavailable`]) or in [`check`](Self::check).
+    pub fn new(path_template: &str) -> Result<PasswdFile, TemplateError> {
+        let template = Template::parse(path_template, "d")?;
+        Ok(PasswdFile {
+            per_domain: template.uses_domain(),
+            template,
+            kinds: Arc::default(),
+            cache: None,
+            verify: password::verify,
+        })
+    }
+
+    /// Remembers successful logins for `ttl`, so that a client that logs in again with the same
+    /// password within that time is not made to wait for the password hash again.
+    ///
+    /// No password is kept: an entry is a digest of a random per-process secret, the user, the
+    /// password and the user's whole passwd line, so it matches only that password against that
+    /// line. Any change to the passwd file (its inode, size or times) drops every entry, and the
+    /// file is still read at every login, so a removed or locked account is refused at once.
+    /// Failed logins are never cached. Clients poll every minute or few; a TTL of a few minutes
+    /// covers that. The cache holds at most 10,000 logins (about 1 MB). Without a random secret from the system the cache stays off.
+    pub fn with_login_cache(mut self, ttl: Duration) -> PasswdFile {
+        self.cache = LoginCache::new(ttl).map(Arc::new);
+        self
+    }
+}
+
+/// A user's account line, found.
+struct Entry {
+    /// `path:line`, for the log.
+    at: String,
+    line: String,
+    /// The file's stamp when read, when the login cache needs it.
+    stamp: Option<FileStamp>,
+}
+
+/// The result of looking a user up.
+enum Found {
+    Entry(Entry),
+    /// No such user; the detail says why, for the log.
+    Unknown(String),
+}
+
+impl PasswdFile {
+    /// Finds `user`'s line. Errors are for a file that cannot be read or a line that cannot be
+    /// used, never for an unknown user.
+    fn entry(&self, user: &str) -> Result<Found, AuthError> {
+        let account = Account::new(user);
+        let path = match self.template.expand(&account) {
+            Ok(path) => path,
+            // Only %d can fail to expand: a name without a domain has no file to be in.
+            Err(e) => return Ok(Found::Unknown(format!("unknown user {user}: {e}"))),
+        };
+        // In a per-domain file the line names the local part (or, Dovecot-style, the full name).
+        let names = [user, account.local_part()];
+        let keys = if self.per_domain {
+            &names[..]
+        } else {
+            &names[..1]
+        };
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if self.per_domain && e.kind() == io::ErrorKind::NotFound => {
+                let detail = format!("unknown user {user}: no {} for its domain", path.display());
+                return Ok(Found::Unknown(detail));
+            }
+            Err(e) => return Err(unavailable(format!("cannot open {}: {e}", path.display()))),
+        };
+        let stamp = match &self.cache {
+            Some(_) => file.metadata().ok().map(|m| FileStamp::of(&m)),
+            None => None,
+        };
+        let found = find(BufReader::new(file), keys)
+            .map_err(|e| unavailable(format!("cannot read {}: {e}", path.display())))?;
+        let Some((line_no, line)) = found else {
+            return Ok(Found::Unknown(format!("unknown user {user}")));
+        };
+        let at = format!("{}:{line_no}", path.display());
+        let line = String::from_utf8(line)
+            .map_err(|_| unavailable(format!("{at}: the line for {user} is not valid UTF-8")))?;
+        Ok(Found::Entry(Entry { at, line, stamp }))
+    }
+
+    /// A rejection for a user with no account, after spending the time a real check would
+    /// take, so that the answer does not tell whether the user exists.
+    fn unknown(&self, password: &[u8], detail: String) -> AuthError {
+        let _ = (self.verify)(password::DUMMY_HASH, password);
+        AuthError::rejected(detail)
+    }
+}
+
+impl Authenticator for PasswdFile {
+    fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError> {
+        let entry = match self.entry(user)? {
+            Found::Entry(entry) => entry,
+            Found::Unknown(detail) => return Err(self.unknown(password, detail)),
+        };
+        let fields = Fields::split(&entry.line);
+        let at = entry.at.as_str();
+        let stored = fields
+            .password
+            .ok_or_else(|| unavailable(format!("{at}: no password field for {user}")))?;
+        let cached = match (&self.cache, entry.stamp) {
+            (Some(cache), Some(stamp)) => {
+                Some((cache, cache.key(user, password, &entry.line), stamp))
+            }
+            _ => None,
+        };
+        if let Some((cache, key, stamp)) = &cached {
+            if cache.hit(key, *stamp) {
+                return Ok(fields.account(user, at));
+            }
+        }
+        match (self.verify)(stored, password) {
+            Ok(true) => {
+                if let Some((cache, key, stamp)) = cached {
+                    cache.insert(key, stamp);
+                }
+                Ok(fields.account(user, at))
+            }
+            Ok(false) => Err(AuthError::rejected(format!("wrong password for {user}"))),
+            Err(e) => Err(unavailable(format!("{at}: password of {user}: {e}"))),
+        }
+    }
+
+    fn secret(&self, user: &str) -> Result<(Account, Secret), AuthError> {
+        let entry = match self.entry(user)? {
+            Found::Entry(entry) => entry,
+            Found::Unknown(detail) => return Err(AuthError::rejected(detail)),
+        };
+        let fields = Fields::split(&entry.line);
+        match fields.password.and_then(password::secret_of) {
+            Some(secret) => Ok((fields.account(user, &entry.at), secret)),
+            None => Err(AuthError::rejected(format!(
+                "{}: {user} has no challenge-response secret (needs {{PLAIN}} or {{SCRAM-SHA-256}})",
+                entry.at
+            ))),
+        }
+    }
+
+    fn secret_kinds(&self) -> SecretKinds {
+        self.scan_secret_kinds()
+    }
+}
+
+fn unavailable(detail: String) -> AuthError {
+    AuthError::new(AuthErrorKind::Unavailable, detail)
+}

@@ -1,0 +1,310 @@
+//! The Maildir backend: one file per message in `new/` and `cur/`, as Dovecot, Postfix and
+//! qmail write them.
+//!
+//! A message is known by its *basename*, the file name up to the first `:`. The rest (the info
+//! part, `:2,FLAGS`) changes whenever an IMAP server or a mail reader sets a flag or moves the
+//! file from `new/` to `cur/`, so paths are only hints: when one is gone, the message is looked
+//! up again by basename. Stored message files are never modified, only read and unlinked.
+
+mod message_file;
+mod naming;
+mod scan;
+mod size_cache;
+#[cfg(test)]
+mod tests;
+
+use self::message_file::{open_first, unlink_all, wire_size};
+use self::naming::{size_hint, uidl};
+use self::scan::{scan, Stored, MESSAGE_DIRS};
+use super::lock::MailboxLock;
+use super::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
+use crate::account::Account;
+use crate::limits;
+use crate::template::{Template, TemplateError};
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::{DirBuilder, File};
+use std::io::{self, Read};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+/// The lock file, in the Maildir's root where no delivery agent or IMAP server looks.
+const LOCK_FILE: &str = "pop3d.lock";
+
+/// Mailboxes in Maildir format, found by a path template such as `%h/Maildir`.
+#[derive(Debug, Clone)]
+pub struct MaildirStore {
+    template: Template,
+}
+
+impl MaildirStore {
+    /// A store whose Maildirs are at `template`, where `%u`, `%n`, `%d` and `%h` stand for the
+    /// user name, its local part, its domain and the home directory.
+    pub fn new(template: &str) -> Result<MaildirStore, TemplateError> {
+        Ok(MaildirStore {
+            template: Template::parse(template, "undh")?,
+        })
+    }
+}
+
+impl MailStore for MaildirStore {
+    fn open(&self, account: &Account) -> Result<Box<dyn Mailbox>, StoreError> {
+        let root = self.template.expand(account).map_err(|e| {
+            StoreError::new(
+                StoreErrorKind::Permanent,
+                format!("maildir of {}: {e}", account.name),
+            )
+        })?;
+        create_missing(&root)
+            .map_err(|e| StoreError::io(format!("{}: create maildir", root.display()), e))?;
+        // A second session is told [IN-USE] at once; the session ending with QUIT lets its
+        // lock go before it answers, so a client that logs in again straight after finds it free.
+        let lock = MailboxLock::acquire(&root.join(LOCK_FILE))?;
+        let files = scan(&root).map_err(|e| opening(&root, "scan", e))?;
+        let mut mailbox = MaildirMailbox {
+            root,
+            files,
+            messages: Vec::new(),
+            _lock: lock,
+        };
+        mailbox.measure()?;
+        Ok(Box::new(mailbox))
+    }
+}
+
+/// One opened Maildir: the snapshot taken at open, and the lock that keeps it ours.
+#[derive(Debug)]
+struct MaildirMailbox {
+    root: PathBuf,
+    /// Where each message of the snapshot is, in the same order as `messages`.
+    files: Vec<Stored>,
+    messages: Vec<MessageInfo>,
+    /// Held for the mailbox's lifetime; released when the session drops the mailbox.
+    _lock: MailboxLock,
+}
+
+impl Mailbox for MaildirMailbox {
+    fn messages(&self) -> &[MessageInfo] {
+        &self.messages
+    }
+
+    fn read(&mut self, index: usize) -> Result<Box<dyn Read + '_>, StoreError> {
+        self.check_index(index)?;
+        match self.open_message(index) {
+            Ok(Some(file)) => Ok(Box::new(file)),
+            Ok(None) => Err(StoreError::new(
+                StoreErrorKind::Temporary,
+                format!(
+                    "{}: message {:?} is gone",
+                    self.root.display(),
+                    self.files[index].basename()
+                ),
+            )),
+            Err(e) => Err(temporary(&self.root, "read message", e)),
+        }
+    }
+
+    fn delete(&mut self, indices: &[usize]) -> Result<(), StoreError> {
+        // An out-of-range index is a caller's bug: refuse before removing anything.
+        for &index in indices {
+            self.check_index(index)?;
+        }
+        let mut indices = indices.to_vec();
+        indices.sort_unstable();
+        indices.dedup();
+
+        let mut failed = 0;
+        let mut first_error = None;
+        for &index in &indices {
+            if let Err(e) = self.remove_message(index) {
+                failed += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+        // The unlinks are durable only once the directories are synced; the caller says +OK
+        // right after we return.
+        if !indices.is_empty() {
+            for dir in MESSAGE_DIRS {
+                if let Err(e) = File::open(self.root.join(dir)).and_then(|d| d.sync_all()) {
+                    return Err(temporary(&self.root, &format!("sync {dir}/"), e));
+                }
+            }
+        }
+        match first_error {
+            None => Ok(()),
+            Some(e) => Err(StoreError::new(
+                StoreErrorKind::Temporary,
+                format!(
+                    "{}: could not delete {failed} of {} messages; first error: {e}",
+                    self.root.display(),
+                    indices.len()
+                ),
+            )),
+        }
+    }
+}
+
+impl MaildirMailbox {
+    fn check_index(&self, index: usize) -> Result<(), StoreError> {
+        if index < self.files.len() {
+            Ok(())
+        } else {
+            Err(StoreError::new(
+                StoreErrorKind::Temporary,
+                format!(
+                    "{}: no message at index {index} (snapshot has {})",
+                    self.root.display(),
+                    self.files.len()
+                ),
+            ))
+        }
+    }
+
+    /// Fills `messages` with each file's size and UIDL, dropping files that vanished since the
+    /// scan (another program deleted them).
+    ///
+    /// A size comes from the name's `,W=`, else from the [size cache](size_cache), else from
+    /// reading the message; the cache is written again when it missed or held stale entries.
+    fn measure(&mut self) -> Result<(), StoreError> {
+        let mut buf = Vec::new();
+        let mut sizes = Vec::with_capacity(self.files.len());
+        let mut cache: Option<size_cache::Reader> = None;
+        let mut counted = 0;
+        for index in 0..self.files.len() {
+            let basename = self.files[index].basename();
+            let size = match size_hint(basename) {
+                Some(size) => Some(size),
+                None => {
+                    let cache = cache.get_or_insert_with(|| size_cache::Reader::open(&self.root));
+                    match cache.size_of(basename) {
+                        Some(size) => Some(size),
+                        None => {
+                            counted += 1;
+                            self.count_size(index, &mut buf)?
+                        }
+                    }
+                }
+            };
+            sizes.push(size);
+        }
+        let mut sizes = sizes.into_iter();
+        let messages = &mut self.messages;
+        messages.reserve_exact(self.files.len());
+        // `retain` visits each file once, in order: the message of each kept file is pushed.
+        self.files.retain(|stored| match sizes.next().flatten() {
+            Some(size) => {
+                messages.push(MessageInfo {
+                    size,
+                    uidl: uidl(stored.basename()),
+                });
+                true
+            }
+            None => false,
+        });
+        self.files.shrink_to_fit();
+        if let Some(mut cache) = cache {
+            if counted > 0 || cache.needs_rewrite() {
+                self.write_size_cache();
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads message `index` through to count its size; `None` if it is gone.
+    fn count_size(&mut self, index: usize, buf: &mut Vec<u8>) -> Result<Option<u64>, StoreError> {
+        if buf.is_empty() {
+            buf.resize(limits::MESSAGE_CHUNK, 0);
+        }
+        match self.open_message(index) {
+            Ok(Some(mut file)) => wire_size(&mut file, buf)
+                .map(Some)
+                .map_err(|e| opening(&self.root, "count message size", e)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(opening(&self.root, "count message size", e)),
+        }
+    }
+
+    /// Remembers the sizes of the messages without `,W=`. A failure costs only speed.
+    fn write_size_cache(&self) {
+        let entries = self
+            .files
+            .iter()
+            .zip(&self.messages)
+            .filter(|(stored, _)| size_hint(stored.basename()).is_none())
+            .map(|(stored, info)| (stored.basename(), info.size));
+        if let Err(e) = size_cache::write(&self.root, entries) {
+            log::debug!("{}: size cache not written: {e}", self.root.display());
+        }
+    }
+
+    /// Opens message `index`, following it if it was moved. `None` if it no longer exists.
+    fn open_message(&mut self, index: usize) -> io::Result<Option<File>> {
+        if self.files[index].gone {
+            return Ok(None);
+        }
+        if let Some(file) = open_first(&self.files[index].paths(&self.root))? {
+            return Ok(Some(file));
+        }
+        self.relocate()?;
+        open_first(&self.files[index].paths(&self.root))
+    }
+
+    /// Unlinks every copy of message `index`. A message already gone counts as removed.
+    fn remove_message(&mut self, index: usize) -> io::Result<()> {
+        if unlink_all(&self.files[index].paths(&self.root))? {
+            // A copy was not where we saw it: it may have moved, so look for it by name.
+            self.relocate()?;
+            unlink_all(&self.files[index].paths(&self.root))?;
+        }
+        self.files[index].mark_gone();
+        Ok(())
+    }
+
+    /// Rescans `new/` and `cur/` and updates every message's paths at once: when a program
+    /// moves one file it usually moves many, so one rescan serves them all.
+    fn relocate(&mut self) -> io::Result<()> {
+        let mut now: HashMap<OsString, Stored> = scan(&self.root)?
+            .into_iter()
+            .map(|s| (s.basename().to_os_string(), s))
+            .collect();
+        for stored in &mut self.files {
+            match now.remove(stored.basename()) {
+                Some(found) => *stored = found,
+                None => stored.mark_gone(),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates the Maildir and its `new/`, `cur/` and `tmp/` where missing (mode 0700), as
+/// Dovecot does the first time an account logs in.
+fn create_missing(root: &Path) -> io::Result<()> {
+    let mut builder = DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    for sub in ["new", "cur", "tmp"] {
+        let dir = root.join(sub);
+        if !dir.is_dir() {
+            builder.create(&dir)?;
+            log::info!("created {}", dir.display());
+        }
+    }
+    Ok(())
+}
+
+/// A failure while opening the Maildir, after [`create_missing`]: a file or directory that may
+/// not be read is [`Permanent`](StoreErrorKind::Permanent), as for any I/O error, but one that
+/// is missing was removed since we made sure of it, and the next open makes it again.
+fn opening(root: &Path, what: &str, e: io::Error) -> StoreError {
+    if e.kind() == io::ErrorKind::NotFound {
+        temporary(root, what, e)
+    } else {
+        StoreError::io(format!("{}: {what}", root.display()), e)
+    }
+}
+
+/// A failure in an open mailbox: whatever it is, the mailbox was fine a moment ago.
+fn temporary(root: &Path, what: &str, e: io::Error) -> StoreError {
+    let detail = format!("{}: {what}: {e}", root.display());
+    StoreError::with_source(StoreErrorKind::Temporary, detail, e)
+}
