@@ -6,8 +6,8 @@
 #
 # What it does, in one run:
 #   1. builds pop3d and the load generator (release);
-#   2. generates the data sets once with the peer lab's make-maildir.py (../shared/lab, or
-#      $POP3D_LAB), and gives each server its own copy of the very same files;
+#   2. generates the data sets once with make-maildir.py (next to this script), and gives
+#      each server its own copy of the very same files;
 #   3. writes one passwd file that both servers read unchanged: bsmallNN with {PLAIN},
 #      hsmallNN with {SHA512-CRYPT}, and the big, 10k and 100 MB mailboxes with {PLAIN};
 #   4. starts Dovecot (its default service settings, limits raised for load) and pop3d on
@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
 done
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-LAB=${POP3D_LAB:-$REPO/../shared/lab}
+MAKE_MAILDIR=$REPO/examples/bench/make-maildir.py
 BENCH=${POP3D_BENCH_DIR:-/var/tmp/pop3d-bench}
 PASS=benchpass
 USER_NAME=pop3bench
@@ -59,8 +59,7 @@ die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ------------------------------------------------------------------ prerequisites
 [ "$(id -u)" = 0 ] || die "run as root: it starts Dovecot and creates the pop3bench user"
-[ -x "$LAB/make-maildir.py" ] || [ -f "$LAB/make-maildir.py" ] ||
-    die "no data generator: $LAB/make-maildir.py is missing (set POP3D_LAB to the peer lab)"
+[ -f "$MAKE_MAILDIR" ] || die "no data generator: $MAKE_MAILDIR is missing"
 command -v dovecot >/dev/null ||
     die "Dovecot is not installed: apt-get install dovecot-pop3d (no service needs to run)"
 command -v python3 >/dev/null || die "python3 is needed by the data generator"
@@ -140,13 +139,15 @@ fi
 UID_N=$(id -u "$USER_NAME")
 GID_N=$(id -g "$USER_NAME")
 
-# make_set NAME ARGS...: one data set, generated once.
+# make_set NAME ARGS...: one data set, generated again only when the generator or its
+# arguments change (.done holds both).
 make_set() {
-    local name=$1; shift
-    if [ ! -f "$BENCH/data/$name/.done" ]; then
+    local name=$1 stamp; shift
+    stamp="$(sha256sum <"$MAKE_MAILDIR" | cut -c1-16) $*"
+    if [ "$(cat "$BENCH/data/$name/.done" 2>/dev/null)" != "$stamp" ]; then
         say "generating data set $name"
-        python3 "$LAB/make-maildir.py" --out "$BENCH/data/$name" --force "$@" >&2
-        touch "$BENCH/data/$name/.done"
+        python3 "$MAKE_MAILDIR" --out "$BENCH/data/$name" --force "$@" >&2
+        echo "$stamp" >"$BENCH/data/$name/.done"
     fi
 }
 make_set small200 --count 200 --seed 2 --profile small
@@ -154,7 +155,7 @@ make_set big --count 5 --seed 3 --profile big --no-mbox
 make_set 10k --count 10000 --seed 4 --profile small --no-mbox
 # The same 10,000 messages under names without ,W= (as Postfix or maildrop name them), so that
 # a server has to read a message to know its size.
-if [ ! -f "$BENCH/data/10k-nw/.done" ]; then
+if ! cmp -s "$BENCH/data/10k/.done" "$BENCH/data/10k-nw/.done"; then
     say "deriving data set 10k-nw"
     rm -rf "$BENCH/data/10k-nw"
     mkdir -p "$BENCH/data/10k-nw/Maildir/"{cur,new,tmp}
@@ -162,7 +163,7 @@ if [ ! -f "$BENCH/data/10k-nw/.done" ]; then
         b=${f##*/}
         ln "$f" "$BENCH/data/10k-nw/Maildir/new/${b%,W=*}"
     done
-    touch "$BENCH/data/10k-nw/.done"
+    cp "$BENCH/data/10k/.done" "$BENCH/data/10k-nw/.done"
 fi
 make_set huge --count 1 --seed 5 --profile big --min-size 100000000 --max-size 100000000 --no-mbox
 
