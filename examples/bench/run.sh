@@ -60,14 +60,27 @@ die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
 # ------------------------------------------------------------------ prerequisites
 [ "$(id -u)" = 0 ] || die "run as root: it starts Dovecot and creates the pop3bench user"
 [ -f "$MAKE_MAILDIR" ] || die "no data generator: $MAKE_MAILDIR is missing"
-command -v dovecot >/dev/null ||
-    die "Dovecot is not installed: apt-get install dovecot-pop3d (no service needs to run)"
-command -v python3 >/dev/null || die "python3 is needed by the data generator"
-command -v openssl >/dev/null || die "openssl is needed to make SHA512-CRYPT hashes"
-if [ $INETD = 1 ]; then
-    command -v systemd-socket-activate >/dev/null ||
-        die "systemd-socket-activate is missing (apt-get install systemd), or use --skip-inetd"
-fi
+command -v cargo >/dev/null ||
+    die "cargo is not on PATH: install Rust; sudo resets PATH: sudo env PATH=\"\$PATH\" $0"
+# The Debian packages this needs, each for the programs it gives. No Dovecot service has to
+# run: the script starts its own instance.
+missing=()
+need() {
+    local package=$1 program
+    shift
+    for program; do
+        command -v "$program" >/dev/null || { missing+=("$package"); return; }
+    done
+}
+need dovecot-pop3d dovecot /usr/lib/dovecot/pop3   # the peer (dovecot-core has no pop3)
+need python3 python3                                # the data generator
+need openssl openssl                                # SHA512-CRYPT hashes
+need procps ps                                      # RSS of each server's processes
+need util-linux setpriv                             # pop3d runs as pop3bench
+need passwd useradd usermod                         # the pop3bench and ismallNN users
+[ $INETD = 0 ] || need systemd systemd-socket-activate   # the inetd super-server
+[[ " ${missing[*]} " != *" systemd "* ]] || missing+=("(or run with --skip-inetd)")
+[ ${#missing[@]} = 0 ] || die "missing Debian packages: apt-get install ${missing[*]}"
 
 say "building pop3d and the load generator (release)"
 (cd "$REPO" && cargo build --release --quiet --bin pop3d --example loadgen)
@@ -444,7 +457,10 @@ if [ $INETD = 1 ]; then
     POPA3D=$BENCH/opt/popa3d/usr/sbin/popa3d
     if [ ! -x "$POPA3D" ]; then
         mkdir -p "$BENCH/opt/debs"
-        (cd "$BENCH/opt/debs" && apt-get download popa3d >/dev/null 2>&1) ||
+        # Fetched and unpacked, never installed (no popa3d service). A fresh machine may
+        # have no package lists yet: then once more after apt-get update.
+        (cd "$BENCH/opt/debs" && { apt-get download popa3d >/dev/null 2>&1 ||
+            { apt-get update -qq && apt-get download popa3d >/dev/null; }; }) ||
             die "cannot fetch the popa3d package (apt-get download popa3d), or use --skip-inetd"
         dpkg -x "$BENCH"/opt/debs/popa3d_*.deb "$BENCH/opt/popa3d"
     fi
