@@ -357,7 +357,7 @@ idle_run() {
         >"$log" 2>&1 &
     lg=$!
     for ((i = 0; i < 300; i++)); do
-        grep -q '^READY' "$log" && break
+        grep -qs '^READY' "$log" && break
         sleep 0.1
     done
     sleep 1
@@ -478,8 +478,9 @@ if [ $INETD = 1 ]; then
     fresh_mail pop3d $(seq -f 'ismall%02g' 1 32)
     { port_free $INETD_PORT && port_free $POPA3D_PORT; } ||
         die "127.0.0.1:$INETD_PORT or :$POPA3D_PORT is already in use"
+    # pop3d refuses to serve as root: --user makes it drop root itself, as popa3d does.
     systemd-socket-activate --inetd -a -l 127.0.0.1:$INETD_PORT \
-        "$BENCH/bin/pop3d" --inetd --passwd "$BENCH/passwd" \
+        "$BENCH/bin/pop3d" --inetd --user "$USER_NAME" --passwd "$BENCH/passwd" \
         --maildir "$BENCH/pop3d/mail/%u/Maildir" </dev/null >/dev/null 2>"$BENCH/inetd.log" &
     INETD_PID=$!; PIDS+=("$INETD_PID")
     systemd-socket-activate --inetd -a -l 127.0.0.1:$POPA3D_PORT "$POPA3D" \
