@@ -6,8 +6,8 @@
 #
 # What it does, in one run:
 #   1. builds pop3d and the load generator (release);
-#   2. generates the data sets once with the peer lab's make-maildir.py (../shared/lab, or
-#      $POP3D_LAB), and gives each server its own copy of the very same files;
+#   2. generates the data sets once with make-maildir.py (next to this script), and gives
+#      each server its own copy of the very same files;
 #   3. writes one passwd file that both servers read unchanged: bsmallNN with {PLAIN},
 #      hsmallNN with {SHA512-CRYPT}, and the big, 10k and 100 MB mailboxes with {PLAIN};
 #   4. starts Dovecot (its default service settings, limits raised for load) and pop3d on
@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
 done
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-LAB=${POP3D_LAB:-$REPO/../shared/lab}
+MAKE_MAILDIR=$REPO/examples/bench/make-maildir.py
 BENCH=${POP3D_BENCH_DIR:-/var/tmp/pop3d-bench}
 PASS=benchpass
 USER_NAME=pop3bench
@@ -59,16 +59,28 @@ die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ------------------------------------------------------------------ prerequisites
 [ "$(id -u)" = 0 ] || die "run as root: it starts Dovecot and creates the pop3bench user"
-[ -x "$LAB/make-maildir.py" ] || [ -f "$LAB/make-maildir.py" ] ||
-    die "no data generator: $LAB/make-maildir.py is missing (set POP3D_LAB to the peer lab)"
-command -v dovecot >/dev/null ||
-    die "Dovecot is not installed: apt-get install dovecot-pop3d (no service needs to run)"
-command -v python3 >/dev/null || die "python3 is needed by the data generator"
-command -v openssl >/dev/null || die "openssl is needed to make SHA512-CRYPT hashes"
-if [ $INETD = 1 ]; then
-    command -v systemd-socket-activate >/dev/null ||
-        die "systemd-socket-activate is missing (apt-get install systemd), or use --skip-inetd"
-fi
+[ -f "$MAKE_MAILDIR" ] || die "no data generator: $MAKE_MAILDIR is missing"
+command -v cargo >/dev/null ||
+    die "cargo is not on PATH: install Rust; sudo resets PATH: sudo env PATH=\"\$PATH\" $0"
+# The Debian packages this needs, each for the programs it gives. No Dovecot service has to
+# run: the script starts its own instance.
+missing=()
+need() {
+    local package=$1 program
+    shift
+    for program; do
+        command -v "$program" >/dev/null || { missing+=("$package"); return; }
+    done
+}
+need dovecot-pop3d dovecot /usr/lib/dovecot/pop3   # the peer (dovecot-core has no pop3)
+need python3 python3                                # the data generator
+need openssl openssl                                # SHA512-CRYPT hashes
+need procps ps                                      # RSS of each server's processes
+need util-linux setpriv                             # pop3d runs as pop3bench
+need passwd useradd usermod                         # the pop3bench and ismallNN users
+[ $INETD = 0 ] || need systemd systemd-socket-activate   # the inetd super-server
+[[ " ${missing[*]} " != *" systemd "* ]] || missing+=("(or run with --skip-inetd)")
+[ ${#missing[@]} = 0 ] || die "missing Debian packages: apt-get install ${missing[*]}"
 
 say "building pop3d and the load generator (release)"
 (cd "$REPO" && cargo build --release --quiet --bin pop3d --example loadgen)
@@ -140,13 +152,15 @@ fi
 UID_N=$(id -u "$USER_NAME")
 GID_N=$(id -g "$USER_NAME")
 
-# make_set NAME ARGS...: one data set, generated once.
+# make_set NAME ARGS...: one data set, generated again only when the generator or its
+# arguments change (.done holds both).
 make_set() {
-    local name=$1; shift
-    if [ ! -f "$BENCH/data/$name/.done" ]; then
+    local name=$1 stamp; shift
+    stamp="$(sha256sum <"$MAKE_MAILDIR" | cut -c1-16) $*"
+    if [ "$(cat "$BENCH/data/$name/.done" 2>/dev/null)" != "$stamp" ]; then
         say "generating data set $name"
-        python3 "$LAB/make-maildir.py" --out "$BENCH/data/$name" --force "$@" >&2
-        touch "$BENCH/data/$name/.done"
+        python3 "$MAKE_MAILDIR" --out "$BENCH/data/$name" --force "$@" >&2
+        echo "$stamp" >"$BENCH/data/$name/.done"
     fi
 }
 make_set small200 --count 200 --seed 2 --profile small
@@ -154,7 +168,7 @@ make_set big --count 5 --seed 3 --profile big --no-mbox
 make_set 10k --count 10000 --seed 4 --profile small --no-mbox
 # The same 10,000 messages under names without ,W= (as Postfix or maildrop name them), so that
 # a server has to read a message to know its size.
-if [ ! -f "$BENCH/data/10k-nw/.done" ]; then
+if ! cmp -s "$BENCH/data/10k/.done" "$BENCH/data/10k-nw/.done"; then
     say "deriving data set 10k-nw"
     rm -rf "$BENCH/data/10k-nw"
     mkdir -p "$BENCH/data/10k-nw/Maildir/"{cur,new,tmp}
@@ -162,7 +176,7 @@ if [ ! -f "$BENCH/data/10k-nw/.done" ]; then
         b=${f##*/}
         ln "$f" "$BENCH/data/10k-nw/Maildir/new/${b%,W=*}"
     done
-    touch "$BENCH/data/10k-nw/.done"
+    cp "$BENCH/data/10k/.done" "$BENCH/data/10k-nw/.done"
 fi
 make_set huge --count 1 --seed 5 --profile big --min-size 100000000 --max-size 100000000 --no-mbox
 
@@ -343,7 +357,7 @@ idle_run() {
         >"$log" 2>&1 &
     lg=$!
     for ((i = 0; i < 300; i++)); do
-        grep -q '^READY' "$log" && break
+        grep -qs '^READY' "$log" && break
         sleep 0.1
     done
     sleep 1
@@ -443,7 +457,10 @@ if [ $INETD = 1 ]; then
     POPA3D=$BENCH/opt/popa3d/usr/sbin/popa3d
     if [ ! -x "$POPA3D" ]; then
         mkdir -p "$BENCH/opt/debs"
-        (cd "$BENCH/opt/debs" && apt-get download popa3d >/dev/null 2>&1) ||
+        # Fetched and unpacked, never installed (no popa3d service). A fresh machine may
+        # have no package lists yet: then once more after apt-get update.
+        (cd "$BENCH/opt/debs" && { apt-get download popa3d >/dev/null 2>&1 ||
+            { apt-get update -qq && apt-get download popa3d >/dev/null; }; }) ||
             die "cannot fetch the popa3d package (apt-get download popa3d), or use --skip-inetd"
         dpkg -x "$BENCH"/opt/debs/popa3d_*.deb "$BENCH/opt/popa3d"
     fi
@@ -461,8 +478,9 @@ if [ $INETD = 1 ]; then
     fresh_mail pop3d $(seq -f 'ismall%02g' 1 32)
     { port_free $INETD_PORT && port_free $POPA3D_PORT; } ||
         die "127.0.0.1:$INETD_PORT or :$POPA3D_PORT is already in use"
+    # pop3d refuses to serve as root: --user makes it drop root itself, as popa3d does.
     systemd-socket-activate --inetd -a -l 127.0.0.1:$INETD_PORT \
-        "$BENCH/bin/pop3d" --inetd --passwd "$BENCH/passwd" \
+        "$BENCH/bin/pop3d" --inetd --user "$USER_NAME" --passwd "$BENCH/passwd" \
         --maildir "$BENCH/pop3d/mail/%u/Maildir" </dev/null >/dev/null 2>"$BENCH/inetd.log" &
     INETD_PID=$!; PIDS+=("$INETD_PID")
     systemd-socket-activate --inetd -a -l 127.0.0.1:$POPA3D_PORT "$POPA3D" \
