@@ -71,6 +71,15 @@ pub const WRITE_BUFFER: usize = 16 * 1024;
 /// Default number of worker threads, and so of concurrent sessions, in standalone mode.
 pub const DEFAULT_MAX_SESSIONS: usize = 64;
 
+/// How long a session thread with nothing to do waits for a new connection before it ends. A
+/// server polled every minute keeps its threads; a burst's extra threads go away after it.
+pub const WORKER_IDLE_KEEP: Duration = Duration::from_secs(60);
+
+/// Connections the kernel queues for accept. The standard library's 128 overflows in a burst
+/// of clients polling on the minute (each then waits a SYN retry, 1 s or more); Dovecot uses
+/// 1,000 too. Linux caps it at `net.core.somaxconn` (4,096 on current kernels).
+pub const LISTEN_BACKLOG: libc::c_int = 1024;
+
 /// Stack of each session thread. A session keeps its buffers on the heap; 256 KiB leaves room
 /// for password hashing and logging while keeping idle threads cheap.
 pub const SESSION_STACK: usize = 256 * 1024;

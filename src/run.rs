@@ -5,13 +5,12 @@
 use crate::connection::Connection;
 use crate::net_range::NetRange;
 use crate::protocol::proxy;
-use crate::session::{End, Service, Session, TlsState};
+use crate::session::{End, Service, Session, Supervisor, TlsState};
 use crate::stream::Stream;
 use crate::timeouts::{HasTimeouts, Timed};
 use crate::tls::TlsConfig;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 /// What TLS does on a connection.
@@ -107,13 +106,12 @@ impl<S: Stream> Connecting<S> {
         Ok(client)
     }
 
-    /// Runs the session to its end. With `stopping`, a session cut by a server shutdown is
-    /// told so.
+    /// Runs the session to its end, under `supervisor` when a server runs it.
     pub(crate) fn run(
         self,
         service: &Service,
         tls: TlsMode<'_>,
-        stopping: Option<&AtomicBool>,
+        supervisor: Option<&dyn Supervisor>,
     ) -> io::Result<End> {
         let peer = self.client;
         let name = peer.map_or_else(|| "stdin".to_owned(), |a| a.to_string());
@@ -125,7 +123,7 @@ impl<S: Stream> Connecting<S> {
         let mut session = Session::new(service, name)
             .loopback(loopback)
             .connected_at(self.connected)
-            .stopping(stopping);
+            .supervised_by(supervisor);
         if let Some(addr) = peer {
             session = session.with_client_ip(addr.ip().to_canonical());
         }

@@ -153,6 +153,9 @@ impl Session<'_> {
                 );
             }
         };
+        if let Some(s) = self.supervisor {
+            s.logged_in();
+        }
         self.failed_logins = 0;
         if let Some(ip) = self.penalised_ip() {
             self.service.penalty.succeeded(ip);

@@ -23,7 +23,6 @@ use crate::timeouts::{HasTimeouts, Limit};
 use reply::Reply;
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use transaction::Transaction;
 
@@ -45,6 +44,9 @@ pub enum End {
     Aborted,
     /// The server is shutting down: the client was told, and nothing was deleted.
     Shutdown,
+    /// The server was full and this client, waiting longest before login, made room for a
+    /// newer one: it was told the server is busy.
+    Evicted,
     /// The client sent STLS and was told to begin TLS (internal: the session goes on over TLS).
     StartTls,
 }
@@ -59,6 +61,7 @@ impl End {
             End::TooManyErrors => "too-many-errors",
             End::Aborted => "aborted",
             End::Shutdown => "shutdown",
+            End::Evicted => "evicted",
             End::StartTls => "starttls",
         }
     }
@@ -89,6 +92,20 @@ pub struct Stats {
     pub deleted_bytes: u64,
 }
 
+/// The server a session runs under, as the session sees it: what it may be told, and what it
+/// tells (crate-internal; [`run_session`](crate::run_session) runs without one).
+pub(crate) trait Supervisor: Sync {
+    /// Why the connection's input was shut from the server's side, if it was: the last reply
+    /// and how the session ends.
+    fn cut(&self) -> Option<(&'static str, End)>;
+    /// The session waits for a command line before login (`true`), or no longer (`false`).
+    fn waiting(&self, waiting: bool);
+    /// The client has logged in: the session can no longer be cut to make room.
+    fn logged_in(&self);
+    /// The session's last reply is about to go out: its place may go to another client.
+    fn finishing(&self);
+}
+
 /// One client's session, from greeting to end.
 pub(crate) struct Session<'s> {
     service: &'s Service,
@@ -99,8 +116,8 @@ pub(crate) struct Session<'s> {
     loopback: bool,
     /// When the client connected, for the session's duration.
     connected: Instant,
-    /// Set when the server is shutting down.
-    stopping: Option<&'s AtomicBool>,
+    /// The server running the session, if any.
+    supervisor: Option<&'s dyn Supervisor>,
     /// The APOP timestamp of the greeting, when APOP is on.
     apop_timestamp: Option<String>,
     state: State,
@@ -133,7 +150,7 @@ impl<'s> Session<'s> {
             tls: TlsState::Unavailable,
             loopback: false,
             connected: Instant::now(),
-            stopping: None,
+            supervisor: None,
             apop_timestamp,
             state: State::Authorization { user: None },
             sasl: None,
@@ -168,9 +185,9 @@ impl<'s> Session<'s> {
         self
     }
 
-    /// Sets the flag that says the server is stopping: a session cut by it says so.
-    pub(crate) fn stopping(mut self, stopping: Option<&'s AtomicBool>) -> Self {
-        self.stopping = stopping;
+    /// Sets the server that runs the session.
+    pub(crate) fn supervised_by(mut self, supervisor: Option<&'s dyn Supervisor>) -> Self {
+        self.supervisor = supervisor;
         self
     }
 
@@ -247,12 +264,23 @@ impl<'s> Session<'s> {
                 Some(_) => MAX_SASL_LINE,
                 None => MAX_COMMAND_LINE,
             };
-            let reply = match conn.read_line(max)? {
-                None if self.stopping.is_some_and(|s| s.load(Ordering::SeqCst)) => {
-                    conn.timeouts().for_last_reply();
-                    Reply::Close("[SYS/TEMP] Server shutting down".into(), End::Shutdown)
-                }
-                None => return Ok(End::Dropped),
+            let supervisor = self.supervisor;
+            let before_login = matches!(self.state, State::Authorization { .. });
+            if let (Some(s), true) = (supervisor, before_login) {
+                s.waiting(true);
+            }
+            let line = conn.read_line(max)?;
+            if let (Some(s), true) = (supervisor, before_login) {
+                s.waiting(false);
+            }
+            let reply = match line {
+                None => match supervisor.and_then(|s| s.cut()) {
+                    Some((text, end)) => {
+                        conn.timeouts().for_last_reply();
+                        Reply::Close(text.into(), end)
+                    }
+                    None => return Ok(End::Dropped),
+                },
                 Some(Line::TooLong) => {
                     if let Some((mechanism, _)) = self.sasl.take() {
                         // An exchange cut short costs what any abandoned one does.

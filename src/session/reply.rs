@@ -55,6 +55,9 @@ impl Session<'_> {
             Reply::Ok(text) => status(conn, "+OK", &text)?,
             Reply::Err(text) | Reply::Bad(text) => status(conn, "-ERR", &text)?,
             Reply::Close(text, end) => {
+                if let Some(s) = self.supervisor {
+                    s.finishing();
+                }
                 let sign = match end {
                     End::Quit | End::StartTls => "+OK",
                     _ => "-ERR",

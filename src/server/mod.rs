@@ -1,32 +1,31 @@
 //! The standalone server: listeners, a bounded pool of session threads, and shutdown.
 //!
-//! Each listener has an acceptor thread that hands connections to a fixed set of workers. A
-//! count of sessions in flight (queued or running) is kept exactly: a connection is handed over
-//! only while that count is below the number of workers, so the hand-off channel never holds more
-//! than a worker can take at once, and no client waits in a queue. Past that, the client is told
-//! at once that the server is busy.
+//! Each listener has an acceptor thread. A count of sessions in flight is kept exactly: a
+//! connection is handed to a thread only while that count is below the limit. When it is not,
+//! the connection that has waited longest for its client before login is cut (told the server
+//! is busy) and its place goes to the newcomer, as Dovecot's login processes do; only when
+//! every session is logged in or busy is the newcomer told at once that the server is busy.
+//! So clients that connect and say nothing cannot keep others out. No client waits in a queue.
 
-use crate::limits::{DEFAULT_MAX_PER_IP, DEFAULT_MAX_SESSIONS, LAST_REPLY_TIMEOUT, SESSION_STACK};
-use crate::net_range::{client_key, NetRange};
-use crate::observer::{Event, Refusal};
-use crate::run::{Connecting, TlsMode};
+mod accept;
+mod per_ip;
+mod pool;
+mod registry;
+
+use crate::limits::{DEFAULT_MAX_PER_IP, DEFAULT_MAX_SESSIONS, LISTEN_BACKLOG, SESSION_STACK};
+use crate::net_range::NetRange;
 use crate::session::Service;
 use crate::tls::TlsConfig;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use pool::Pool;
+use registry::Registry;
 use std::collections::HashMap;
-use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
-use std::time::{Duration, Instant};
-
-/// The reply to a client that arrives while every worker is busy.
-const BUSY_REPLY: &[u8] = b"-ERR [SYS/TEMP] Server busy, try again later\r\n";
-
-/// The reply to a client address over its session limit.
-const TOO_MANY_FROM_IP: &[u8] = b"-ERR [SYS/TEMP] Too many connections from your address\r\n";
+use std::time::Duration;
 
 /// A POP3 server on one or more TCP listeners.
 ///
@@ -74,19 +73,19 @@ struct Context {
     proxy_trusted: Vec<NetRange>,
     max_per_ip: usize,
     max_sessions: usize,
+    pool: Pool,
 }
 
-/// State shared by the acceptors, the workers and shutdown handles.
+/// State shared by the acceptors, the session threads and shutdown handles.
 #[derive(Default)]
 struct Shared {
     stopping: AtomicBool,
     addrs: Mutex<Vec<SocketAddr>>,
-    /// Open sessions' sockets, so shutdown can end them.
-    sessions: Mutex<HashMap<u64, TcpStream>>,
-    next_id: AtomicU64,
+    /// Open connections.
+    registry: Registry,
     /// Sessions per client address (the real one, behind a proxy).
     per_ip: Mutex<HashMap<IpAddr, usize>>,
-    /// Connections handed to the workers and not yet finished.
+    /// Connections holding a place among the `max_sessions`.
     in_flight: AtomicUsize,
 }
 
@@ -107,10 +106,7 @@ impl ShutdownHandle {
         for addr in addrs {
             let _ = TcpStream::connect_timeout(&reachable(addr), Duration::from_secs(1));
         }
-        // Reading sessions see end of input and end without UPDATE; one in UPDATE finishes it.
-        for stream in lock(&self.shared.sessions).values() {
-            let _ = stream.shutdown(Shutdown::Read);
-        }
+        self.shared.registry.end_all();
     }
 }
 
@@ -129,7 +125,10 @@ impl Server {
         }
     }
 
-    /// Sets how many sessions may run at once (the number of worker threads). Default 64.
+    /// Sets how many sessions may run at once. Default 64. A thread runs each; threads start as
+    /// connections come and end after a minute idle. A connection that takes the place of one
+    /// cut for waiting too long may briefly run beside it, so up to twice this many threads
+    /// can exist for a moment.
     pub fn max_sessions(mut self, n: usize) -> Self {
         self.max_sessions = n.max(1);
         self
@@ -187,6 +186,10 @@ impl Server {
         kind: ListenerKind,
     ) -> io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr)?;
+        // The standard library listens with a backlog of 128: a burst of connections beyond
+        // that waits for SYN retries. Listening again only raises the backlog.
+        // SAFETY: a valid listening socket's descriptor, and a plain integer.
+        unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) };
         let local = listener.local_addr()?;
         self.add_listener(listener, kind)?;
         Ok(local)
@@ -223,7 +226,6 @@ impl Server {
         if self.listeners.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no listener"));
         }
-        let (tx, rx) = bounded::<Handoff>(self.max_sessions);
         let context = Arc::new(Context {
             service: self.service.clone(),
             shared: self.shared.clone(),
@@ -231,189 +233,23 @@ impl Server {
             proxy_trusted: self.proxy_trusted.clone(),
             max_per_ip: self.max_per_ip,
             max_sessions: self.max_sessions,
+            pool: Pool::new(2 * self.max_sessions, self.stack_size),
         });
-        let mut workers = Vec::with_capacity(self.max_sessions);
-        for i in 0..self.max_sessions {
-            let rx = rx.clone();
-            let context = context.clone();
-            workers.push(
-                thread::Builder::new()
-                    .name(format!("pop3d-session-{i}"))
-                    .stack_size(self.stack_size)
-                    .spawn(move || worker(rx, &context))?,
-            );
-        }
-        drop(rx);
         let mut acceptors = Vec::new();
         for (listener, kind) in self.listeners {
-            let tx = tx.clone();
             let context = context.clone();
             acceptors.push(
                 thread::Builder::new()
                     .name("pop3d-accept".into())
-                    .spawn(move || accept_loop(&listener, kind, &tx, &context))?,
+                    .spawn(move || accept::accept_loop(&listener, kind, &context))?,
             );
         }
-        drop(tx);
         for a in acceptors {
             let _ = a.join();
         }
-        // The acceptors' senders are gone: idle workers wake up and exit.
-        for w in workers {
-            let _ = w.join();
-        }
+        // The acceptors are gone: let the sessions end, then the threads.
+        context.pool.close();
         Ok(())
-    }
-}
-
-fn accept_loop(
-    listener: &TcpListener,
-    kind: ListenerKind,
-    tx: &Sender<Handoff>,
-    context: &Context,
-) {
-    let shared = &context.shared;
-    let max = context.max_sessions;
-    loop {
-        let accepted = listener.accept();
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let (stream, peer) = match accepted {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of descriptors or a connection reset before accept: pause, then go on.
-                log::warn!("accept failed: {e}");
-                thread::sleep(Duration::from_millis(20));
-                continue;
-            }
-        };
-        if shared.in_flight.fetch_add(1, Ordering::SeqCst) >= max {
-            shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-            log::warn!("busy: refused peer={peer}");
-            context.service.notify(&Event::Refused {
-                peer,
-                reason: Refusal::Busy,
-            });
-            // On a TLS port the client expects a handshake, not a line it cannot read
-            // (RFC 8314): just close.
-            if !kind.implicit_tls {
-                last_reply(&stream, BUSY_REPLY);
-            }
-            continue;
-        }
-        // Never blocks: the channel holds `max` and at most `max` connections are in flight.
-        if tx.send((stream, peer, kind)).is_err() {
-            return;
-        }
-    }
-}
-
-/// A connection on its way to a worker, with the kind of listener it came in on.
-type Handoff = (TcpStream, SocketAddr, ListenerKind);
-
-fn worker(rx: Receiver<Handoff>, context: &Context) {
-    let shared = &context.shared;
-    for (stream, peer, kind) in rx.iter() {
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Ok(clone) = stream.try_clone() {
-            lock(&shared.sessions).insert(id, clone);
-        }
-        if shared.stopping.load(Ordering::SeqCst) {
-            // Handed over while shutdown was ending the registered sessions.
-            let _ = stream.shutdown(Shutdown::Read);
-        }
-        // A bug in a session must not take a worker out of the pool.
-        let served = catch_unwind(AssertUnwindSafe(|| {
-            handle_connection(stream, peer, kind, context)
-        }));
-        if served.is_err() {
-            log::error!("session panicked: peer={peer}");
-        }
-        lock(&shared.sessions).remove(&id);
-        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-    }
-}
-
-fn handle_connection(stream: TcpStream, peer: SocketAddr, kind: ListenerKind, context: &Context) {
-    let service = &context.service;
-    if let Err(e) = stream.set_nodelay(true) {
-        log::warn!("socket setup failed: peer={peer} ({e})");
-        return;
-    }
-    let mut connecting = Connecting::new(service, &stream, Some(peer), Instant::now());
-    if kind.proxy {
-        if let Err(e) = connecting.read_proxy_header(&context.proxy_trusted) {
-            log::warn!("refused: peer={peer} ({e})");
-            return;
-        }
-    }
-    let client = connecting.client().unwrap_or(peer);
-    let trusted = service.config.trust_loopback && client.ip().to_canonical().is_loopback();
-    let _slot = match trusted {
-        true => None,
-        false => match IpSlot::take(&context.shared, client.ip(), context.max_per_ip) {
-            Some(slot) => Some(slot),
-            None => {
-                log::warn!("too many sessions: peer={client}");
-                service.notify(&Event::Refused {
-                    peer: client,
-                    reason: Refusal::TooManyFromAddress,
-                });
-                if !kind.implicit_tls {
-                    last_reply(connecting.stream(), TOO_MANY_FROM_IP);
-                }
-                return;
-            }
-        },
-    };
-    let mode = match (&context.tls, kind.implicit_tls) {
-        (Some(tls), true) => TlsMode::Implicit(tls),
-        (Some(tls), false) => TlsMode::Starttls(tls),
-        (None, _) => TlsMode::Off,
-    };
-    if let Err(e) = connecting.run(service, mode, Some(&context.shared.stopping)) {
-        log::info!("connection error: peer={client} ({e})");
-    }
-}
-
-/// Writes a client's one and only reply, waiting at most [`LAST_REPLY_TIMEOUT`].
-fn last_reply(mut stream: &TcpStream, reply: &[u8]) {
-    let _ = stream.set_write_timeout(Some(LAST_REPLY_TIMEOUT));
-    let _ = stream.write_all(reply);
-}
-
-/// One of a client address's session slots; given back when dropped.
-struct IpSlot<'a> {
-    shared: &'a Shared,
-    ip: IpAddr,
-}
-
-impl<'a> IpSlot<'a> {
-    fn take(shared: &'a Shared, ip: IpAddr, max: usize) -> Option<Self> {
-        let ip = client_key(ip);
-        let mut counts = lock(&shared.per_ip);
-        let count = counts.entry(ip).or_insert(0);
-        if *count >= max {
-            return None;
-        }
-        *count += 1;
-        Some(IpSlot { shared, ip })
-    }
-}
-
-impl Drop for IpSlot<'_> {
-    fn drop(&mut self) {
-        let mut counts = lock(&self.shared.per_ip);
-        if let Some(count) = counts.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.ip);
-            }
-        }
     }
 }
 
