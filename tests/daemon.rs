@@ -4,10 +4,12 @@ mod support;
 
 use std::fs;
 use std::io::Read;
+use std::net::TcpStream;
 use std::process::{Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 use support::maildir::{self, run_bounded, Corpus, PASSWORD, USER};
-use support::{BinServer, Client};
+use support::pop::Pop;
+use support::BinServer;
 
 fn start(corpus: &Corpus) -> BinServer {
     let args = corpus.server_args();
@@ -54,9 +56,8 @@ fn log_with(server: &BinServer, text: &str) -> String {
 fn sigterm_stops_the_server_and_its_sessions_without_deleting() {
     let corpus = Corpus::new("sigterm");
     let mut server = start(&corpus);
-    let mut c = Client::login(server.addr, USER, PASSWORD);
-    c.reader
-        .get_ref()
+    let mut c = Pop::login(server.addr, USER, PASSWORD);
+    c.stream()
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     assert!(c.cmd("DELE 1").starts_with("+OK"));
@@ -67,7 +68,7 @@ fn sigterm_stops_the_server_and_its_sessions_without_deleting() {
     // The client sees its connection end: at most a final -ERR line, then EOF (or a reset),
     // never a read timeout.
     let mut rest = Vec::new();
-    match c.reader.read_to_end(&mut rest) {
+    match c.read_to_end(&mut rest) {
         Ok(_) => {}
         Err(e) => assert!(
             !matches!(
@@ -100,15 +101,15 @@ fn the_log_names_user_peer_and_counts_but_never_the_password() {
     let corpus = Corpus::new("log");
     let server = start(&corpus);
 
-    let (mut bad, _) = Client::connect(server.addr);
-    let bad_peer = bad.reader.get_ref().local_addr().unwrap();
+    let (mut bad, _) = Pop::connect(server.addr);
+    let bad_peer = bad.stream().local_addr().unwrap();
     assert!(bad.cmd(&format!("USER {USER}")).starts_with("+OK"));
     assert!(bad.cmd("PASS wr0ng-Guess 77").starts_with("-ERR [AUTH]"));
     assert!(bad.cmd("QUIT").starts_with("+OK"));
 
-    let mut c = Client::login(server.addr, USER, PASSWORD);
-    let peer = c.reader.get_ref().local_addr().unwrap();
-    let size = |c: &mut Client, n: u32| -> u64 {
+    let mut c = Pop::login(server.addr, USER, PASSWORD);
+    let peer = c.stream().local_addr().unwrap();
+    let size = |c: &mut Pop<TcpStream>, n: u32| -> u64 {
         let reply = c.cmd(&format!("LIST {n}"));
         reply.rsplit(' ').next().unwrap().parse().unwrap()
     };

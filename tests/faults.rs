@@ -19,13 +19,15 @@ use pop3d::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{note, BinServer, Client, TempDir, Users};
+use support::pop::{tcp, Pop};
+use support::temp_dir::TempDir;
+use support::{note, BinServer, Users};
 
 /// Messages in the Maildir of the kill -9 test.
 const MESSAGES: usize = 1000;
@@ -115,49 +117,11 @@ fn files(maildir: &Path) -> BTreeSet<String> {
     out
 }
 
-/// A client for the kill test, where the server may vanish at any moment: every read is
-/// bounded and a failure is a value, not a panic.
-struct Raw {
-    reader: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        Raw {
-            reader: BufReader::new(stream),
-        }
-    }
-
-    fn line(&mut self) -> io::Result<String> {
-        let mut buf = String::new();
-        match self.reader.read_line(&mut buf)? {
-            0 => Err(io::ErrorKind::UnexpectedEof.into()),
-            _ => Ok(buf.trim_end().to_string()),
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.reader.get_mut().write_all(bytes)
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        self.send(format!("{line}\r\n").as_bytes()).expect("send");
-        self.line().expect("reply")
-    }
-}
-
 /// Logs in as bob and expects it to work at the first try: a stale lock would say [IN-USE].
-fn login(addr: SocketAddr) -> Raw {
-    let mut c = Raw::connect(addr);
-    let greeting = c.line().expect("greeting");
-    assert!(greeting.starts_with("+OK"), "{greeting}");
-    assert!(c.cmd("USER bob").starts_with("+OK"));
-    let r = c.cmd("PASS pw");
-    assert!(r.starts_with("+OK Logged in"), "login refused: {r}");
+fn login(addr: SocketAddr) -> Pop<TcpStream> {
+    let mut c = Pop::over(tcp(addr));
+    let reply = c.log_in("bob", "pw");
+    assert!(reply.starts_with("+OK Logged in"), "login refused: {reply}");
     c
 }
 
@@ -218,9 +182,9 @@ fn kill_trial(
     for i in &doomed {
         batch.push_str(&format!("DELE {}\r\n", i + 1));
     }
-    c.send(batch.as_bytes()).expect("send DELE");
+    c.send(batch.as_bytes());
     for i in &doomed {
-        let r = c.line().expect("DELE reply");
+        let r = c.line();
         assert_eq!(r, format!("+OK Message {} deleted", i + 1));
     }
 
@@ -229,7 +193,7 @@ fn kill_trial(
         server.child.wait().expect("reap");
     }
     // The server may be gone already: a failed send is fine.
-    let _ = c.send(b"QUIT\r\n");
+    let _ = c.try_send(b"QUIT\r\n");
     let sent = Instant::now();
     let mut got_ok = false;
     match kill {
@@ -241,12 +205,12 @@ fn kill_trial(
             }
             server.child.kill().expect("kill -9");
             server.child.wait().expect("reap");
-            if let Ok(r) = c.line() {
+            if let Ok(r) = c.try_line() {
                 got_ok = r.starts_with("+OK");
             }
         }
         Kill::Never => {
-            let r = c.line().expect("QUIT reply");
+            let r = c.line();
             assert!(r.starts_with("+OK Bye"), "{r}");
             got_ok = true;
         }
@@ -378,10 +342,10 @@ fn big_mailbox(maildir: &Path, size: usize) -> (PathBuf, PathBuf) {
 
 /// Connects until the greeting is +OK (a busy pool answers [SYS/TEMP]) and returns how long
 /// that took; fails past `limit`.
-fn wait_for_free_worker(addr: SocketAddr, limit: Duration) -> (Client, Duration) {
+fn wait_for_free_worker(addr: SocketAddr, limit: Duration) -> (Pop<TcpStream>, Duration) {
     let started = Instant::now();
     loop {
-        let (c, greeting) = Client::connect(addr);
+        let (c, greeting) = Pop::connect(addr);
         if greeting.starts_with("+OK") {
             return (c, started.elapsed());
         }
@@ -404,15 +368,13 @@ fn client_gone_in_the_middle_of_a_20_mb_retr_frees_its_worker() {
     let template = format!("{}/mail/%n", dir.path().display());
     let server = pop3d(&passwd, &template, &["--max-sessions", "1"]);
 
-    let mut c = Client::login(server.addr, "bob", "pw");
+    let mut c = Pop::login(server.addr, "bob", "pw");
     assert!(c.cmd("DELE 2").starts_with("+OK"));
     let status = c.cmd("RETR 1");
     assert!(status.starts_with("+OK"), "{status}");
     // Read a little of the message, then vanish with the rest unread (the kernel sends RST).
     let mut first = vec![0; 256 * 1024];
-    c.reader
-        .read_exact(&mut first)
-        .expect("start of the message");
+    c.read_exact(&mut first).expect("start of the message");
     assert!(first.starts_with(b"Subject: big\r\n\r\n"));
     drop(c);
 
@@ -440,7 +402,7 @@ fn client_that_stops_reading_a_large_retr_is_cut_off_by_the_timeout() {
         &["--max-sessions", "1", "--timeout", "1"],
     );
 
-    let mut c = Client::login(server.addr, "bob", "pw");
+    let mut c = Pop::login(server.addr, "bob", "pw");
     assert!(c.cmd("DELE 2").starts_with("+OK"));
     assert!(c.cmd("RETR 1").starts_with("+OK"));
     // Stop reading but keep the connection open: the server's write blocks on a full socket.
@@ -556,7 +518,7 @@ fn store_error_during_update_is_sys_temp_and_loses_nothing() {
             inner: memory.clone(),
             failure,
         }));
-        let mut c = Client::login(server.addr, "bob", "pw");
+        let mut c = Pop::login(server.addr, "bob", "pw");
         assert!(c.cmd("DELE 2").starts_with("+OK"));
         assert!(c.cmd("DELE 4").starts_with("+OK"));
         assert_eq!(
@@ -575,7 +537,7 @@ fn store_error_during_update_is_sys_temp_and_loses_nothing() {
         };
         assert_eq!(left.len(), want);
         // The mailbox is not left locked: the next session logs in.
-        let mut c = Client::login(server.addr, "bob", "pw");
+        let mut c = Pop::login(server.addr, "bob", "pw");
         assert_eq!(
             c.cmd("STAT").split(' ').nth(1),
             Some(want.to_string().as_str())
@@ -678,7 +640,7 @@ fn full_tmpfs_gives_sys_temp_and_loses_nothing() {
     }
     let server = pop3d(&passwd, &template, &[]);
     {
-        let mut c = Client::login(server.addr, "dave", "pw");
+        let mut c = Pop::login(server.addr, "dave", "pw");
         assert_eq!(c.cmd("QUIT"), "+OK Bye");
     }
     assert!(root.join("dave/pop3d.lock").exists());
@@ -710,7 +672,7 @@ fn full_tmpfs_gives_sys_temp_and_loses_nothing() {
     ));
 
     let refused = |user: &str| {
-        let (mut c, _) = Client::connect(server.addr);
+        let (mut c, _) = Pop::connect(server.addr);
         assert!(c.cmd(&format!("USER {user}")).starts_with("+OK"));
         let r = c.cmd("PASS pw");
         assert_eq!(
@@ -730,7 +692,7 @@ fn full_tmpfs_gives_sys_temp_and_loses_nothing() {
     );
 
     // dave's lock file exists: reading and deleting need no space.
-    let mut c = Client::login(server.addr, "dave", "pw");
+    let mut c = Pop::login(server.addr, "dave", "pw");
     assert!(c.cmd("RETR 2").starts_with("+OK"));
     assert_eq!(c.body(), b"Subject: 2\r\n\r\nbody 2\r\n");
     assert!(c.cmd("DELE 1").starts_with("+OK"));
@@ -741,7 +703,7 @@ fn full_tmpfs_gives_sys_temp_and_loses_nothing() {
 
     // Space again: bob logs in and has all his mail.
     fs::remove_dir_all(mnt.join("fill")).expect("free the disk");
-    let mut c = Client::login(server.addr, "bob", "pw");
+    let mut c = Pop::login(server.addr, "bob", "pw");
     assert!(c.cmd("STAT").starts_with("+OK 3 "));
     assert_eq!(c.cmd("QUIT"), "+OK Bye");
     assert_eq!(snapshot("bob"), bob_before);

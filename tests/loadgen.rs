@@ -6,7 +6,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use support::{BinServer, TempDir};
+use support::temp_dir::TempDir;
+use support::BinServer;
 
 /// The load generator example, built (or found up to date) next to the test binaries: `cargo
 /// test` builds examples, but a run of this file alone (`cargo test --test loadgen`) does not,

@@ -20,7 +20,8 @@ use support::maildir::{
     self, accept_within, first_difference, run_bounded, wait_bounded, Corpus, Fetchmail, Mail,
     PASSWORD, USER,
 };
-use support::{openssl, path_str, tcp, BinServer, Pop, TestCert, TlsPop};
+use support::pop::{tcp, Pop, TlsPop};
+use support::{openssl, path_str, BinServer, TestCert};
 
 /// The longest any client run may take.
 const CLIENT_LIMIT: Duration = Duration::from_secs(30);
@@ -636,7 +637,7 @@ fn commands_pipelined_after_stls_are_discarded_not_run_inside_tls() {
         // USER sent before the handshake would make the handshake fail.
         let reply = raw_line(&mut stream);
         assert_eq!(reply, b"+OK Begin TLS negotiation\r\n");
-        let mut c = Pop::over(support::tls_handshake(stream));
+        let mut c = Pop::over(support::pop::tls_handshake(stream));
         // The first thing the server says inside TLS answers this CAPA: nothing was queued.
         let lines = capa(&mut c);
         assert!(lines.contains(&"USER".to_owned()), "{rule}: {lines:?}");
@@ -652,7 +653,7 @@ fn a_user_given_before_stls_is_forgotten_after_it() {
     let setup = Setup::new("user-before-stls");
     // Plaintext allowed, so USER is accepted before TLS; TLS must still start afresh.
     let server = setup.start(&["--allow-plaintext"]);
-    let (mut c, _) = Pop::plain(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     assert_eq!(c.cmd(&format!("USER {USER}")), "+OK Send your password");
     let mut c = c.stls();
     assert_eq!(c.cmd(&format!("PASS {PASSWORD}")), "-ERR Send USER first");
@@ -663,7 +664,7 @@ fn a_user_given_before_stls_is_forgotten_after_it() {
 fn before_stls_passwords_are_refused_and_capa_says_so() {
     let setup = Setup::new("plaintext-rule");
     let server = setup.start(&["--insecure-loopback"]);
-    let (mut c, greeting) = Pop::plain(server.addr);
+    let (mut c, greeting) = Pop::connect(server.addr);
     assert_eq!(greeting, "+OK POP3 server ready");
     let before = capa(&mut c);
     assert!(before.contains(&"STLS".to_owned()), "{before:?}");
@@ -728,7 +729,7 @@ fn the_implicit_tls_port_offers_passwords_and_no_stls() {
 fn allow_plaintext_accepts_passwords_before_tls() {
     let setup = Setup::new("allow-plaintext");
     let server = setup.start(&["--insecure-loopback", "--allow-plaintext"]);
-    let (mut c, _) = Pop::plain(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     let lines = capa(&mut c);
     assert!(lines.contains(&"USER".to_owned()), "{lines:?}");
     assert!(lines.contains(&"STLS".to_owned()), "{lines:?}");
@@ -744,7 +745,7 @@ fn allow_plaintext_accepts_passwords_before_tls() {
 fn loopback_is_trusted_unless_insecure_loopback_is_given() {
     let setup = Setup::new("trusted-loopback");
     let server = setup.start(&[]);
-    let (mut c, _) = Pop::plain(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     let lines = capa(&mut c);
     assert!(lines.contains(&"USER".to_owned()), "{lines:?}");
     assert!(lines.contains(&"STLS".to_owned()), "{lines:?}");
@@ -793,10 +794,10 @@ fn garbage_instead_of_a_handshake_ends_the_session_and_the_server_keeps_serving(
     let setup = Setup::new("bad-handshake");
     let server = setup.start(&["--insecure-loopback"]);
     // After STLS, plaintext instead of a ClientHello.
-    let (c, _) = Pop::plain(server.addr);
+    let (c, _) = Pop::connect(server.addr);
     let mut c = c;
     assert_eq!(c.cmd("STLS"), "+OK Begin TLS negotiation");
-    let mut stream = c.reader.into_inner();
+    let mut stream = c.into_stream();
     stream
         .write_all(b"USER alice\r\nPASS s3cret pw\r\n")
         .unwrap();
@@ -819,10 +820,10 @@ fn a_stalled_handshake_ends_within_the_timeout() {
     // Both at once: a silent client on the TLS port, and one that goes quiet after STLS.
     let mut implicit = tcp(server.tls_addr());
     let implicit_since = Instant::now();
-    let (mut c, _) = Pop::plain(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     assert_eq!(c.cmd("STLS"), "+OK Begin TLS negotiation");
     let stls_since = Instant::now();
-    let mut after_stls = c.reader.into_inner();
+    let mut after_stls = c.into_stream();
     // --timeout 2: closed after 2 s of silence; 5 s leaves room for a loaded machine.
     let limit = Duration::from_secs(5);
     for (what, stream, since) in [
@@ -888,9 +889,9 @@ fn a_session_over_tls_ends_with_close_notify() {
     let server = setup.start(&["--insecure-loopback"]);
     for stls in [false, true] {
         let stream = if stls {
-            let (mut c, _) = Pop::plain(server.addr);
+            let (mut c, _) = Pop::connect(server.addr);
             assert_eq!(c.cmd("STLS"), "+OK Begin TLS negotiation");
-            c.reader.into_inner()
+            c.into_stream()
         } else {
             tcp(server.tls_addr())
         };
@@ -899,7 +900,7 @@ fn a_session_over_tls_ends_with_close_notify() {
             stream,
             seen: seen.clone(),
         };
-        let tls = support::tls_connector()
+        let tls = support::pop::tls_connector()
             .connect("localhost", recorder)
             .expect("TLS handshake");
         let mut c = Pop::over(tls);

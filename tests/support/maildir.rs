@@ -11,7 +11,7 @@
 //! Also here, for the tests that drive real clients: running a program with a deadline
 //! ([`run_bounded`]) and the Python poplib client that two test files share.
 
-use super::TempDir;
+use super::temp_dir::TempDir;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
