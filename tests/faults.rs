@@ -14,8 +14,7 @@ mod support;
 use pop3d::protocol::wire_size;
 use pop3d::store::memory::MemoryStore;
 use pop3d::{
-    Account, MailStore, Mailbox, MessageInfo, Server, Service, SessionConfig, StoreError,
-    StoreErrorKind,
+    Account, MailStore, Mailbox, MessageInfo, Service, SessionConfig, StoreError, StoreErrorKind,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -27,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::pop::{tcp, Pop};
 use support::temp_dir::TempDir;
-use support::{note, BinServer, Users};
+use support::{note, BinServer, LibServer, Users};
 
 /// Messages in the Maildir of the kill -9 test.
 const MESSAGES: usize = 1000;
@@ -470,40 +469,6 @@ impl Mailbox for FullDiskMailbox {
     }
 }
 
-/// A library server on loopback for `store`; stopped on drop.
-struct Running {
-    addr: SocketAddr,
-    stop: pop3d::ShutdownHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Running {
-    fn start(store: Arc<dyn MailStore>) -> Running {
-        let mut config = SessionConfig::default();
-        config.auth_failure_delay = Duration::ZERO;
-        config.idle_timeout = Duration::from_secs(20);
-        let service = Service::new(Users::of(&[("bob", "pw")]), store).with_config(config);
-        let mut server = Server::new(service).max_sessions(2);
-        let addr = server.listen("127.0.0.1:0").expect("bind");
-        let stop = server.shutdown_handle();
-        let thread = std::thread::spawn(move || server.run().expect("run"));
-        Running {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.shutdown();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 #[test]
 fn store_error_during_update_is_sys_temp_and_loses_nothing() {
     let messages: Vec<Vec<u8>> = (1..=4)
@@ -514,10 +479,15 @@ fn store_error_during_update_is_sys_temp_and_loses_nothing() {
         for m in &messages {
             memory.deliver("bob", m);
         }
-        let server = Running::start(Arc::new(FullDisk {
+        let mut config = SessionConfig::default();
+        config.auth_failure_delay = Duration::ZERO;
+        config.idle_timeout = Duration::from_secs(20);
+        let store = Arc::new(FullDisk {
             inner: memory.clone(),
             failure,
-        }));
+        });
+        let service = Service::new(Users::of(&[("bob", "pw")]), store).with_config(config);
+        let server = LibServer::serving(service, 2);
         let mut c = Pop::login(server.addr, "bob", "pw");
         assert!(c.cmd("DELE 2").starts_with("+OK"));
         assert!(c.cmd("DELE 4").starts_with("+OK"));
@@ -548,35 +518,41 @@ fn store_error_during_update_is_sys_temp_and_loses_nothing() {
 // ---------------------------------------------------------------------------------------------
 // Full disk, real: a small tmpfs
 
-/// A tmpfs mounted for one test, unmounted on drop.
-struct Tmpfs(PathBuf);
+/// A small file system that fills up, which a temporary directory alone cannot give: a tmpfs
+/// mounted on a [`TempDir`] for one test, unmounted on drop (before the directory goes).
+struct Tmpfs(TempDir);
 
 impl Tmpfs {
-    /// Mounts a tmpfs of `size` octets and `inodes` inodes at `at`, or says why not.
-    fn mount(at: &Path, size: usize, inodes: usize) -> Result<Tmpfs, String> {
-        fs::create_dir_all(at).map_err(|e| e.to_string())?;
+    /// Mounts a tmpfs of `size` octets and `inodes` inodes on a new temporary directory, or says
+    /// why not.
+    fn mount(tag: &str, size: usize, inodes: usize) -> Result<Tmpfs, String> {
+        let at = TempDir::new(tag);
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o"])
             .arg(format!("size={size},nr_inodes={inodes},mode=0700"))
             .arg("pop3d-test")
-            .arg(at)
+            .arg(at.path())
             .output()
             .map_err(|e| format!("cannot run mount: {e}"))?;
         match out.status.success() {
-            true => Ok(Tmpfs(at.to_path_buf())),
+            true => Ok(Tmpfs(at)),
             false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
         }
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
     }
 }
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let ok = Command::new("umount")
-            .arg(&self.0)
+            .arg(self.path())
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+            let _ = Command::new("umount").arg("-l").arg(self.path()).status();
         }
     }
 }
@@ -612,8 +588,7 @@ fn fill(dir: &Path) -> usize {
 #[test]
 fn full_tmpfs_gives_sys_temp_and_loses_nothing() {
     let dir = TempDir::new("tmpfs");
-    let mnt = dir.path().join("mnt");
-    let _tmpfs = match Tmpfs::mount(&mnt, 1 << 20, 64) {
+    let tmpfs = match Tmpfs::mount("tmpfs-mnt", 1 << 20, 64) {
         Ok(t) => t,
         Err(why) => {
             note(&format!(
@@ -623,6 +598,7 @@ fn full_tmpfs_gives_sys_temp_and_loses_nothing() {
             return;
         }
     };
+    let mnt = tmpfs.path();
     let passwd = passwd(dir.path(), &["bob", "carol", "dave"]);
     let root = mnt.join("mail");
     let template = format!("{}/%n", root.display());
@@ -660,7 +636,7 @@ fn full_tmpfs_gives_sys_temp_and_loses_nothing() {
     let df = |flag: &str| {
         Command::new("df")
             .arg(flag)
-            .arg(&mnt)
+            .arg(mnt)
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim_end().to_string())
             .unwrap_or_default()

@@ -1,11 +1,14 @@
 //! The command line: `--help` and man/pop3d.8 list the same options, and bad options are
 //! refused with exit status 2 and a message that names the problem.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::temp_dir::TempDir;
 
 /// How long any one run of the binary may take: every run here should end at once, and one that
 /// starts serving instead must not hang the test suite.
@@ -398,9 +401,8 @@ fn non_numeric_timeout_is_a_usage_error() {
 
 #[test]
 fn check_with_a_missing_passwd_file_fails_and_names_it() {
-    let missing = std::env::temp_dir()
-        .join(format!("pop3d-options-test-{}", std::process::id()))
-        .join("no-such-passwd");
+    let dir = TempDir::new("options");
+    let missing = dir.path().join("no-such-passwd");
     let missing = missing.to_str().expect("temp path is UTF-8");
     let run = pop3d(&["--check", "--passwd", missing]);
     assert_ne!(

@@ -62,6 +62,11 @@ impl LibServer {
         config: SessionConfig,
     ) -> Self {
         let service = Service::new(users, Arc::new(store)).with_config(config);
+        Self::serving(service, max_sessions)
+    }
+
+    /// A server for any service: another store, another authenticator.
+    pub fn serving(service: Service, max_sessions: usize) -> Self {
         let mut server = Server::new(service).max_sessions(max_sessions);
         let addr = server.listen("127.0.0.1:0").expect("bind");
         let handle = server.shutdown_handle();
