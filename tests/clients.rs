@@ -17,6 +17,7 @@ use support::maildir::{
     PASSWORD, USER,
 };
 use support::pop::Pop;
+use support::poplib::Poplib;
 use support::temp_dir::TempDir;
 use support::BinServer;
 
@@ -95,23 +96,7 @@ fn expected_wire_follows_the_definition() {
 fn python_poplib_retrieves_every_message_byte_exact() {
     let corpus = Corpus::with_big("poplib");
     let server = start(&corpus);
-    let out = corpus.scratch("poplib-out");
-    let port = server.port().to_string();
-    let run = run_bounded(
-        Command::new("python3")
-            .args([
-                "-c",
-                maildir::POPLIB_SCRIPT,
-                "127.0.0.1",
-                &port,
-                USER,
-                PASSWORD,
-            ])
-            .arg(&out),
-        CLIENT_LIMIT,
-    );
-    assert!(run.status.success(), "poplib: {}", text(&run.stderr));
-    maildir::check_poplib_output(&corpus, &out, &text(&run.stdout));
+    Poplib::plain(&corpus).retrieve_all(server.port());
     assert_eq!(corpus.on_disk(), corpus.paths(), "RETR changed the Maildir");
 }
 

@@ -4,14 +4,13 @@
 mod support;
 
 use std::io::{self, Read, Write};
-use std::net::TcpListener;
-use std::os::fd::OwnedFd;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use support::maildir::{self, accept_within, wait_bounded, Corpus, PASSWORD, USER};
+use support::maildir::{self, Corpus, PASSWORD, USER};
 use support::pop::Pop;
+use support::poplib::Poplib;
 
 /// The longest any reply or process exit may take.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -192,46 +191,7 @@ fn end_of_input_without_quit_ends_the_session_and_deletes_nothing() {
 #[test]
 fn an_accepted_socket_as_stdin_and_stdout_serves_python_poplib() {
     let corpus = Corpus::new("inetd-socket");
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port().to_string();
-    let out = corpus.scratch("poplib-out");
-    let client = Command::new("python3")
-        .args([
-            "-c",
-            maildir::POPLIB_SCRIPT,
-            "127.0.0.1",
-            &port,
-            USER,
-            PASSWORD,
-        ])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let stream = accept_within(&listener);
-    // What inetd does: the accepted socket becomes descriptors 0 and 1 of pop3d.
-    let server = {
-        let stdout = OwnedFd::from(stream.try_clone().unwrap());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pop3d"));
-        cmd.args(["--inetd", "--allow-root"])
-            .args(corpus.server_args())
-            .stdin(Stdio::from(OwnedFd::from(stream)))
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::piped());
-        cmd.spawn().expect("start pop3d --inetd")
-        // The Command, and with it this process's copies of the socket, goes here: the client
-        // sees the connection end when pop3d exits.
-    };
-    let run = wait_bounded(client, Duration::from_secs(30), "python3 poplib");
-    let served = wait_bounded(server, LIMIT, "pop3d --inetd");
-    assert!(
-        run.status.success(),
-        "poplib: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    maildir::check_poplib_output(&corpus, &out, &String::from_utf8_lossy(&run.stdout));
+    let (_, served) = Poplib::plain(&corpus).retrieve_all_over_inetd(&corpus.server_args());
     assert!(served.status.success(), "{}", served.status);
     assert!(
         served.stderr.is_empty(),

@@ -11,16 +11,13 @@ mod support;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::OwnedFd;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use support::maildir::{
-    self, accept_within, first_difference, run_bounded, wait_bounded, Corpus, Fetchmail, Mail,
-    PASSWORD, USER,
-};
+use support::maildir::{first_difference, run_bounded, Corpus, Fetchmail, Mail, PASSWORD, USER};
 use support::pop::{tcp, Pop, TlsPop};
+use support::poplib::Poplib;
 use support::{openssl, path_str, BinServer, TestCert};
 
 /// The longest any client run may take.
@@ -255,56 +252,14 @@ fn an_ecdsa_key_serves_tls() {
 
 // ---- real clients ----
 
-/// Replaces the plaintext connection of [`maildir::POPLIB_SCRIPT`] with TLS, by the mode in
-/// `$POP3_TLS`: `ssl` (POP3_SSL on an implicit-TLS port) or `stls` (POP3 then stls()). Prints
-/// `TLS VERSION CIPHER` before the script's own output.
-fn poplib_tls_script() -> String {
-    let plain = "pop = poplib.POP3(host, int(port), timeout=20)\n";
-    assert!(
-        maildir::POPLIB_SCRIPT.contains(plain),
-        "POPLIB_SCRIPT changed"
-    );
-    let tls = r#"import ssl
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-if os.environ["POP3_TLS"] == "ssl":
-    pop = poplib.POP3_SSL(host, int(port), context=ctx, timeout=20)
-    caps = pop.capa()
-    assert "STLS" not in caps and "USER" in caps, caps
-else:
-    pop = poplib.POP3(host, int(port), timeout=20)
-    caps = pop.capa()
-    assert "STLS" in caps and "USER" not in caps, caps
-    pop.stls(ctx)
-    caps = pop.capa()
-    assert "STLS" not in caps and "USER" in caps, caps
-print("TLS", pop.sock.version(), pop.sock.cipher()[0])
-"#;
-    maildir::POPLIB_SCRIPT.replace(plain, tls)
-}
-
-/// Runs the poplib TLS script in `mode` against `port`; checks every message and returns the
-/// `TLS ...` line it printed.
-fn poplib_tls(setup: &Setup, mode: &str, port: u16) -> String {
-    let out = setup.corpus.scratch(&format!("poplib-{mode}"));
-    let run = run_bounded(
-        Command::new("python3")
-            .env("POP3_TLS", mode)
-            .args(["-c", &poplib_tls_script(), "127.0.0.1", &port.to_string()])
-            .args([USER, PASSWORD])
-            .arg(&out),
-        CLIENT_LIMIT,
-    );
-    let stdout = text(&run.stdout);
-    assert!(run.status.success(), "poplib {mode}: {}", text(&run.stderr));
-    maildir::check_poplib_output(&setup.corpus, &out, &stdout);
+/// The `TLS VERSION CIPHER` line a poplib run over TLS printed.
+fn tls_line(stdout: &str, what: &str) -> String {
     let tls = stdout
         .lines()
         .find(|l| l.starts_with("TLS "))
         .unwrap_or_else(|| panic!("{stdout}"))
         .to_owned();
-    println!("poplib {mode}: {tls}");
+    println!("poplib {what}: {tls}");
     tls
 }
 
@@ -312,7 +267,8 @@ fn poplib_tls(setup: &Setup, mode: &str, port: u16) -> String {
 fn python_poplib_pop3_ssl_retrieves_every_message_over_tls_1_2() {
     let setup = Setup::new("poplib-ssl");
     let server = setup.start(&["--insecure-loopback"]);
-    let tls = poplib_tls(&setup, "ssl", server.tls_addr().port());
+    let stdout = Poplib::implicit_tls(&setup.corpus).retrieve_all(server.tls_addr().port());
+    let tls = tls_line(&stdout, "POP3_SSL");
     assert!(tls.starts_with("TLS TLSv1.2 "), "{tls}");
     assert!(server.log().contains(&format!("login: user={USER} ")));
 }
@@ -321,7 +277,8 @@ fn python_poplib_pop3_ssl_retrieves_every_message_over_tls_1_2() {
 fn python_poplib_stls_retrieves_every_message_over_tls_1_2() {
     let setup = Setup::new("poplib-stls");
     let server = setup.start(&["--insecure-loopback"]);
-    let tls = poplib_tls(&setup, "stls", server.port());
+    let stdout = Poplib::stls(&setup.corpus).retrieve_all(server.port());
+    let tls = tls_line(&stdout, "stls");
     assert!(tls.starts_with("TLS TLSv1.2 "), "{tls}");
     let log = server.log();
     assert!(log.contains(" tls messages="), "login not over TLS:\n{log}");
@@ -1007,45 +964,9 @@ fn only_tls_1_2_is_negotiated_even_with_tls_min_1_0() {
 #[test]
 fn inetd_tls_serves_python_pop3_ssl() {
     let setup = Setup::new("inetd-tls");
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port().to_string();
-    let out = setup.corpus.scratch("poplib-out");
-    let client = Command::new("python3")
-        .env("POP3_TLS", "ssl")
-        .args([
-            "-c",
-            &poplib_tls_script(),
-            "127.0.0.1",
-            &port,
-            USER,
-            PASSWORD,
-        ])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let stream = accept_within(&listener);
-    // What inetd does for a port 995 service: the socket is descriptors 0 and 1.
-    let server = {
-        let stdout = OwnedFd::from(stream.try_clone().unwrap());
-        Command::new(env!("CARGO_BIN_EXE_pop3d"))
-            .args(["--inetd", "--tls", "--insecure-loopback", "--allow-root"])
-            .args(setup.args(&[]))
-            .stdin(Stdio::from(OwnedFd::from(stream)))
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start pop3d --inetd --tls")
-    };
-    let run = wait_bounded(client, CLIENT_LIMIT, "python3 poplib");
-    let served = wait_bounded(server, CLIENT_LIMIT, "pop3d --inetd --tls");
-    let stdout = text(&run.stdout);
-    assert!(run.status.success(), "poplib: {}", text(&run.stderr));
-    maildir::check_poplib_output(&setup.corpus, &out, &stdout);
-    let tls = stdout.lines().find(|l| l.starts_with("TLS ")).unwrap();
-    println!("poplib POP3_SSL, inetd --tls: {tls}");
+    let args = setup.args(&["--tls", "--insecure-loopback"]);
+    let (stdout, served) = Poplib::implicit_tls(&setup.corpus).retrieve_all_over_inetd(&args);
+    let tls = tls_line(&stdout, "POP3_SSL, inetd --tls");
     assert!(tls.starts_with("TLS TLSv1.2 "), "{tls}");
     assert!(
         served.status.success(),

@@ -4,6 +4,7 @@
 
 pub mod maildir;
 pub mod pop;
+pub mod poplib;
 pub mod temp_dir;
 
 use pop3d::store::memory::MemoryStore;
