@@ -13,12 +13,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::maildir::{
-    self, expected_wire, first_difference, run_bounded, write_passwd, Corpus, Fetchmail, Mail,
-    PASSWORD, USER,
+    self, first_difference, run_bounded, write_passwd, Corpus, Fetchmail, Mail, PASSWORD, USER,
 };
 use support::pop::Pop;
 use support::poplib::Poplib;
 use support::temp_dir::TempDir;
+use support::wire::expected_wire;
 use support::BinServer;
 
 /// The longest any client run may take; the 20 MB message takes a second or two.
@@ -76,20 +76,6 @@ fn crlf_to_lf(wire: &[u8]) -> Vec<u8> {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-#[test]
-fn expected_wire_follows_the_definition() {
-    assert_eq!(expected_wire(b""), b"");
-    assert_eq!(expected_wire(b"a"), b"a\r\n");
-    assert_eq!(expected_wire(b"a\nb\r\nc"), b"a\r\nb\r\nc\r\n");
-    assert_eq!(expected_wire(b".\n\n"), b".\r\n\r\n");
-    assert_eq!(expected_wire(b"x\r\r\n"), b"x\r\r\n");
-    let corpus = Corpus::new("reference");
-    for m in &corpus.messages {
-        assert!(m.wire().ends_with(b"\r\n"), "{}", m.path);
-        assert_eq!(fs::read(corpus.maildir.join(&m.path)).unwrap(), m.raw);
-    }
 }
 
 #[test]

@@ -22,9 +22,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use support::maildir::{expected_wire, first_difference, run_bounded, sha512_crypt};
+use support::maildir::{first_difference, run_bounded, sha512_crypt};
 use support::pop::{Pop, TlsPop};
 use support::temp_dir::TempDir;
+use support::wire::expected_wire;
 use support::{hash_password, BinServer, TestCert};
 
 const CLIENT_LIMIT: Duration = Duration::from_secs(30);

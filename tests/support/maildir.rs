@@ -6,12 +6,13 @@
 //! for, a 20 MB message. Some file names carry `,S=` and `,W=` size hints, some do not; some are
 //! in `new/`, some in `cur/` with flags.
 //!
-//! [`expected_wire`] is written from the definition, without looking at `src/`.
+//! What a client must receive for each message is [`expected_wire`], the tests' one reference.
 //!
 //! Also here, for the tests that drive real clients: running a program with a deadline
 //! ([`run_bounded`]) and fetchmail's set-up (Python's poplib has its own file, `poplib.rs`).
 
 use super::temp_dir::TempDir;
+use super::wire::expected_wire;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
@@ -19,23 +20,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// What a client should receive for a stored message, once the server's dot-stuffing is undone:
-/// each line with CRLF (a CR already before the LF is kept, not doubled), and a CRLF after a last
-/// line that had none. Its length is the size LIST must report.
-pub fn expected_wire(msg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(msg.len() + msg.len() / 16 + 2);
-    let mut lines: Vec<&[u8]> = msg.split(|&b| b == b'\n').collect();
-    // "a\n".split gives ["a", ""]: the empty piece after the last LF is not a line.
-    if lines.last() == Some(&&b""[..]) {
-        lines.pop();
-    }
-    for line in lines {
-        out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
 
 /// The account every corpus has.
 pub const USER: &str = "alice";

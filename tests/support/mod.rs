@@ -6,6 +6,7 @@ pub mod maildir;
 pub mod pop;
 pub mod poplib;
 pub mod temp_dir;
+pub mod wire;
 
 use pop3d::store::memory::MemoryStore;
 use pop3d::{Account, AuthError, Authenticator, Server, Service, SessionConfig, ShutdownHandle};
