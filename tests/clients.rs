@@ -11,7 +11,7 @@ use std::fs;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::maildir::{
     self, first_difference, run_bounded, write_passwd, Corpus, Fetchmail, Mail, PASSWORD, USER,
 };
@@ -23,6 +23,8 @@ use support::BinServer;
 
 /// The longest any client run may take; the 20 MB message takes a second or two.
 const CLIENT_LIMIT: Duration = Duration::from_secs(30);
+/// The longest a login waits for a session that is ending to release the mailbox.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 fn start(corpus: &Corpus) -> BinServer {
     let args = corpus.server_args();
@@ -40,27 +42,6 @@ fn numbers(c: &mut Pop<TcpStream>) -> BTreeMap<String, usize> {
             (id.to_owned(), n.parse().expect("message number"))
         })
         .collect()
-}
-
-/// Logs in, waiting (at most 10 s) while the mailbox is still `[IN-USE]` by a session that is
-/// ending.
-fn login_when_free(addr: SocketAddr, user: &str, password: &str) -> Pop<TcpStream> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (mut c, greeting) = Pop::connect(addr);
-        assert!(greeting.starts_with("+OK"), "{greeting}");
-        assert!(c.cmd(&format!("USER {user}")).starts_with("+OK"));
-        let reply = c.cmd(&format!("PASS {password}"));
-        if reply.starts_with("+OK") {
-            return c;
-        }
-        assert!(
-            reply.starts_with("-ERR [IN-USE]") && Instant::now() < deadline,
-            "{reply}"
-        );
-        c.cmd("QUIT");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Every CRLF turned into LF.
@@ -333,7 +314,7 @@ fn dele_and_quit_remove_exactly_those_files() {
         want.remove(&m.path);
     }
     assert_eq!(corpus.on_disk(), want);
-    let mut c = login_when_free(server.addr, USER, PASSWORD);
+    let mut c = Pop::login_when_free(server.addr, USER, PASSWORD, PATIENCE);
     let left = numbers_of(&mut c);
     assert_eq!(left.len(), corpus.messages.len() - 2);
     for m in &doomed {
@@ -354,7 +335,7 @@ fn dele_then_dropped_connection_removes_nothing() {
     assert!(c.cmd("DELE 2").starts_with("+OK"));
     drop(c);
     // The next login waits until the server has seen the connection go and ended that session.
-    let mut c = login_when_free(server.addr, USER, PASSWORD);
+    let mut c = Pop::login_when_free(server.addr, USER, PASSWORD, PATIENCE);
     assert_eq!(corpus.on_disk(), corpus.paths());
     assert_eq!(numbers_of(&mut c).len(), corpus.messages.len());
     assert!(c.cmd("QUIT").starts_with("+OK"));
@@ -423,7 +404,7 @@ fn mail_delivered_during_a_session_waits_for_the_next() {
     assert!(c.cmd("QUIT").starts_with("+OK"));
     assert!(c.closed());
 
-    let mut c = login_when_free(server.addr, USER, PASSWORD);
+    let mut c = Pop::login_when_free(server.addr, USER, PASSWORD, PATIENCE);
     let n = numbers(&mut c)[&late.uidl()];
     assert_eq!(
         c.cmd(&format!("LIST {n}")),
@@ -527,7 +508,7 @@ fn a_changed_password_works_at_the_next_login_without_restart() {
     assert!(c.cmd(&format!("USER {USER}")).starts_with("+OK"));
     let reply = c.cmd(&format!("PASS {PASSWORD}"));
     assert!(reply.starts_with("-ERR [AUTH]"), "old password: {reply}");
-    let mut c = login_when_free(server.addr, USER, "n3w pass");
+    let mut c = Pop::login_when_free(server.addr, USER, "n3w pass", PATIENCE);
     assert_eq!(numbers_of(&mut c).len(), corpus.messages.len());
     assert!(c.cmd("QUIT").starts_with("+OK"));
     assert!(
@@ -536,6 +517,6 @@ fn a_changed_password_works_at_the_next_login_without_restart() {
     );
     // And back to {PLAIN}: the old password works again.
     write_passwd(&corpus.passwd, &[(USER, PASSWORD, &corpus.home)]);
-    let mut c = login_when_free(server.addr, USER, PASSWORD);
+    let mut c = Pop::login_when_free(server.addr, USER, PASSWORD, PATIENCE);
     assert!(c.cmd("QUIT").starts_with("+OK"));
 }

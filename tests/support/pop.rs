@@ -8,7 +8,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a client waits to connect and for any reply: long enough for an argon2 check in a
 /// debug build, or a step of a 20 MB RETR, on a loaded machine.
@@ -68,6 +68,33 @@ impl Pop<TcpStream> {
         let mut c = Pop::over(tcp(addr));
         c.log_in(user, password);
         c
+    }
+
+    /// Logs in, waiting (at most `patience`) while the mailbox is still `[IN-USE]` by a session
+    /// that is ending; any other refusal fails.
+    pub fn login_when_free(
+        addr: SocketAddr,
+        user: &str,
+        password: &str,
+        patience: Duration,
+    ) -> Self {
+        let deadline = Instant::now() + patience;
+        loop {
+            let (mut c, greeting) = Pop::connect(addr);
+            assert!(greeting.starts_with("+OK"), "{greeting}");
+            assert!(c.cmd(&format!("USER {user}")).starts_with("+OK"));
+            let reply = c.cmd(&format!("PASS {password}"));
+            if reply.starts_with("+OK") {
+                return c;
+            }
+            assert!(reply.starts_with("-ERR [IN-USE]"), "{reply}");
+            assert!(
+                Instant::now() < deadline,
+                "mailbox still in use after {patience:?}"
+            );
+            c.cmd("QUIT");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends STLS, checks the answer and runs the handshake on the same connection.
