@@ -39,19 +39,6 @@ fn exit_within(server: &mut BinServer, limit: Duration) -> ExitStatus {
     }
 }
 
-/// Waits at most 5 s for the log to contain `text`, and returns the log.
-fn log_with(server: &BinServer, text: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let log = server.log();
-        if log.contains(text) {
-            return log;
-        }
-        assert!(Instant::now() < deadline, "{text:?} not logged:\n{log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn sigterm_stops_the_server_and_its_sessions_without_deleting() {
     let corpus = Corpus::new("sigterm");
@@ -84,7 +71,7 @@ fn sigterm_stops_the_server_and_its_sessions_without_deleting() {
         String::from_utf8_lossy(&rest)
     );
     assert_eq!(corpus.on_disk(), corpus.paths(), "a deletion was committed");
-    log_with(&server, "stopped");
+    server.log_with("stopped", Duration::from_secs(5));
 }
 
 #[test]
@@ -124,7 +111,10 @@ fn the_log_names_user_peer_and_counts_but_never_the_password() {
     assert!(c.cmd("DELE 3").starts_with("+OK"));
     assert!(c.cmd("QUIT").starts_with("+OK"));
 
-    let log = log_with(&server, &format!("logout: user={USER} peer={peer}"));
+    let log = server.log_with(
+        &format!("logout: user={USER} peer={peer}"),
+        Duration::from_secs(5),
+    );
     let line = |words: &[&str]| {
         log.lines()
             .find(|l| words.iter().all(|w| l.contains(w)))
