@@ -214,35 +214,13 @@ fn check_refuses_a_key_that_does_not_belong_to_the_certificate() {
 #[test]
 fn an_ecdsa_key_serves_tls() {
     let setup = Setup::new("ec-key");
-    let dir = setup.corpus.scratch("ec");
-    let key = dir.join("ec.key");
-    let cert = dir.join("ec.crt");
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        &path_str(&key),
-        "-out",
-        &path_str(&cert),
-    ]);
+    let ec = TestCert::generate_with(
+        &setup.corpus.scratch("ec"),
+        &["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
+    );
     let mut args = setup.corpus.server_args();
-    args.extend([
-        "--tls-cert".into(),
-        path_str(&cert),
-        "--tls-key".into(),
-        path_str(&key),
-        "--listen-tls".into(),
-        "127.0.0.1:0".into(),
-    ]);
+    args.extend(ec.args());
+    args.extend(["--listen-tls".into(), "127.0.0.1:0".into()]);
     let server = BinServer::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let (mut c, greeting) = TlsPop::implicit(server.tls_addr());
     assert!(greeting.starts_with("+OK"), "{greeting}");
@@ -567,6 +545,21 @@ fn sasl_line(capa: &[String]) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Inside TLS: CAPA offers USER and every SASL mechanism, and no STLS; STLS is refused; the
+/// mail is retrieved.
+fn offers_passwords_and_serves(c: &mut TlsPop, setup: &Setup) {
+    let capa = capa(c);
+    assert!(capa.contains(&"USER".to_owned()), "{capa:?}");
+    assert!(!capa.contains(&"STLS".to_owned()), "{capa:?}");
+    assert_eq!(
+        sasl_line(&capa),
+        ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"],
+        "{capa:?}"
+    );
+    assert_eq!(c.cmd("STLS"), "-ERR TLS is already active");
+    retrieve_all(c, setup);
+}
+
 /// One line, CRLF included, read a byte at a time from a raw socket.
 fn raw_line(stream: &mut TcpStream) -> Vec<u8> {
     let mut line = Vec::new();
@@ -650,16 +643,7 @@ fn before_stls_passwords_are_refused_and_capa_says_so() {
     );
 
     let mut c = c.stls();
-    let after = capa(&mut c);
-    assert!(!after.contains(&"STLS".to_owned()), "{after:?}");
-    assert!(after.contains(&"USER".to_owned()), "{after:?}");
-    assert_eq!(
-        sasl_line(&after),
-        ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"],
-        "{after:?}"
-    );
-    assert_eq!(c.cmd("STLS"), "-ERR TLS is already active");
-    retrieve_all(&mut c, &setup);
+    offers_passwords_and_serves(&mut c, &setup);
     assert_eq!(c.cmd("STLS"), "-ERR STLS is only allowed before login");
     c.quit();
 }
@@ -670,15 +654,7 @@ fn the_implicit_tls_port_offers_passwords_and_no_stls() {
     let server = setup.start(&["--insecure-loopback"]);
     let (mut c, greeting) = TlsPop::implicit(server.tls_addr());
     assert_eq!(greeting, "+OK POP3 server ready");
-    let lines = capa(&mut c);
-    assert!(lines.contains(&"USER".to_owned()), "{lines:?}");
-    assert!(!lines.contains(&"STLS".to_owned()), "{lines:?}");
-    assert_eq!(
-        sasl_line(&lines),
-        ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"]
-    );
-    assert_eq!(c.cmd("STLS"), "-ERR TLS is already active");
-    retrieve_all(&mut c, &setup);
+    offers_passwords_and_serves(&mut c, &setup);
     c.quit();
 }
 

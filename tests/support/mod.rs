@@ -141,23 +141,29 @@ pub struct TestCert {
 impl TestCert {
     /// Generates `cert.pem` and `key.pem` (RSA 2048, valid two days) in `dir`.
     pub fn generate(dir: &std::path::Path) -> Self {
+        Self::generate_with(dir, &["rsa:2048"])
+    }
+
+    /// The same with another key: `newkey` is what `openssl req -newkey` takes, with its
+    /// options (`["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]`).
+    pub fn generate_with(dir: &std::path::Path, newkey: &[&str]) -> Self {
         let cert = dir.join("cert.pem");
         let key = dir.join("key.pem");
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
+        let mut args = vec!["req", "-x509", "-newkey"];
+        args.extend_from_slice(newkey);
+        let (key_arg, cert_arg) = (path_str(&key), path_str(&cert));
+        args.extend_from_slice(&[
             "-nodes",
             "-days",
             "2",
             "-subj",
             "/CN=localhost",
             "-keyout",
-            &path_str(&key),
+            &key_arg,
             "-out",
-            &path_str(&cert),
+            &cert_arg,
         ]);
+        openssl(&args);
         let pem = std::fs::read_to_string(&key).unwrap();
         assert!(
             pem.starts_with("-----BEGIN PRIVATE KEY-----"),
