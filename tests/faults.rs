@@ -322,6 +322,30 @@ fn kill_9_during_update_loses_nothing_and_leaves_no_stale_lock() {
     ));
 }
 
+/// bob's Maildir with a message of 20 MB and a small one, served by pop3d with `extra` options.
+struct BigMailbox {
+    server: BinServer,
+    big: PathBuf,
+    small: PathBuf,
+    _dir: TempDir,
+}
+
+impl BigMailbox {
+    fn serve(tag: &str, extra: &[&str]) -> Self {
+        let dir = TempDir::new(tag);
+        let passwd = passwd(dir.path(), &["bob"]);
+        let (big, small) = big_mailbox(&dir.path().join("mail/bob"), 20 << 20);
+        let template = format!("{}/mail/%n", dir.path().display());
+        let server = pop3d(&passwd, &template, extra);
+        BigMailbox {
+            server,
+            big,
+            small,
+            _dir: dir,
+        }
+    }
+}
+
 /// Writes a Maildir with one message of about `size` octets and one small message.
 fn big_mailbox(maildir: &Path, size: usize) -> (PathBuf, PathBuf) {
     for sub in ["new", "cur", "tmp"] {
@@ -359,13 +383,9 @@ fn wait_for_free_worker(addr: SocketAddr, limit: Duration) -> (Pop<TcpStream>, D
 
 #[test]
 fn client_gone_in_the_middle_of_a_20_mb_retr_frees_its_worker() {
-    let dir = TempDir::new("retr-drop");
-    let passwd = passwd(dir.path(), &["bob"]);
-    let maildir = dir.path().join("mail/bob");
-    let (big, small) = big_mailbox(&maildir, 20 << 20);
-    let big_data = fs::read(&big).expect("read big");
-    let template = format!("{}/mail/%n", dir.path().display());
-    let server = pop3d(&passwd, &template, &["--max-sessions", "1"]);
+    let mailbox = BigMailbox::serve("retr-drop", &["--max-sessions", "1"]);
+    let (server, big, small) = (&mailbox.server, &mailbox.big, &mailbox.small);
+    let big_data = fs::read(big).expect("read big");
 
     let mut c = Pop::login(server.addr, "bob", "pw");
     assert!(c.cmd("DELE 2").starts_with("+OK"));
@@ -384,22 +404,14 @@ fn client_gone_in_the_middle_of_a_20_mb_retr_frees_its_worker() {
     assert!(c.cmd("USER bob").starts_with("+OK"));
     assert!(c.cmd("PASS pw").starts_with("+OK Logged in, 2 messages"));
     assert_eq!(c.cmd("QUIT"), "+OK Bye");
-    assert_eq!(fs::read(&big).expect("big kept"), big_data);
+    assert_eq!(fs::read(big).expect("big kept"), big_data);
     assert!(small.exists(), "DELE without QUIT must not delete");
 }
 
 #[test]
 fn client_that_stops_reading_a_large_retr_is_cut_off_by_the_timeout() {
-    let dir = TempDir::new("retr-stall");
-    let passwd = passwd(dir.path(), &["bob"]);
-    let maildir = dir.path().join("mail/bob");
-    let (big, small) = big_mailbox(&maildir, 20 << 20);
-    let template = format!("{}/mail/%n", dir.path().display());
-    let server = pop3d(
-        &passwd,
-        &template,
-        &["--max-sessions", "1", "--timeout", "1"],
-    );
+    let mailbox = BigMailbox::serve("retr-stall", &["--max-sessions", "1", "--timeout", "1"]);
+    let (server, big, small) = (&mailbox.server, &mailbox.big, &mailbox.small);
 
     let mut c = Pop::login(server.addr, "bob", "pw");
     assert!(c.cmd("DELE 2").starts_with("+OK"));
