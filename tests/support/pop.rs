@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// How long a client waits to connect and for any reply: long enough for an argon2 check in a
 /// debug build, or a step of a 20 MB RETR, on a loaded machine.
-pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The longest reply line, CRLF included (RFC 2449 §4).
 const MAX_REPLY: usize = 512;
