@@ -71,6 +71,17 @@ pub const WRITE_BUFFER: usize = 16 * 1024;
 /// Default number of worker threads, and so of concurrent sessions, in standalone mode.
 pub const DEFAULT_MAX_SESSIONS: usize = 64;
 
+/// After a client address's connection is cut to make room in a full pool, a new connection
+/// from that address does not cut another for this long (it is told the server is busy).
+/// Without it, clients that reconnect the moment they are cut would cut each other thousands of
+/// times a second, and a real client would be cut before its first command. With it, each
+/// address can cut at most one connection per period: 100 addresses, 50 a second, while a
+/// real client speaks within a round trip and is then cut only after every silent one.
+pub const EVICTION_COOLDOWN: Duration = Duration::from_secs(2);
+
+/// Addresses whose eviction cool-down is remembered at once (bounds the table's memory).
+pub const EVICTION_TABLE_MAX: usize = 16 * 1024;
+
 /// How long a session thread with nothing to do waits for a new connection before it ends. A
 /// server polled every minute keeps its threads; a burst's extra threads go away after it.
 pub const WORKER_IDLE_KEEP: Duration = Duration::from_secs(60);

@@ -3,7 +3,10 @@
 mod support;
 
 use pop3d::store::memory::MemoryStore;
-use support::{Client, LibServer, Users};
+use std::net::TcpStream;
+use std::time::Duration;
+use support::pop::Pop;
+use support::{LibServer, Users};
 
 fn server() -> LibServer {
     let store = MemoryStore::new();
@@ -14,7 +17,7 @@ fn server() -> LibServer {
 #[test]
 fn each_bad_line_gets_its_own_error() {
     let server = server();
-    let mut c = Client::login(server.addr, "bob", "pw");
+    let mut c = Pop::login(server.addr, "bob", "pw");
     let long = format!("LIST {}", "1".repeat(300));
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (long.into_bytes(), "-ERR Line too long"),
@@ -31,7 +34,7 @@ fn each_bad_line_gets_its_own_error() {
     for (line, want) in cases {
         let mut bytes = line.clone();
         bytes.extend_from_slice(b"\r\n");
-        c.send_raw(&bytes);
+        c.send(&bytes);
         assert_eq!(c.line(), want, "{:?}", String::from_utf8_lossy(&line));
         // Each bad line is answered once; the session is still in step.
         assert_eq!(c.cmd("NOOP"), "+OK");
@@ -43,8 +46,8 @@ fn each_bad_line_gets_its_own_error() {
 #[test]
 fn bad_utf8_user_name_before_login() {
     let server = server();
-    let (mut c, _) = Client::connect(server.addr);
-    c.send_raw(b"USER \xc3\x28\r\n");
+    let (mut c, _) = Pop::connect(server.addr);
+    c.send(b"USER \xc3\x28\r\n");
     assert_eq!(c.line(), "-ERR User name is not valid UTF-8");
     for name in ["../x", "..", "a\x01b", "%2e%2e%2fx", "a@b@c", ".x"] {
         let r = c.cmd(&format!("USER {name}"));
@@ -61,10 +64,10 @@ fn bad_utf8_user_name_before_login() {
 #[test]
 fn a_line_far_over_the_limit_is_dropped_whole() {
     let server = server();
-    let (mut c, _) = Client::connect(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     let mut flood = vec![b'A'; 1 << 20];
     flood.extend_from_slice(b"\r\nCAPA\r\n");
-    c.send_raw(&flood);
+    c.send(&flood);
     assert_eq!(c.line(), "-ERR Line too long");
     let (status, _) = c.multi_after_status();
     assert!(status.starts_with("+OK"));
@@ -73,20 +76,20 @@ fn a_line_far_over_the_limit_is_dropped_whole() {
 #[test]
 fn too_many_bad_commands_disconnects_and_server_goes_on() {
     let server = server();
-    let (mut c, _) = Client::connect(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     for _ in 0..9 {
         assert_eq!(c.cmd("BOGUS"), "-ERR Unknown command");
     }
     assert_eq!(c.cmd("BOGUS"), "-ERR Too many bad commands, closing");
     assert!(c.closed());
-    let mut c = Client::login(server.addr, "bob", "pw");
+    let mut c = Pop::login(server.addr, "bob", "pw");
     assert!(c.cmd("STAT").starts_with("+OK 1 "));
 }
 
 #[test]
 fn good_commands_reset_the_bad_command_count() {
     let server = server();
-    let (mut c, _) = Client::connect(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     for _ in 0..30 {
         assert_eq!(c.cmd("BOGUS"), "-ERR Unknown command");
         assert!(c.cmd("CAPA").starts_with("+OK"));
@@ -97,32 +100,18 @@ fn good_commands_reset_the_bad_command_count() {
 #[test]
 fn connection_dropped_mid_line_and_mid_reply() {
     let server = server();
-    let (mut c, _) = Client::connect(server.addr);
-    c.send_raw(b"USER bo");
+    let (mut c, _) = Pop::connect(server.addr);
+    c.send(b"USER bo");
     drop(c);
-    let mut c = Client::login(server.addr, "bob", "pw");
-    c.send_raw(b"RETR 1\r\n");
+    let mut c = Pop::login(server.addr, "bob", "pw");
+    c.send(b"RETR 1\r\n");
     drop(c);
     // Until the server notices the drop, the mailbox is rightly still in use.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let (mut c, _) = Client::connect(server.addr);
-        c.cmd("USER bob");
-        let reply = c.cmd("PASS pw");
-        if reply.starts_with("+OK") {
-            assert!(c.cmd("STAT").starts_with("+OK 1 "), "nothing was deleted");
-            break;
-        }
-        assert!(reply.starts_with("-ERR [IN-USE]"), "{reply}");
-        assert!(
-            std::time::Instant::now() < deadline,
-            "mailbox never released"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut c = Pop::login_when_free(server.addr, "bob", "pw", Duration::from_secs(5));
+    assert!(c.cmd("STAT").starts_with("+OK 1 "), "nothing was deleted");
 }
 
-impl Client {
+impl Pop<TcpStream> {
     /// Reads the status and body of a multi-line reply already requested.
     fn multi_after_status(&mut self) -> (String, Vec<u8>) {
         let status = self.line();

@@ -8,18 +8,23 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::maildir::{
-    self, expected_wire, first_difference, run_bounded, write_passwd, Corpus, Fetchmail, Mail,
-    PASSWORD, USER,
+    self, first_difference, run_bounded, write_passwd, Corpus, Fetchmail, Mail, PASSWORD, USER,
 };
-use support::{BinServer, Client, TempDir};
+use support::pop::Pop;
+use support::poplib::Poplib;
+use support::temp_dir::TempDir;
+use support::wire::expected_wire;
+use support::BinServer;
 
 /// The longest any client run may take; the 20 MB message takes a second or two.
 const CLIENT_LIMIT: Duration = Duration::from_secs(30);
+/// The longest a login waits for a session that is ending to release the mailbox.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 fn start(corpus: &Corpus) -> BinServer {
     let args = corpus.server_args();
@@ -27,7 +32,7 @@ fn start(corpus: &Corpus) -> BinServer {
 }
 
 /// UIDL → message number, from the UIDL listing.
-fn numbers(c: &mut Client) -> BTreeMap<String, usize> {
+fn numbers(c: &mut Pop<TcpStream>) -> BTreeMap<String, usize> {
     let (status, lines) = c.multi("UIDL");
     assert!(status.starts_with("+OK"), "{status}");
     lines
@@ -37,27 +42,6 @@ fn numbers(c: &mut Client) -> BTreeMap<String, usize> {
             (id.to_owned(), n.parse().expect("message number"))
         })
         .collect()
-}
-
-/// Logs in, waiting (at most 10 s) while the mailbox is still `[IN-USE]` by a session that is
-/// ending.
-fn login_when_free(addr: SocketAddr, user: &str, password: &str) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (mut c, greeting) = Client::connect(addr);
-        assert!(greeting.starts_with("+OK"), "{greeting}");
-        assert!(c.cmd(&format!("USER {user}")).starts_with("+OK"));
-        let reply = c.cmd(&format!("PASS {password}"));
-        if reply.starts_with("+OK") {
-            return c;
-        }
-        assert!(
-            reply.starts_with("-ERR [IN-USE]") && Instant::now() < deadline,
-            "{reply}"
-        );
-        c.cmd("QUIT");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Every CRLF turned into LF.
@@ -76,40 +60,10 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn expected_wire_follows_the_definition() {
-    assert_eq!(expected_wire(b""), b"");
-    assert_eq!(expected_wire(b"a"), b"a\r\n");
-    assert_eq!(expected_wire(b"a\nb\r\nc"), b"a\r\nb\r\nc\r\n");
-    assert_eq!(expected_wire(b".\n\n"), b".\r\n\r\n");
-    assert_eq!(expected_wire(b"x\r\r\n"), b"x\r\r\n");
-    let corpus = Corpus::new("reference");
-    for m in &corpus.messages {
-        assert!(m.wire().ends_with(b"\r\n"), "{}", m.path);
-        assert_eq!(fs::read(corpus.maildir.join(&m.path)).unwrap(), m.raw);
-    }
-}
-
-#[test]
 fn python_poplib_retrieves_every_message_byte_exact() {
     let corpus = Corpus::with_big("poplib");
     let server = start(&corpus);
-    let out = corpus.scratch("poplib-out");
-    let port = server.port().to_string();
-    let run = run_bounded(
-        Command::new("python3")
-            .args([
-                "-c",
-                maildir::POPLIB_SCRIPT,
-                "127.0.0.1",
-                &port,
-                USER,
-                PASSWORD,
-            ])
-            .arg(&out),
-        CLIENT_LIMIT,
-    );
-    assert!(run.status.success(), "poplib: {}", text(&run.stderr));
-    maildir::check_poplib_output(&corpus, &out, &text(&run.stdout));
+    Poplib::plain(&corpus).retrieve_all(server.port());
     assert_eq!(corpus.on_disk(), corpus.paths(), "RETR changed the Maildir");
 }
 
@@ -339,7 +293,7 @@ fn perl_net_pop3_retrieves_every_message() {
 fn dele_and_quit_remove_exactly_those_files() {
     let corpus = Corpus::new("dele-quit");
     let server = start(&corpus);
-    let mut c = Client::login(server.addr, USER, PASSWORD);
+    let mut c = Pop::login(server.addr, USER, PASSWORD);
     let numbers = numbers(&mut c);
     let doomed: Vec<&Mail> = corpus
         .messages
@@ -360,7 +314,7 @@ fn dele_and_quit_remove_exactly_those_files() {
         want.remove(&m.path);
     }
     assert_eq!(corpus.on_disk(), want);
-    let mut c = login_when_free(server.addr, USER, PASSWORD);
+    let mut c = Pop::login_when_free(server.addr, USER, PASSWORD, PATIENCE);
     let left = numbers_of(&mut c);
     assert_eq!(left.len(), corpus.messages.len() - 2);
     for m in &doomed {
@@ -368,7 +322,7 @@ fn dele_and_quit_remove_exactly_those_files() {
     }
 }
 
-fn numbers_of(c: &mut Client) -> BTreeSet<String> {
+fn numbers_of(c: &mut Pop<TcpStream>) -> BTreeSet<String> {
     numbers(c).into_keys().collect()
 }
 
@@ -376,12 +330,12 @@ fn numbers_of(c: &mut Client) -> BTreeSet<String> {
 fn dele_then_dropped_connection_removes_nothing() {
     let corpus = Corpus::new("dele-drop");
     let server = start(&corpus);
-    let mut c = Client::login(server.addr, USER, PASSWORD);
+    let mut c = Pop::login(server.addr, USER, PASSWORD);
     assert!(c.cmd("DELE 1").starts_with("+OK"));
     assert!(c.cmd("DELE 2").starts_with("+OK"));
     drop(c);
     // The next login waits until the server has seen the connection go and ended that session.
-    let mut c = login_when_free(server.addr, USER, PASSWORD);
+    let mut c = Pop::login_when_free(server.addr, USER, PASSWORD, PATIENCE);
     assert_eq!(corpus.on_disk(), corpus.paths());
     assert_eq!(numbers_of(&mut c).len(), corpus.messages.len());
     assert!(c.cmd("QUIT").starts_with("+OK"));
@@ -391,8 +345,8 @@ fn dele_then_dropped_connection_removes_nothing() {
 fn second_login_to_a_mailbox_in_use_is_refused_until_the_first_ends() {
     let corpus = Corpus::new("in-use");
     let server = start(&corpus);
-    let mut first = Client::login(server.addr, USER, PASSWORD);
-    let (mut second, _) = Client::connect(server.addr);
+    let mut first = Pop::login(server.addr, USER, PASSWORD);
+    let (mut second, _) = Pop::connect(server.addr);
     assert!(second.cmd(&format!("USER {USER}")).starts_with("+OK"));
     let reply = second.cmd(&format!("PASS {PASSWORD}"));
     assert!(reply.starts_with("-ERR [IN-USE]"), "{reply}");
@@ -416,7 +370,7 @@ fn a_20_mb_message_is_sent_whole_with_the_size_list_gave() {
     let want = big.wire();
     assert!(want.len() > 20_000_000);
     let server = start(&corpus);
-    let mut c = Client::login(server.addr, USER, PASSWORD);
+    let mut c = Pop::login(server.addr, USER, PASSWORD);
     let n = numbers(&mut c)[&big.uidl()];
     assert_eq!(
         c.cmd(&format!("LIST {n}")),
@@ -436,7 +390,7 @@ fn a_20_mb_message_is_sent_whole_with_the_size_list_gave() {
 fn mail_delivered_during_a_session_waits_for_the_next() {
     let mut corpus = Corpus::new("late-mail");
     let server = start(&corpus);
-    let mut c = Client::login(server.addr, USER, PASSWORD);
+    let mut c = Pop::login(server.addr, USER, PASSWORD);
     let before = numbers_of(&mut c);
     let stat = c.cmd("STAT");
     let late = corpus.deliver("late", b"Subject: late\n\n.arrived during a session\n");
@@ -450,7 +404,7 @@ fn mail_delivered_during_a_session_waits_for_the_next() {
     assert!(c.cmd("QUIT").starts_with("+OK"));
     assert!(c.closed());
 
-    let mut c = login_when_free(server.addr, USER, PASSWORD);
+    let mut c = Pop::login_when_free(server.addr, USER, PASSWORD, PATIENCE);
     let n = numbers(&mut c)[&late.uidl()];
     assert_eq!(
         c.cmd(&format!("LIST {n}")),
@@ -471,7 +425,7 @@ fn maildir_with(dir: &Path, name: &str, raw: &[u8]) {
 
 /// Logs in and returns the one message of the mailbox, or the failed PASS reply.
 fn only_message(addr: SocketAddr, user: &str, password: &str) -> Result<Vec<u8>, String> {
-    let (mut c, _) = Client::connect(addr);
+    let (mut c, _) = Pop::connect(addr);
     assert!(c.cmd(&format!("USER {user}")).starts_with("+OK"));
     let reply = c.cmd(&format!("PASS {password}"));
     if !reply.starts_with("+OK") {
@@ -540,7 +494,7 @@ fn virtual_domains_have_their_own_passwd_files_and_mail() {
 fn a_changed_password_works_at_the_next_login_without_restart() {
     let corpus = Corpus::new("passwd-edit");
     let mut server = start(&corpus);
-    let mut c = Client::login(server.addr, USER, PASSWORD);
+    let mut c = Pop::login(server.addr, USER, PASSWORD);
     assert!(c.cmd("QUIT").starts_with("+OK"));
     assert!(c.closed());
     // Change the password as a control panel would, to a SHA512-CRYPT hash this time.
@@ -550,11 +504,11 @@ fn a_changed_password_works_at_the_next_login_without_restart() {
         format!("{USER}:{field}::::{}::\n", corpus.home.display()),
     )
     .unwrap();
-    let (mut c, _) = Client::connect(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     assert!(c.cmd(&format!("USER {USER}")).starts_with("+OK"));
     let reply = c.cmd(&format!("PASS {PASSWORD}"));
     assert!(reply.starts_with("-ERR [AUTH]"), "old password: {reply}");
-    let mut c = login_when_free(server.addr, USER, "n3w pass");
+    let mut c = Pop::login_when_free(server.addr, USER, "n3w pass", PATIENCE);
     assert_eq!(numbers_of(&mut c).len(), corpus.messages.len());
     assert!(c.cmd("QUIT").starts_with("+OK"));
     assert!(
@@ -563,6 +517,6 @@ fn a_changed_password_works_at_the_next_login_without_restart() {
     );
     // And back to {PLAIN}: the old password works again.
     write_passwd(&corpus.passwd, &[(USER, PASSWORD, &corpus.home)]);
-    let mut c = login_when_free(server.addr, USER, PASSWORD);
+    let mut c = Pop::login_when_free(server.addr, USER, PASSWORD, PATIENCE);
     assert!(c.cmd("QUIT").starts_with("+OK"));
 }

@@ -4,10 +4,12 @@ mod support;
 
 use std::fs;
 use std::io::Read;
+use std::net::TcpStream;
 use std::process::{Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 use support::maildir::{self, run_bounded, Corpus, PASSWORD, USER};
-use support::{BinServer, Client};
+use support::pop::Pop;
+use support::BinServer;
 
 fn start(corpus: &Corpus) -> BinServer {
     let args = corpus.server_args();
@@ -37,26 +39,12 @@ fn exit_within(server: &mut BinServer, limit: Duration) -> ExitStatus {
     }
 }
 
-/// Waits at most 5 s for the log to contain `text`, and returns the log.
-fn log_with(server: &BinServer, text: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let log = server.log();
-        if log.contains(text) {
-            return log;
-        }
-        assert!(Instant::now() < deadline, "{text:?} not logged:\n{log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn sigterm_stops_the_server_and_its_sessions_without_deleting() {
     let corpus = Corpus::new("sigterm");
     let mut server = start(&corpus);
-    let mut c = Client::login(server.addr, USER, PASSWORD);
-    c.reader
-        .get_ref()
+    let mut c = Pop::login(server.addr, USER, PASSWORD);
+    c.stream()
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     assert!(c.cmd("DELE 1").starts_with("+OK"));
@@ -67,7 +55,7 @@ fn sigterm_stops_the_server_and_its_sessions_without_deleting() {
     // The client sees its connection end: at most a final -ERR line, then EOF (or a reset),
     // never a read timeout.
     let mut rest = Vec::new();
-    match c.reader.read_to_end(&mut rest) {
+    match c.read_to_end(&mut rest) {
         Ok(_) => {}
         Err(e) => assert!(
             !matches!(
@@ -83,7 +71,7 @@ fn sigterm_stops_the_server_and_its_sessions_without_deleting() {
         String::from_utf8_lossy(&rest)
     );
     assert_eq!(corpus.on_disk(), corpus.paths(), "a deletion was committed");
-    log_with(&server, "stopped");
+    server.log_with("stopped", Duration::from_secs(5));
 }
 
 #[test]
@@ -100,15 +88,15 @@ fn the_log_names_user_peer_and_counts_but_never_the_password() {
     let corpus = Corpus::new("log");
     let server = start(&corpus);
 
-    let (mut bad, _) = Client::connect(server.addr);
-    let bad_peer = bad.reader.get_ref().local_addr().unwrap();
+    let (mut bad, _) = Pop::connect(server.addr);
+    let bad_peer = bad.stream().local_addr().unwrap();
     assert!(bad.cmd(&format!("USER {USER}")).starts_with("+OK"));
     assert!(bad.cmd("PASS wr0ng-Guess 77").starts_with("-ERR [AUTH]"));
     assert!(bad.cmd("QUIT").starts_with("+OK"));
 
-    let mut c = Client::login(server.addr, USER, PASSWORD);
-    let peer = c.reader.get_ref().local_addr().unwrap();
-    let size = |c: &mut Client, n: u32| -> u64 {
+    let mut c = Pop::login(server.addr, USER, PASSWORD);
+    let peer = c.stream().local_addr().unwrap();
+    let size = |c: &mut Pop<TcpStream>, n: u32| -> u64 {
         let reply = c.cmd(&format!("LIST {n}"));
         reply.rsplit(' ').next().unwrap().parse().unwrap()
     };
@@ -123,7 +111,10 @@ fn the_log_names_user_peer_and_counts_but_never_the_password() {
     assert!(c.cmd("DELE 3").starts_with("+OK"));
     assert!(c.cmd("QUIT").starts_with("+OK"));
 
-    let log = log_with(&server, &format!("logout: user={USER} peer={peer}"));
+    let log = server.log_with(
+        &format!("logout: user={USER} peer={peer}"),
+        Duration::from_secs(5),
+    );
     let line = |words: &[&str]| {
         log.lines()
             .find(|l| words.iter().all(|w| l.contains(w)))

@@ -13,18 +13,18 @@ mod support;
 
 use pop3d::store::memory::MemoryStore;
 use pop3d::wire_size;
-use pop3d::{
-    Account, MailStore, Mailbox, MessageInfo, Server, Service, StoreError, StoreErrorKind,
-};
+use pop3d::{Account, MailStore, Mailbox, MessageInfo, Service, StoreError, StoreErrorKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{note, BinServer, Client, TempDir, Users};
+use support::pop::{tcp, Pop};
+use support::temp_dir::TempDir;
+use support::{note, BinServer, LibServer, Users};
 
 /// Messages in the Maildir of the kill -9 test.
 const MESSAGES: usize = 1000;
@@ -114,49 +114,11 @@ fn files(maildir: &Path) -> BTreeSet<String> {
     out
 }
 
-/// A client for the kill test, where the server may vanish at any moment: every read is
-/// bounded and a failure is a value, not a panic.
-struct Raw {
-    reader: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        Raw {
-            reader: BufReader::new(stream),
-        }
-    }
-
-    fn line(&mut self) -> io::Result<String> {
-        let mut buf = String::new();
-        match self.reader.read_line(&mut buf)? {
-            0 => Err(io::ErrorKind::UnexpectedEof.into()),
-            _ => Ok(buf.trim_end().to_string()),
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.reader.get_mut().write_all(bytes)
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        self.send(format!("{line}\r\n").as_bytes()).expect("send");
-        self.line().expect("reply")
-    }
-}
-
 /// Logs in as bob and expects it to work at the first try: a stale lock would say [IN-USE].
-fn login(addr: SocketAddr) -> Raw {
-    let mut c = Raw::connect(addr);
-    let greeting = c.line().expect("greeting");
-    assert!(greeting.starts_with("+OK"), "{greeting}");
-    assert!(c.cmd("USER bob").starts_with("+OK"));
-    let r = c.cmd("PASS pw");
-    assert!(r.starts_with("+OK Logged in"), "login refused: {r}");
+fn login(addr: SocketAddr) -> Pop<TcpStream> {
+    let mut c = Pop::over(tcp(addr));
+    let reply = c.log_in("bob", "pw");
+    assert!(reply.starts_with("+OK Logged in"), "login refused: {reply}");
     c
 }
 
@@ -217,9 +179,9 @@ fn kill_trial(
     for i in &doomed {
         batch.push_str(&format!("DELE {}\r\n", i + 1));
     }
-    c.send(batch.as_bytes()).expect("send DELE");
+    c.send(batch.as_bytes());
     for i in &doomed {
-        let r = c.line().expect("DELE reply");
+        let r = c.line();
         assert_eq!(r, format!("+OK Message {} deleted", i + 1));
     }
 
@@ -228,7 +190,7 @@ fn kill_trial(
         server.child.wait().expect("reap");
     }
     // The server may be gone already: a failed send is fine.
-    let _ = c.send(b"QUIT\r\n");
+    let _ = c.try_send(b"QUIT\r\n");
     let sent = Instant::now();
     let mut got_ok = false;
     match kill {
@@ -240,12 +202,12 @@ fn kill_trial(
             }
             server.child.kill().expect("kill -9");
             server.child.wait().expect("reap");
-            if let Ok(r) = c.line() {
+            if let Ok(r) = c.try_line() {
                 got_ok = r.starts_with("+OK");
             }
         }
         Kill::Never => {
-            let r = c.line().expect("QUIT reply");
+            let r = c.line();
             assert!(r.starts_with("+OK Bye"), "{r}");
             got_ok = true;
         }
@@ -358,6 +320,30 @@ fn kill_9_during_update_loses_nothing_and_leaves_no_stale_lock() {
     ));
 }
 
+/// bob's Maildir with a message of 20 MB and a small one, served by pop3d with `extra` options.
+struct BigMailbox {
+    server: BinServer,
+    big: PathBuf,
+    small: PathBuf,
+    _dir: TempDir,
+}
+
+impl BigMailbox {
+    fn serve(tag: &str, extra: &[&str]) -> Self {
+        let dir = TempDir::new(tag);
+        let passwd = passwd(dir.path(), &["bob"]);
+        let (big, small) = big_mailbox(&dir.path().join("mail/bob"), 20 << 20);
+        let template = format!("{}/mail/%n", dir.path().display());
+        let server = pop3d(&passwd, &template, extra);
+        BigMailbox {
+            server,
+            big,
+            small,
+            _dir: dir,
+        }
+    }
+}
+
 /// Writes a Maildir with one message of about `size` octets and one small message.
 fn big_mailbox(maildir: &Path, size: usize) -> (PathBuf, PathBuf) {
     for sub in ["new", "cur", "tmp"] {
@@ -377,10 +363,10 @@ fn big_mailbox(maildir: &Path, size: usize) -> (PathBuf, PathBuf) {
 
 /// Connects until the greeting is +OK (a busy pool answers [SYS/TEMP]) and returns how long
 /// that took; fails past `limit`.
-fn wait_for_free_worker(addr: SocketAddr, limit: Duration) -> (Client, Duration) {
+fn wait_for_free_worker(addr: SocketAddr, limit: Duration) -> (Pop<TcpStream>, Duration) {
     let started = Instant::now();
     loop {
-        let (c, greeting) = Client::connect(addr);
+        let (c, greeting) = Pop::connect(addr);
         if greeting.starts_with("+OK") {
             return (c, started.elapsed());
         }
@@ -395,23 +381,17 @@ fn wait_for_free_worker(addr: SocketAddr, limit: Duration) -> (Client, Duration)
 
 #[test]
 fn client_gone_in_the_middle_of_a_20_mb_retr_frees_its_worker() {
-    let dir = TempDir::new("retr-drop");
-    let passwd = passwd(dir.path(), &["bob"]);
-    let maildir = dir.path().join("mail/bob");
-    let (big, small) = big_mailbox(&maildir, 20 << 20);
-    let big_data = fs::read(&big).expect("read big");
-    let template = format!("{}/mail/%n", dir.path().display());
-    let server = pop3d(&passwd, &template, &["--max-sessions", "1"]);
+    let mailbox = BigMailbox::serve("retr-drop", &["--max-sessions", "1"]);
+    let (server, big, small) = (&mailbox.server, &mailbox.big, &mailbox.small);
+    let big_data = fs::read(big).expect("read big");
 
-    let mut c = Client::login(server.addr, "bob", "pw");
+    let mut c = Pop::login(server.addr, "bob", "pw");
     assert!(c.cmd("DELE 2").starts_with("+OK"));
     let status = c.cmd("RETR 1");
     assert!(status.starts_with("+OK"), "{status}");
     // Read a little of the message, then vanish with the rest unread (the kernel sends RST).
     let mut first = vec![0; 256 * 1024];
-    c.reader
-        .read_exact(&mut first)
-        .expect("start of the message");
+    c.read_exact(&mut first).expect("start of the message");
     assert!(first.starts_with(b"Subject: big\r\n\r\n"));
     drop(c);
 
@@ -422,24 +402,16 @@ fn client_gone_in_the_middle_of_a_20_mb_retr_frees_its_worker() {
     assert!(c.cmd("USER bob").starts_with("+OK"));
     assert!(c.cmd("PASS pw").starts_with("+OK Logged in, 2 messages"));
     assert_eq!(c.cmd("QUIT"), "+OK Bye");
-    assert_eq!(fs::read(&big).expect("big kept"), big_data);
+    assert_eq!(fs::read(big).expect("big kept"), big_data);
     assert!(small.exists(), "DELE without QUIT must not delete");
 }
 
 #[test]
 fn client_that_stops_reading_a_large_retr_is_cut_off_by_the_timeout() {
-    let dir = TempDir::new("retr-stall");
-    let passwd = passwd(dir.path(), &["bob"]);
-    let maildir = dir.path().join("mail/bob");
-    let (big, small) = big_mailbox(&maildir, 20 << 20);
-    let template = format!("{}/mail/%n", dir.path().display());
-    let server = pop3d(
-        &passwd,
-        &template,
-        &["--max-sessions", "1", "--timeout", "1"],
-    );
+    let mailbox = BigMailbox::serve("retr-stall", &["--max-sessions", "1", "--timeout", "1"]);
+    let (server, big, small) = (&mailbox.server, &mailbox.big, &mailbox.small);
 
-    let mut c = Client::login(server.addr, "bob", "pw");
+    let mut c = Pop::login(server.addr, "bob", "pw");
     assert!(c.cmd("DELE 2").starts_with("+OK"));
     assert!(c.cmd("RETR 1").starts_with("+OK"));
     // Stop reading but keep the connection open: the server's write blocks on a full socket.
@@ -507,39 +479,6 @@ impl Mailbox for FullDiskMailbox {
     }
 }
 
-/// A library server on loopback for `store`; stopped on drop.
-struct Running {
-    addr: SocketAddr,
-    stop: pop3d::ShutdownHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Running {
-    fn start(store: Arc<dyn MailStore>) -> Running {
-        let service = Service::new(Users::of(&[("bob", "pw")]), store)
-            .auth_failure_delay(Duration::ZERO)
-            .idle_timeout(Duration::from_secs(20));
-        let mut server = Server::new(service).max_sessions(2);
-        let addr = server.listen("127.0.0.1:0").expect("bind");
-        let stop = server.shutdown_handle();
-        let thread = std::thread::spawn(move || server.run().expect("run"));
-        Running {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.shutdown();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 #[test]
 fn store_error_during_update_is_sys_temp_and_loses_nothing() {
     let messages: Vec<Vec<u8>> = (1..=4)
@@ -550,11 +489,15 @@ fn store_error_during_update_is_sys_temp_and_loses_nothing() {
         for m in &messages {
             memory.deliver("bob", m);
         }
-        let server = Running::start(Arc::new(FullDisk {
+        let store = Arc::new(FullDisk {
             inner: memory.clone(),
             failure,
-        }));
-        let mut c = Client::login(server.addr, "bob", "pw");
+        });
+        let service = Service::new(Users::of(&[("bob", "pw")]), store)
+            .auth_failure_delay(Duration::ZERO)
+            .idle_timeout(Duration::from_secs(20));
+        let server = LibServer::serving(service, 2);
+        let mut c = Pop::login(server.addr, "bob", "pw");
         assert!(c.cmd("DELE 2").starts_with("+OK"));
         assert!(c.cmd("DELE 4").starts_with("+OK"));
         assert_eq!(
@@ -573,7 +516,7 @@ fn store_error_during_update_is_sys_temp_and_loses_nothing() {
         };
         assert_eq!(left.len(), want);
         // The mailbox is not left locked: the next session logs in.
-        let mut c = Client::login(server.addr, "bob", "pw");
+        let mut c = Pop::login(server.addr, "bob", "pw");
         assert_eq!(
             c.cmd("STAT").split(' ').nth(1),
             Some(want.to_string().as_str())
@@ -584,35 +527,41 @@ fn store_error_during_update_is_sys_temp_and_loses_nothing() {
 // ---------------------------------------------------------------------------------------------
 // Full disk, real: a small tmpfs
 
-/// A tmpfs mounted for one test, unmounted on drop.
-struct Tmpfs(PathBuf);
+/// A small file system that fills up, which a temporary directory alone cannot give: a tmpfs
+/// mounted on a [`TempDir`] for one test, unmounted on drop (before the directory goes).
+struct Tmpfs(TempDir);
 
 impl Tmpfs {
-    /// Mounts a tmpfs of `size` octets and `inodes` inodes at `at`, or says why not.
-    fn mount(at: &Path, size: usize, inodes: usize) -> Result<Tmpfs, String> {
-        fs::create_dir_all(at).map_err(|e| e.to_string())?;
+    /// Mounts a tmpfs of `size` octets and `inodes` inodes on a new temporary directory, or says
+    /// why not.
+    fn mount(tag: &str, size: usize, inodes: usize) -> Result<Tmpfs, String> {
+        let at = TempDir::new(tag);
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o"])
             .arg(format!("size={size},nr_inodes={inodes},mode=0700"))
             .arg("pop3d-test")
-            .arg(at)
+            .arg(at.path())
             .output()
             .map_err(|e| format!("cannot run mount: {e}"))?;
         match out.status.success() {
-            true => Ok(Tmpfs(at.to_path_buf())),
+            true => Ok(Tmpfs(at)),
             false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
         }
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
     }
 }
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let ok = Command::new("umount")
-            .arg(&self.0)
+            .arg(self.path())
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+            let _ = Command::new("umount").arg("-l").arg(self.path()).status();
         }
     }
 }
@@ -648,8 +597,7 @@ fn fill(dir: &Path) -> usize {
 #[test]
 fn full_tmpfs_gives_sys_temp_and_loses_nothing() {
     let dir = TempDir::new("tmpfs");
-    let mnt = dir.path().join("mnt");
-    let _tmpfs = match Tmpfs::mount(&mnt, 1 << 20, 64) {
+    let tmpfs = match Tmpfs::mount("tmpfs-mnt", 1 << 20, 64) {
         Ok(t) => t,
         Err(why) => {
             note(&format!(
@@ -659,6 +607,7 @@ fn full_tmpfs_gives_sys_temp_and_loses_nothing() {
             return;
         }
     };
+    let mnt = tmpfs.path();
     let passwd = passwd(dir.path(), &["bob", "carol", "dave"]);
     let root = mnt.join("mail");
     let template = format!("{}/%n", root.display());
@@ -676,7 +625,7 @@ fn full_tmpfs_gives_sys_temp_and_loses_nothing() {
     }
     let server = pop3d(&passwd, &template, &[]);
     {
-        let mut c = Client::login(server.addr, "dave", "pw");
+        let mut c = Pop::login(server.addr, "dave", "pw");
         assert_eq!(c.cmd("QUIT"), "+OK Bye");
     }
     assert!(root.join("dave/pop3d.lock").exists());
@@ -696,7 +645,7 @@ fn full_tmpfs_gives_sys_temp_and_loses_nothing() {
     let df = |flag: &str| {
         Command::new("df")
             .arg(flag)
-            .arg(&mnt)
+            .arg(mnt)
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim_end().to_string())
             .unwrap_or_default()
@@ -708,7 +657,7 @@ fn full_tmpfs_gives_sys_temp_and_loses_nothing() {
     ));
 
     let refused = |user: &str| {
-        let (mut c, _) = Client::connect(server.addr);
+        let (mut c, _) = Pop::connect(server.addr);
         assert!(c.cmd(&format!("USER {user}")).starts_with("+OK"));
         let r = c.cmd("PASS pw");
         assert_eq!(
@@ -728,7 +677,7 @@ fn full_tmpfs_gives_sys_temp_and_loses_nothing() {
     );
 
     // dave's lock file exists: reading and deleting need no space.
-    let mut c = Client::login(server.addr, "dave", "pw");
+    let mut c = Pop::login(server.addr, "dave", "pw");
     assert!(c.cmd("RETR 2").starts_with("+OK"));
     assert_eq!(c.body(), b"Subject: 2\r\n\r\nbody 2\r\n");
     assert!(c.cmd("DELE 1").starts_with("+OK"));
@@ -739,7 +688,7 @@ fn full_tmpfs_gives_sys_temp_and_loses_nothing() {
 
     // Space again: bob logs in and has all his mail.
     fs::remove_dir_all(mnt.join("fill")).expect("free the disk");
-    let mut c = Client::login(server.addr, "bob", "pw");
+    let mut c = Pop::login(server.addr, "bob", "pw");
     assert!(c.cmd("STAT").starts_with("+OK 3 "));
     assert_eq!(c.cmd("QUIT"), "+OK Bye");
     assert_eq!(snapshot("bob"), bob_before);

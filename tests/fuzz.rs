@@ -20,6 +20,7 @@ use std::io::{self, Read, Write};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+use support::wire::{encode, expected_wire};
 use support::Users;
 
 /// Longest command line, CRLF included (RFC 2449 §4), as the model applies it.
@@ -232,45 +233,6 @@ fn model_lines(input: &[u8]) -> Vec<ModelLine> {
     out
 }
 
-/// RETR/TOP body the obvious way: split at LF, end each line in CRLF, stuff a leading dot, keep
-/// the header, the blank line and `top` body lines. A bare CR passes through, as the encoder
-/// documents.
-fn encode(msg: &[u8], top: Option<u32>) -> Vec<u8> {
-    let mut lines: Vec<&[u8]> = msg.split_inclusive(|&b| b == b'\n').collect();
-    if let Some(n) = top {
-        let header_end = lines
-            .iter()
-            .position(|l| *l == b"\n" || *l == b"\r\n")
-            .map_or(lines.len(), |i| i + 1);
-        lines.truncate(header_end.saturating_add(n as usize).min(lines.len()));
-    }
-    let mut out = Vec::new();
-    for line in lines {
-        // A CR is part of the line end only before an LF: a last line "x\r" keeps its CR.
-        let body = match line.strip_suffix(b"\n") {
-            Some(body) => body.strip_suffix(b"\r").unwrap_or(body),
-            None => line,
-        };
-        if body.first() == Some(&b'.') {
-            out.push(b'.');
-        }
-        out.extend_from_slice(body);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
-}
-
-/// The size LIST and STAT report: the body as sent, without stuffing and terminator.
-fn size(msg: &[u8]) -> usize {
-    let sent = encode(msg, None);
-    let stuffed = sent
-        .split(|&b| b == b'\n')
-        .filter(|l| l.starts_with(b".."))
-        .count();
-    sent.len() - 3 - stuffed
-}
-
 enum State {
     Authorization { user: Option<String> },
     Transaction { user: String, deleted: Vec<bool> },
@@ -400,7 +362,7 @@ fn model(input: &[u8], boxes: &HashMap<String, Vec<Stored>>, ending: Ending) -> 
                                     if !deleted[i] {
                                         let value = match uidl {
                                             true => m.uidl.clone(),
-                                            false => size(&m.data).to_string(),
+                                            false => expected_wire(&m.data).len().to_string(),
                                         };
                                         body.push_str(&format!("{} {value}\r\n", i + 1));
                                     }
@@ -414,7 +376,7 @@ fn model(input: &[u8], boxes: &HashMap<String, Vec<Stored>>, ending: Ending) -> 
                                     Some(i) => {
                                         let value = match cmd {
                                             Command::Uidl(_) => mailbox[i].uidl.clone(),
-                                            _ => size(&mailbox[i].data).to_string(),
+                                            _ => expected_wire(&mailbox[i].data).len().to_string(),
                                         };
                                         (ok(Some(format!("+OK {n} {value}"))), false, None)
                                     }
@@ -429,7 +391,7 @@ fn model(input: &[u8], boxes: &HashMap<String, Vec<Stored>>, ending: Ending) -> 
                             Command::Top(n, lines) => match live(n.get()) {
                                 None => (err(), false, None),
                                 Some(i) => (
-                                    Expect::Body(encode(&mailbox[i].data, Some(lines))),
+                                    Expect::Body(encode(&mailbox[i].data, Some(u64::from(lines)))),
                                     false,
                                     None,
                                 ),
@@ -495,7 +457,9 @@ fn live_totals(mailbox: &[Stored], deleted: &[bool]) -> (usize, usize) {
         .iter()
         .zip(deleted)
         .filter(|(_, d)| !**d)
-        .fold((0, 0), |(c, s), (m, _)| (c + 1, s + size(&m.data)))
+        .fold((0, 0), |(c, s), (m, _)| {
+            (c + 1, s + expected_wire(&m.data).len())
+        })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 use support::maildir::{Corpus, PASSWORD, USER};
-use support::{BinServer, Client, TempDir};
+use support::pop::Pop;
+use support::temp_dir::TempDir;
+use support::BinServer;
 
 /// The haproxy program, from PATH or the sbin directories a non-root PATH may lack.
 fn haproxy_program() -> PathBuf {
@@ -227,11 +229,11 @@ fn haproxy_with_proxy_v2_in_front_of_two_nodes() {
     let front = haproxy.front;
 
     // Session 1 logs in and stays; session 2, sent to the other node, finds the mailbox locked.
-    let mut first = Client::login(front, USER, PASSWORD);
-    let first_addr = first.reader.get_ref().local_addr().unwrap();
-    let (mut second, greeting) = Client::connect(front);
+    let mut first = Pop::login(front, USER, PASSWORD);
+    let first_addr = first.stream().local_addr().unwrap();
+    let (mut second, greeting) = Pop::connect(front);
     assert!(greeting.starts_with("+OK"), "{greeting}");
-    let second_addr = second.reader.get_ref().local_addr().unwrap();
+    let second_addr = second.stream().local_addr().unwrap();
     assert!(second.cmd(&format!("USER {USER}")).starts_with("+OK"));
     let reply = second.cmd(&format!("PASS {PASSWORD}"));
     assert!(reply.starts_with("-ERR [IN-USE]"), "{reply}");
@@ -264,7 +266,7 @@ fn haproxy_with_proxy_v2_in_front_of_two_nodes() {
     // Once session 1 has quit, the mailbox is free again through HAProxy, whichever node.
     assert_eq!(first.cmd("QUIT"), "+OK Bye");
     assert!(first.closed());
-    let mut third = Client::login(front, USER, PASSWORD);
+    let mut third = Pop::login(front, USER, PASSWORD);
     let (status, uidls) = third.multi("UIDL");
     assert!(status.starts_with("+OK"), "{status}");
     assert_eq!(uidls.len(), corpus.messages.len());
@@ -282,7 +284,7 @@ fn haproxy_with_proxy_v2_in_front_of_two_nodes() {
         );
     }
     assert_eq!(third.cmd("QUIT"), "+OK Bye");
-    let (node_3, _) = served_by(&nodes, third.reader.get_ref().local_addr().unwrap());
+    let (node_3, _) = served_by(&nodes, third.stream().local_addr().unwrap());
     println!(
         "sessions went to nodes {node_1}, {node_2}, {node_3}; haproxy said: {:?}",
         haproxy.output.lock().unwrap()

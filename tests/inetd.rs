@@ -3,19 +3,21 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::os::fd::OwnedFd;
+use std::io::{self, Read, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use support::maildir::{self, accept_within, wait_bounded, Corpus, PASSWORD, USER};
+use support::maildir::{self, Corpus, PASSWORD, USER};
+use support::pop::Pop;
+use support::poplib::Poplib;
 
 /// The longest any reply or process exit may take.
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// `pop3d --inetd` on pipes: what inetd hands it is a socket, but a pipe pair is the same to it.
+/// `pop3d --inetd` on pipes, as one byte stream for the [`Pop`] client: what inetd hands it is
+/// a socket, but a pipe pair is the same to it. A thread reads its stdout, so that every read
+/// here is bounded by [`LIMIT`], as a socket's timeout bounds it.
 struct Inetd {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -25,7 +27,7 @@ struct Inetd {
 }
 
 impl Inetd {
-    fn start(corpus: &Corpus) -> Self {
+    fn start(corpus: &Corpus) -> Pop<Inetd> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
             .args(["--inetd", "--allow-root"])
             .args(corpus.server_args())
@@ -58,85 +60,70 @@ impl Inetd {
             let _ = err.read_to_end(&mut buf);
             buf
         });
-        Inetd {
+        Pop::over(Inetd {
             stdin: child.stdin.take(),
             child,
             stdout: rx,
             pending: Vec::new(),
             stderr: Some(stderr),
-        }
+        })
     }
+}
 
-    /// The next line with its line end, or `None` at end of output.
-    fn read_line(&mut self) -> Option<Vec<u8>> {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
-                return Some(self.pending.drain(..=i).collect());
-            }
-            let wait = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(wait) {
-                Ok(chunk) if !chunk.is_empty() => self.pending.extend_from_slice(&chunk),
-                Ok(_) | Err(RecvTimeoutError::Disconnected) => {
-                    assert!(self.pending.is_empty(), "unterminated: {:?}", self.pending);
-                    return None;
+impl Read for Inetd {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pending.is_empty() {
+            match self.stdout.recv_timeout(LIMIT) {
+                Ok(chunk) => self.pending = chunk,
+                Err(RecvTimeoutError::Disconnected) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    let why = format!("no reply from pop3d within {LIMIT:?}");
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, why));
                 }
-                Err(RecvTimeoutError::Timeout) => panic!("no reply from pop3d within {LIMIT:?}"),
             }
+        }
+        // An empty chunk, or none, is the end of pop3d's output.
+        let n = self.pending.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(n)
+    }
+}
+
+impl Write for Inetd {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.stdin.as_mut() {
+            Some(stdin) => stdin.write(buf),
+            None => Err(io::ErrorKind::BrokenPipe.into()),
         }
     }
 
-    fn line(&mut self) -> String {
-        let mut line = self.read_line().expect("pop3d closed stdout");
-        assert!(line.ends_with(b"\r\n"), "{line:?}");
-        line.truncate(line.len() - 2);
-        String::from_utf8(line).expect("status line is UTF-8")
+    fn flush(&mut self) -> io::Result<()> {
+        self.stdin.as_mut().map_or(Ok(()), |stdin| stdin.flush())
     }
+}
 
-    fn cmd(&mut self, line: &str) -> String {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin
-            .write_all(format!("{line}\r\n").as_bytes())
-            .expect("write to pop3d");
-        self.line()
-    }
-
-    /// A multi-line body, dot-stuffing undone.
-    fn body(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        loop {
-            let line = self.read_line().expect("EOF inside a multi-line reply");
-            assert!(line.ends_with(b"\r\n"), "{line:?}");
-            if line == b".\r\n" {
-                return out;
-            }
-            out.extend_from_slice(line.strip_prefix(b".").unwrap_or(&line));
-        }
-    }
-
-    fn login(&mut self) {
-        assert!(self.line().starts_with("+OK"));
-        assert!(self.cmd(&format!("USER {USER}")).starts_with("+OK"));
-        let reply = self.cmd(&format!("PASS {PASSWORD}"));
-        assert!(reply.starts_with("+OK"), "{reply}");
-    }
-
-    /// Closes stdin, reads stdout to its end and waits for the exit; returns the exit status
-    /// and everything written to stderr.
+impl Pop<Inetd> {
+    /// Closes stdin, reads stdout to its end (there must be nothing more) and waits for the
+    /// exit; returns the exit status and everything written to stderr.
     fn finish(&mut self) -> (ExitStatus, Vec<u8>) {
-        drop(self.stdin.take());
-        if let Some(line) = self.read_line() {
-            panic!("unexpected output after the session: {line:?}");
-        }
+        let inetd = self.stream_mut();
+        drop(inetd.stdin.take());
+        let rest = self.rest().expect("pop3d's output ends");
+        assert!(
+            rest.is_empty(),
+            "unexpected output after the session: {rest:?}"
+        );
+        let inetd = self.stream_mut();
         let deadline = Instant::now() + LIMIT;
         let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = inetd.child.try_wait().unwrap() {
                 break status;
             }
             assert!(Instant::now() < deadline, "pop3d --inetd did not exit");
             std::thread::sleep(Duration::from_millis(10));
         };
-        (status, self.stderr.take().unwrap().join().unwrap())
+        (status, inetd.stderr.take().unwrap().join().unwrap())
     }
 }
 
@@ -194,7 +181,7 @@ fn a_session_over_pipes_retrieves_every_message_and_exits_0_silently() {
 fn end_of_input_without_quit_ends_the_session_and_deletes_nothing() {
     let corpus = Corpus::new("inetd-eof");
     let mut pop = Inetd::start(&corpus);
-    pop.login();
+    pop.log_in(USER, PASSWORD);
     assert!(pop.cmd("DELE 1").starts_with("+OK"));
     let (_, stderr) = pop.finish();
     assert!(stderr.is_empty(), "{}", String::from_utf8_lossy(&stderr));
@@ -204,46 +191,7 @@ fn end_of_input_without_quit_ends_the_session_and_deletes_nothing() {
 #[test]
 fn an_accepted_socket_as_stdin_and_stdout_serves_python_poplib() {
     let corpus = Corpus::new("inetd-socket");
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port().to_string();
-    let out = corpus.scratch("poplib-out");
-    let client = Command::new("python3")
-        .args([
-            "-c",
-            maildir::POPLIB_SCRIPT,
-            "127.0.0.1",
-            &port,
-            USER,
-            PASSWORD,
-        ])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let stream = accept_within(&listener);
-    // What inetd does: the accepted socket becomes descriptors 0 and 1 of pop3d.
-    let server = {
-        let stdout = OwnedFd::from(stream.try_clone().unwrap());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pop3d"));
-        cmd.args(["--inetd", "--allow-root"])
-            .args(corpus.server_args())
-            .stdin(Stdio::from(OwnedFd::from(stream)))
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::piped());
-        cmd.spawn().expect("start pop3d --inetd")
-        // The Command, and with it this process's copies of the socket, goes here: the client
-        // sees the connection end when pop3d exits.
-    };
-    let run = wait_bounded(client, Duration::from_secs(30), "python3 poplib");
-    let served = wait_bounded(server, LIMIT, "pop3d --inetd");
-    assert!(
-        run.status.success(),
-        "poplib: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    maildir::check_poplib_output(&corpus, &out, &String::from_utf8_lossy(&run.stdout));
+    let (_, served) = Poplib::plain(&corpus).retrieve_all_over_inetd(&corpus.server_args());
     assert!(served.status.success(), "{}", served.status);
     assert!(
         served.stderr.is_empty(),
@@ -256,7 +204,7 @@ fn an_accepted_socket_as_stdin_and_stdout_serves_python_poplib() {
 fn a_second_process_for_the_same_mailbox_gets_in_use() {
     let corpus = Corpus::new("inetd-lock");
     let mut first = Inetd::start(&corpus);
-    first.login();
+    first.log_in(USER, PASSWORD);
     let mut second = Inetd::start(&corpus);
     assert!(second.line().starts_with("+OK"));
     assert!(second.cmd(&format!("USER {USER}")).starts_with("+OK"));
@@ -271,7 +219,7 @@ fn a_second_process_for_the_same_mailbox_gets_in_use() {
     assert!(first.finish().0.success());
     // The lock went with the first process.
     let mut third = Inetd::start(&corpus);
-    third.login();
+    third.log_in(USER, PASSWORD);
     assert!(third.cmd("QUIT").starts_with("+OK"));
     assert!(third.finish().0.success());
 }

@@ -6,30 +6,11 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use support::{BinServer, TempDir};
+use support::temp_dir::TempDir;
+use support::BinServer;
 
-/// The load generator example, built (or found up to date) next to the test binaries: `cargo
-/// test` builds examples, but a run of this file alone (`cargo test --test loadgen`) does not,
-/// and must not use a stale one.
 fn loadgen() -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/loadgen-<hash> → target/<profile>/examples/loadgen
-    let profile = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = profile.join("examples").join("loadgen");
-    BUILT.call_once(|| {
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args(["build", "--quiet", "--example", "loadgen"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile.file_name() == Some(std::ffi::OsStr::new("release")) {
-            cargo.arg("--release");
-        }
-        let status = cargo.status().expect("run cargo build --example loadgen");
-        assert!(status.success(), "cargo build --example loadgen failed");
-    });
-    assert!(path.is_file(), "{} is missing", path.display());
-    path
+    support::example("loadgen")
 }
 
 /// Two users, u1 and u2 (password `pw`), each with a Maildir of 30 messages: small ones and a

@@ -1,11 +1,14 @@
 //! The command line: `--help` and man/pop3d.8 list the same options, and bad options are
 //! refused with exit status 2 and a message that names the problem.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+use support::maildir::run_bounded;
+use support::temp_dir::TempDir;
 
 /// How long any one run of the binary may take: every run here should end at once, and one that
 /// starts serving instead must not hang the test suite.
@@ -20,42 +23,16 @@ struct Run {
 
 /// Runs pop3d with `args`, killing it if it has not exited within [`RUN_LIMIT`].
 fn pop3d(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
-        .args(args)
-        .env_remove("POP3D_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start pop3d");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for pop3d") {
-            break status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pop3d {args:?} still running after {RUN_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let run = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_pop3d"))
+            .args(args)
+            .env_remove("POP3D_LOG"),
+        RUN_LIMIT,
+    );
     Run {
-        code: status.code(),
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
+        code: run.status.code(),
+        stdout: String::from_utf8_lossy(&run.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&run.stderr).into_owned(),
     }
 }
 
@@ -398,9 +375,8 @@ fn non_numeric_timeout_is_a_usage_error() {
 
 #[test]
 fn check_with_a_missing_passwd_file_fails_and_names_it() {
-    let missing = std::env::temp_dir()
-        .join(format!("pop3d-options-test-{}", std::process::id()))
-        .join("no-such-passwd");
+    let dir = TempDir::new("options");
+    let missing = dir.path().join("no-such-passwd");
     let missing = missing.to_str().expect("temp path is UTF-8");
     let run = pop3d(&["--check", "--passwd", missing]);
     assert_ne!(

@@ -3,7 +3,9 @@
 mod support;
 
 use pop3d::store::memory::MemoryStore;
-use support::{Client, LibServer, Users};
+use std::time::Duration;
+use support::pop::Pop;
+use support::{LibServer, Users};
 
 fn server_with(messages: &[&[u8]]) -> (LibServer, MemoryStore) {
     let store = MemoryStore::new();
@@ -25,7 +27,7 @@ const M3: &[u8] = b"Subject: three\n\nno final newline";
 #[test]
 fn greeting_capa_and_quit_before_login() {
     let (server, _) = server_with(&[]);
-    let (mut c, greeting) = Client::connect(server.addr);
+    let (mut c, greeting) = Pop::connect(server.addr);
     assert!(greeting.starts_with("+OK"), "{greeting}");
     let (status, caps) = c.multi("CAPA");
     assert!(status.starts_with("+OK"));
@@ -50,7 +52,7 @@ fn implementation_is_advertised_only_when_configured() {
     let server = LibServer::with_config(MemoryStore::new(), Users::of(&[]), 2, |service| {
         service.implementation("pop3d-test\r\n+OK forged")
     });
-    let (mut c, _) = Client::connect(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     let (_, caps) = c.multi("CAPA");
     assert!(
         caps.contains(&"IMPLEMENTATION pop3d-test+OK forged".to_string()),
@@ -61,7 +63,7 @@ fn implementation_is_advertised_only_when_configured() {
 #[test]
 fn login_stat_list_uidl_retr_top() {
     let (server, _) = server_with(&[M1, M2, M3]);
-    let (mut c, _) = Client::connect(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     assert!(c.cmd("user BOB").starts_with("+OK"));
     assert!(c.cmd("pass pw").starts_with("+OK"));
     let sizes = [M1.len() + 3, M2.len(), M3.len() + 2 + 2];
@@ -103,7 +105,7 @@ fn login_stat_list_uidl_retr_top() {
 #[test]
 fn message_numbers_are_checked_precisely() {
     let (server, _) = server_with(&[M1, M2]);
-    let mut c = Client::login(server.addr, "bob", "pw");
+    let mut c = Pop::login(server.addr, "bob", "pw");
     let cases = [
         ("LIST 0", "-ERR Message number out of range"),
         ("LIST 4294967297", "-ERR Message number out of range"),
@@ -126,7 +128,7 @@ fn message_numbers_are_checked_precisely() {
 #[test]
 fn dele_keeps_numbers_rset_restores_and_quit_commits() {
     let (server, store) = server_with(&[M1, M2, M3]);
-    let mut c = Client::login(server.addr, "bob", "pw");
+    let mut c = Pop::login(server.addr, "bob", "pw");
     assert_eq!(c.cmd("DELE 2"), "+OK Message 2 deleted");
     assert_eq!(c.cmd("DELE 2"), "-ERR Message 2 is deleted");
     assert_eq!(c.cmd("RETR 2"), "-ERR Message 2 is deleted");
@@ -153,32 +155,21 @@ fn dele_keeps_numbers_rset_restores_and_quit_commits() {
 #[test]
 fn dropped_connection_deletes_nothing() {
     let (server, store) = server_with(&[M1, M2]);
-    let mut c = Client::login(server.addr, "bob", "pw");
+    let mut c = Pop::login(server.addr, "bob", "pw");
     assert!(c.cmd("DELE 1").starts_with("+OK"));
     assert!(c.cmd("DELE 2").starts_with("+OK"));
     drop(c);
     // The mailbox lock is released when the session notices the drop; then log in again.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let (mut c, _) = Client::connect(server.addr);
-        c.cmd("USER bob");
-        let r = c.cmd("PASS pw");
-        if r.starts_with("+OK") {
-            assert_eq!(c.cmd("STAT"), format!("+OK 2 {}", M1.len() + 3 + M2.len()));
-            break;
-        }
-        assert!(r.starts_with("-ERR [IN-USE]"), "{r}");
-        assert!(std::time::Instant::now() < deadline, "lock not released");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut c = Pop::login_when_free(server.addr, "bob", "pw", Duration::from_secs(5));
+    assert_eq!(c.cmd("STAT"), format!("+OK 2 {}", M1.len() + 3 + M2.len()));
     assert_eq!(store.count("bob"), 2);
 }
 
 #[test]
 fn second_login_gets_in_use() {
     let (server, _) = server_with(&[M1]);
-    let _first = Client::login(server.addr, "bob", "pw");
-    let (mut c, _) = Client::connect(server.addr);
+    let _first = Pop::login(server.addr, "bob", "pw");
+    let (mut c, _) = Pop::connect(server.addr);
     c.cmd("USER bob");
     assert_eq!(
         c.cmd("PASS pw"),
@@ -192,7 +183,7 @@ fn second_login_gets_in_use() {
 #[test]
 fn authorization_state_errors() {
     let (server, _) = server_with(&[M1]);
-    let (mut c, _) = Client::connect(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     assert_eq!(c.cmd("STAT"), "-ERR Not allowed before login");
     assert_eq!(c.cmd("PASS pw"), "-ERR Send USER first");
     c.cmd("USER bob");
@@ -219,8 +210,8 @@ fn authorization_state_errors() {
 #[test]
 fn pipelined_commands_get_replies_in_order() {
     let (server, _) = server_with(&[M1, M2]);
-    let (mut c, _) = Client::connect(server.addr);
-    c.send_raw(b"USER bob\r\nPASS pw\r\nSTAT\r\nLIST\r\nRETR 1\r\nNOOP\r\nXYZ\r\nQUIT\r\n");
+    let (mut c, _) = Pop::connect(server.addr);
+    c.send(b"USER bob\r\nPASS pw\r\nSTAT\r\nLIST\r\nRETR 1\r\nNOOP\r\nXYZ\r\nQUIT\r\n");
     assert!(c.line().starts_with("+OK"));
     assert!(c.line().starts_with("+OK Logged in"));
     assert!(c.line().starts_with("+OK 2 "));
@@ -237,7 +228,7 @@ fn pipelined_commands_get_replies_in_order() {
 #[test]
 fn third_failed_login_closes_the_connection() {
     let (server, _) = server_with(&[M1]);
-    let (mut c, _) = Client::connect(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     for _ in 0..2 {
         c.cmd("USER bob");
         assert_eq!(c.cmd("PASS nope"), "-ERR [AUTH] Authentication failed");
@@ -246,6 +237,6 @@ fn third_failed_login_closes_the_connection() {
     assert_eq!(c.cmd("PASS nope"), "-ERR [AUTH] Authentication failed");
     assert!(c.closed());
     // Another connection may still log in.
-    let mut c = Client::login(server.addr, "bob", "pw");
+    let mut c = Pop::login(server.addr, "bob", "pw");
     assert!(c.cmd("STAT").starts_with("+OK"));
 }

@@ -22,8 +22,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use support::maildir::{expected_wire, first_difference, run_bounded, sha512_crypt};
-use support::{hash_password, BinServer, Pop, TempDir, TestCert, TlsPop};
+use support::maildir::{first_difference, run_bounded, sha512_crypt};
+use support::pop::{Pop, TlsPop};
+use support::temp_dir::TempDir;
+use support::wire::expected_wire;
+use support::{hash_password, BinServer, TestCert};
 
 const CLIENT_LIMIT: Duration = Duration::from_secs(30);
 
@@ -236,7 +239,7 @@ fn retrieve<S: Read + Write>(c: &mut Pop<S>, user: &str) {
 }
 
 fn plain_connect(server: &BinServer) -> Pop<std::net::TcpStream> {
-    let (c, greeting) = Pop::plain(server.addr);
+    let (c, greeting) = Pop::connect(server.addr);
     assert!(greeting.starts_with("+OK"), "{greeting}");
     c
 }
@@ -603,14 +606,14 @@ fn apop_digest(greeting: &str, password: &str) -> String {
 fn apop_digest_computed_by_the_test() {
     let setup = Setup::new("apop", Accounts::Plain);
     let server = setup.start(&[]);
-    let (mut c, greeting) = Pop::plain(server.addr);
+    let (mut c, greeting) = Pop::connect(server.addr);
     // <pid.random@host>, new for each greeting.
     let stamp = &greeting[greeting.find('<').unwrap()..];
     assert!(stamp.ends_with('>') && stamp.contains('@'), "{greeting}");
     let reply = c.cmd(&format!("APOP alice {}", apop_digest(&greeting, ALICE.1)));
     assert!(reply.starts_with("+OK Logged in"), "{reply}");
     retrieve(&mut c, ALICE.0);
-    let (mut c, again) = Pop::plain(server.addr);
+    let (mut c, again) = Pop::connect(server.addr);
     assert_ne!(again, greeting);
     // A {CLEAR} secret serves it the same.
     let reply = c.cmd(&format!("APOP bob {}", apop_digest(&again, BOB.1)));
@@ -618,7 +621,7 @@ fn apop_digest_computed_by_the_test() {
     retrieve(&mut c, BOB.0);
     // Without --apop, no timestamp and no APOP.
     let plain = BinServer::start(&["--passwd", &setup.passwd, "--maildir", "%h/Maildir"]);
-    let (mut c, greeting) = Pop::plain(plain.addr);
+    let (mut c, greeting) = Pop::connect(plain.addr);
     assert_eq!(greeting, "+OK POP3 server ready");
     assert_eq!(
         c.cmd("APOP alice 0123456789abcdef0123456789abcdef"),
@@ -1021,7 +1024,7 @@ fn timed<S: Read + Write>(c: &mut Pop<S>, line: &str) -> (String, Duration) {
 }
 
 fn connect(addr: SocketAddr) -> (Pop<std::net::TcpStream>, String) {
-    let (c, greeting) = Pop::plain(addr);
+    let (c, greeting) = Pop::connect(addr);
     assert!(greeting.starts_with("+OK"), "{greeting}");
     (c, greeting)
 }
@@ -1065,7 +1068,7 @@ fn apop_is_offered_only_when_every_account_can_use_it() {
     for accounts in Accounts::ALL {
         let setup = Setup::new("apop-offered", accounts);
         let server = setup.start(&[]);
-        let (mut c, greeting) = Pop::plain(server.addr);
+        let (mut c, greeting) = Pop::connect(server.addr);
         if accounts == Accounts::Plain {
             assert!(greeting.contains('<'), "{accounts:?}: {greeting}");
         } else {

@@ -7,9 +7,12 @@ mod support;
 use pop3d::store::memory::MemoryStore;
 use std::collections::BTreeSet;
 use std::fs;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::{note, BinServer, Client, LibServer, TempDir, Users};
+use support::pop::Pop;
+use support::temp_dir::TempDir;
+use support::{note, BinServer, LibServer, Users};
 
 /// Every path under `dir`, relative to it.
 fn tree(dir: &Path) -> BTreeSet<PathBuf> {
@@ -109,13 +112,13 @@ fn hostile_user_names_stay_inside_the_maildir_root() {
     ];
     // A few names per connection, well under the bad-command limit.
     for chunk in cases.chunks(4) {
-        let (mut c, greeting) = Client::connect(server.addr);
+        let (mut c, greeting) = Pop::connect(server.addr);
         assert!(greeting.starts_with("+OK"));
         for (name, want) in chunk {
             let mut line = b"USER ".to_vec();
             line.extend_from_slice(name);
             line.extend_from_slice(b"\r\n");
-            c.send_raw(&line);
+            c.send(&line);
             assert_eq!(c.line(), *want, "USER {:?}", String::from_utf8_lossy(name));
             // The refused name is forgotten: PASS has no user to go with.
             assert_eq!(c.cmd("PASS pw"), "-ERR Send USER first");
@@ -129,7 +132,7 @@ fn hostile_user_names_stay_inside_the_maildir_root() {
     );
 
     // Names that pass the check but name no account: refused at PASS, nothing created.
-    let (mut c, _) = Client::connect(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     for name in [
         format!("{mark}\u{2215}x"),        // DIVISION SLASH, not '/'
         format!("\u{2025}\u{ff0f}{mark}"), // TWO DOT LEADER, FULLWIDTH SOLIDUS
@@ -147,7 +150,7 @@ fn hostile_user_names_stay_inside_the_maildir_root() {
 
     // The real users land where the template says, and only there.
     for user in ["BOB", &mark.to_uppercase()] {
-        let mut c = Client::login(server.addr, user, "pw");
+        let mut c = Pop::login(server.addr, user, "pw");
         assert_eq!(c.cmd("QUIT"), "+OK Bye");
     }
     let created: BTreeSet<PathBuf> = tree(dir.path()).difference(&before).cloned().collect();
@@ -206,7 +209,7 @@ fn is_quit(line: &[u8]) -> bool {
 
 /// Reads the reply to a line the client sent: the status line, and the body when the command
 /// was one with a multi-line answer and the status is +OK. Returns every line.
-fn reply_to(c: &mut Client, line: &[u8]) -> Vec<String> {
+fn reply_to(c: &mut Pop<TcpStream>, line: &[u8]) -> Vec<String> {
     let status = c.line();
     assert!(
         status.starts_with("+OK") || status.starts_with("-ERR"),
@@ -252,11 +255,11 @@ fn replies_never_echo_what_the_client_sent() {
         for prefix in prefixes {
             for payload in payloads {
                 let mut c = match logged_in {
-                    true => Client::login(server.addr, "bob", "pw"),
-                    false => Client::connect(server.addr).0,
+                    true => Pop::login(server.addr, "bob", "pw"),
+                    false => Pop::connect(server.addr).0,
                 };
                 let bytes = [*prefix, *payload, b"\r\n"].concat();
-                c.send_raw(&bytes);
+                c.send(&bytes);
                 // One reply per line sent (a payload may contain a line end of its own).
                 let mut got = Vec::new();
                 let mut quit = false;
@@ -313,7 +316,7 @@ const MEDIAN_BOUND: Duration = Duration::from_millis(50);
 /// Time from sending PASS to its reply, for `user` with a wrong password, on a fresh
 /// connection.
 fn failed_login_time(addr: std::net::SocketAddr, user: &str) -> Duration {
-    let (mut c, _) = Client::connect(addr);
+    let (mut c, _) = Pop::connect(addr);
     assert_eq!(c.cmd(&format!("USER {user}")), "+OK Send your password");
     let t = Instant::now();
     let r = c.cmd("PASS wrong");
@@ -352,7 +355,7 @@ fn login_timing(hash: &str) -> (Duration, Duration, Duration) {
         wrong.push(failed_login_time(server.addr, "bob"));
     }
     let t = Instant::now();
-    let mut c = Client::login(server.addr, "bob", "secret");
+    let mut c = Pop::login(server.addr, "bob", "secret");
     let ok = t.elapsed();
     assert_eq!(c.cmd("QUIT"), "+OK Bye");
     (median(unknown), median(wrong), ok)

@@ -11,16 +11,14 @@ mod support;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::OwnedFd;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use support::maildir::{
-    self, accept_within, first_difference, run_bounded, wait_bounded, Corpus, Fetchmail, Mail,
-    PASSWORD, USER,
-};
-use support::{openssl, path_str, tcp, BinServer, Pop, TestCert, TlsPop};
+use support::maildir::{first_difference, run_bounded, Corpus, Fetchmail, Mail, PASSWORD, USER};
+use support::pop::{tcp, Pop, TlsPop};
+use support::poplib::Poplib;
+use support::{openssl, path_str, BinServer, TestCert};
 
 /// The longest any client run may take.
 const CLIENT_LIMIT: Duration = Duration::from_secs(30);
@@ -216,35 +214,13 @@ fn check_refuses_a_key_that_does_not_belong_to_the_certificate() {
 #[test]
 fn an_ecdsa_key_serves_tls() {
     let setup = Setup::new("ec-key");
-    let dir = setup.corpus.scratch("ec");
-    let key = dir.join("ec.key");
-    let cert = dir.join("ec.crt");
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        &path_str(&key),
-        "-out",
-        &path_str(&cert),
-    ]);
+    let ec = TestCert::generate_with(
+        &setup.corpus.scratch("ec"),
+        &["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
+    );
     let mut args = setup.corpus.server_args();
-    args.extend([
-        "--tls-cert".into(),
-        path_str(&cert),
-        "--tls-key".into(),
-        path_str(&key),
-        "--listen-tls".into(),
-        "127.0.0.1:0".into(),
-    ]);
+    args.extend(ec.args());
+    args.extend(["--listen-tls".into(), "127.0.0.1:0".into()]);
     let server = BinServer::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let (mut c, greeting) = TlsPop::implicit(server.tls_addr());
     assert!(greeting.starts_with("+OK"), "{greeting}");
@@ -254,56 +230,14 @@ fn an_ecdsa_key_serves_tls() {
 
 // ---- real clients ----
 
-/// Replaces the plaintext connection of [`maildir::POPLIB_SCRIPT`] with TLS, by the mode in
-/// `$POP3_TLS`: `ssl` (POP3_SSL on an implicit-TLS port) or `stls` (POP3 then stls()). Prints
-/// `TLS VERSION CIPHER` before the script's own output.
-fn poplib_tls_script() -> String {
-    let plain = "pop = poplib.POP3(host, int(port), timeout=20)\n";
-    assert!(
-        maildir::POPLIB_SCRIPT.contains(plain),
-        "POPLIB_SCRIPT changed"
-    );
-    let tls = r#"import ssl
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-if os.environ["POP3_TLS"] == "ssl":
-    pop = poplib.POP3_SSL(host, int(port), context=ctx, timeout=20)
-    caps = pop.capa()
-    assert "STLS" not in caps and "USER" in caps, caps
-else:
-    pop = poplib.POP3(host, int(port), timeout=20)
-    caps = pop.capa()
-    assert "STLS" in caps and "USER" not in caps, caps
-    pop.stls(ctx)
-    caps = pop.capa()
-    assert "STLS" not in caps and "USER" in caps, caps
-print("TLS", pop.sock.version(), pop.sock.cipher()[0])
-"#;
-    maildir::POPLIB_SCRIPT.replace(plain, tls)
-}
-
-/// Runs the poplib TLS script in `mode` against `port`; checks every message and returns the
-/// `TLS ...` line it printed.
-fn poplib_tls(setup: &Setup, mode: &str, port: u16) -> String {
-    let out = setup.corpus.scratch(&format!("poplib-{mode}"));
-    let run = run_bounded(
-        Command::new("python3")
-            .env("POP3_TLS", mode)
-            .args(["-c", &poplib_tls_script(), "127.0.0.1", &port.to_string()])
-            .args([USER, PASSWORD])
-            .arg(&out),
-        CLIENT_LIMIT,
-    );
-    let stdout = text(&run.stdout);
-    assert!(run.status.success(), "poplib {mode}: {}", text(&run.stderr));
-    maildir::check_poplib_output(&setup.corpus, &out, &stdout);
+/// The `TLS VERSION CIPHER` line a poplib run over TLS printed.
+fn tls_line(stdout: &str, what: &str) -> String {
     let tls = stdout
         .lines()
         .find(|l| l.starts_with("TLS "))
         .unwrap_or_else(|| panic!("{stdout}"))
         .to_owned();
-    println!("poplib {mode}: {tls}");
+    println!("poplib {what}: {tls}");
     tls
 }
 
@@ -311,7 +245,8 @@ fn poplib_tls(setup: &Setup, mode: &str, port: u16) -> String {
 fn python_poplib_pop3_ssl_retrieves_every_message_over_tls_1_2() {
     let setup = Setup::new("poplib-ssl");
     let server = setup.start(&["--insecure-loopback"]);
-    let tls = poplib_tls(&setup, "ssl", server.tls_addr().port());
+    let stdout = Poplib::implicit_tls(&setup.corpus).retrieve_all(server.tls_addr().port());
+    let tls = tls_line(&stdout, "POP3_SSL");
     assert!(tls.starts_with("TLS TLSv1.2 "), "{tls}");
     assert!(server.log().contains(&format!("login: user={USER} ")));
 }
@@ -320,7 +255,8 @@ fn python_poplib_pop3_ssl_retrieves_every_message_over_tls_1_2() {
 fn python_poplib_stls_retrieves_every_message_over_tls_1_2() {
     let setup = Setup::new("poplib-stls");
     let server = setup.start(&["--insecure-loopback"]);
-    let tls = poplib_tls(&setup, "stls", server.port());
+    let stdout = Poplib::stls(&setup.corpus).retrieve_all(server.port());
+    let tls = tls_line(&stdout, "stls");
     assert!(tls.starts_with("TLS TLSv1.2 "), "{tls}");
     let log = server.log();
     assert!(log.contains(" tls messages="), "login not over TLS:\n{log}");
@@ -609,6 +545,21 @@ fn sasl_line(capa: &[String]) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Inside TLS: CAPA offers USER and every SASL mechanism, and no STLS; STLS is refused; the
+/// mail is retrieved.
+fn offers_passwords_and_serves(c: &mut TlsPop, setup: &Setup) {
+    let capa = capa(c);
+    assert!(capa.contains(&"USER".to_owned()), "{capa:?}");
+    assert!(!capa.contains(&"STLS".to_owned()), "{capa:?}");
+    assert_eq!(
+        sasl_line(&capa),
+        ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"],
+        "{capa:?}"
+    );
+    assert_eq!(c.cmd("STLS"), "-ERR TLS is already active");
+    retrieve_all(c, setup);
+}
+
 /// One line, CRLF included, read a byte at a time from a raw socket.
 fn raw_line(stream: &mut TcpStream) -> Vec<u8> {
     let mut line = Vec::new();
@@ -636,7 +587,7 @@ fn commands_pipelined_after_stls_are_discarded_not_run_inside_tls() {
         // USER sent before the handshake would make the handshake fail.
         let reply = raw_line(&mut stream);
         assert_eq!(reply, b"+OK Begin TLS negotiation\r\n");
-        let mut c = Pop::over(support::tls_handshake(stream));
+        let mut c = Pop::over(support::pop::tls_handshake(stream));
         // The first thing the server says inside TLS answers this CAPA: nothing was queued.
         let lines = capa(&mut c);
         assert!(lines.contains(&"USER".to_owned()), "{rule}: {lines:?}");
@@ -652,7 +603,7 @@ fn a_user_given_before_stls_is_forgotten_after_it() {
     let setup = Setup::new("user-before-stls");
     // Plaintext allowed, so USER is accepted before TLS; TLS must still start afresh.
     let server = setup.start(&["--allow-plaintext"]);
-    let (mut c, _) = Pop::plain(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     assert_eq!(c.cmd(&format!("USER {USER}")), "+OK Send your password");
     let mut c = c.stls();
     assert_eq!(c.cmd(&format!("PASS {PASSWORD}")), "-ERR Send USER first");
@@ -663,7 +614,7 @@ fn a_user_given_before_stls_is_forgotten_after_it() {
 fn before_stls_passwords_are_refused_and_capa_says_so() {
     let setup = Setup::new("plaintext-rule");
     let server = setup.start(&["--insecure-loopback"]);
-    let (mut c, greeting) = Pop::plain(server.addr);
+    let (mut c, greeting) = Pop::connect(server.addr);
     assert_eq!(greeting, "+OK POP3 server ready");
     let before = capa(&mut c);
     assert!(before.contains(&"STLS".to_owned()), "{before:?}");
@@ -692,16 +643,7 @@ fn before_stls_passwords_are_refused_and_capa_says_so() {
     );
 
     let mut c = c.stls();
-    let after = capa(&mut c);
-    assert!(!after.contains(&"STLS".to_owned()), "{after:?}");
-    assert!(after.contains(&"USER".to_owned()), "{after:?}");
-    assert_eq!(
-        sasl_line(&after),
-        ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"],
-        "{after:?}"
-    );
-    assert_eq!(c.cmd("STLS"), "-ERR TLS is already active");
-    retrieve_all(&mut c, &setup);
+    offers_passwords_and_serves(&mut c, &setup);
     assert_eq!(c.cmd("STLS"), "-ERR STLS is only allowed before login");
     c.quit();
 }
@@ -712,15 +654,7 @@ fn the_implicit_tls_port_offers_passwords_and_no_stls() {
     let server = setup.start(&["--insecure-loopback"]);
     let (mut c, greeting) = TlsPop::implicit(server.tls_addr());
     assert_eq!(greeting, "+OK POP3 server ready");
-    let lines = capa(&mut c);
-    assert!(lines.contains(&"USER".to_owned()), "{lines:?}");
-    assert!(!lines.contains(&"STLS".to_owned()), "{lines:?}");
-    assert_eq!(
-        sasl_line(&lines),
-        ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"]
-    );
-    assert_eq!(c.cmd("STLS"), "-ERR TLS is already active");
-    retrieve_all(&mut c, &setup);
+    offers_passwords_and_serves(&mut c, &setup);
     c.quit();
 }
 
@@ -728,7 +662,7 @@ fn the_implicit_tls_port_offers_passwords_and_no_stls() {
 fn allow_plaintext_accepts_passwords_before_tls() {
     let setup = Setup::new("allow-plaintext");
     let server = setup.start(&["--insecure-loopback", "--allow-plaintext"]);
-    let (mut c, _) = Pop::plain(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     let lines = capa(&mut c);
     assert!(lines.contains(&"USER".to_owned()), "{lines:?}");
     assert!(lines.contains(&"STLS".to_owned()), "{lines:?}");
@@ -744,7 +678,7 @@ fn allow_plaintext_accepts_passwords_before_tls() {
 fn loopback_is_trusted_unless_insecure_loopback_is_given() {
     let setup = Setup::new("trusted-loopback");
     let server = setup.start(&[]);
-    let (mut c, _) = Pop::plain(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     let lines = capa(&mut c);
     assert!(lines.contains(&"USER".to_owned()), "{lines:?}");
     assert!(lines.contains(&"STLS".to_owned()), "{lines:?}");
@@ -793,10 +727,10 @@ fn garbage_instead_of_a_handshake_ends_the_session_and_the_server_keeps_serving(
     let setup = Setup::new("bad-handshake");
     let server = setup.start(&["--insecure-loopback"]);
     // After STLS, plaintext instead of a ClientHello.
-    let (c, _) = Pop::plain(server.addr);
+    let (c, _) = Pop::connect(server.addr);
     let mut c = c;
     assert_eq!(c.cmd("STLS"), "+OK Begin TLS negotiation");
-    let mut stream = c.reader.into_inner();
+    let mut stream = c.into_stream();
     stream
         .write_all(b"USER alice\r\nPASS s3cret pw\r\n")
         .unwrap();
@@ -819,10 +753,10 @@ fn a_stalled_handshake_ends_within_the_timeout() {
     // Both at once: a silent client on the TLS port, and one that goes quiet after STLS.
     let mut implicit = tcp(server.tls_addr());
     let implicit_since = Instant::now();
-    let (mut c, _) = Pop::plain(server.addr);
+    let (mut c, _) = Pop::connect(server.addr);
     assert_eq!(c.cmd("STLS"), "+OK Begin TLS negotiation");
     let stls_since = Instant::now();
-    let mut after_stls = c.reader.into_inner();
+    let mut after_stls = c.into_stream();
     // --timeout 2: closed after 2 s of silence; 5 s leaves room for a loaded machine.
     let limit = Duration::from_secs(5);
     for (what, stream, since) in [
@@ -888,9 +822,9 @@ fn a_session_over_tls_ends_with_close_notify() {
     let server = setup.start(&["--insecure-loopback"]);
     for stls in [false, true] {
         let stream = if stls {
-            let (mut c, _) = Pop::plain(server.addr);
+            let (mut c, _) = Pop::connect(server.addr);
             assert_eq!(c.cmd("STLS"), "+OK Begin TLS negotiation");
-            c.reader.into_inner()
+            c.into_stream()
         } else {
             tcp(server.tls_addr())
         };
@@ -899,7 +833,7 @@ fn a_session_over_tls_ends_with_close_notify() {
             stream,
             seen: seen.clone(),
         };
-        let tls = support::tls_connector()
+        let tls = support::pop::tls_connector()
             .connect("localhost", recorder)
             .expect("TLS handshake");
         let mut c = Pop::over(tls);
@@ -1006,45 +940,9 @@ fn only_tls_1_2_is_negotiated_even_with_tls_min_1_0() {
 #[test]
 fn inetd_tls_serves_python_pop3_ssl() {
     let setup = Setup::new("inetd-tls");
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port().to_string();
-    let out = setup.corpus.scratch("poplib-out");
-    let client = Command::new("python3")
-        .env("POP3_TLS", "ssl")
-        .args([
-            "-c",
-            &poplib_tls_script(),
-            "127.0.0.1",
-            &port,
-            USER,
-            PASSWORD,
-        ])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let stream = accept_within(&listener);
-    // What inetd does for a port 995 service: the socket is descriptors 0 and 1.
-    let server = {
-        let stdout = OwnedFd::from(stream.try_clone().unwrap());
-        Command::new(env!("CARGO_BIN_EXE_pop3d"))
-            .args(["--inetd", "--tls", "--insecure-loopback", "--allow-root"])
-            .args(setup.args(&[]))
-            .stdin(Stdio::from(OwnedFd::from(stream)))
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start pop3d --inetd --tls")
-    };
-    let run = wait_bounded(client, CLIENT_LIMIT, "python3 poplib");
-    let served = wait_bounded(server, CLIENT_LIMIT, "pop3d --inetd --tls");
-    let stdout = text(&run.stdout);
-    assert!(run.status.success(), "poplib: {}", text(&run.stderr));
-    maildir::check_poplib_output(&setup.corpus, &out, &stdout);
-    let tls = stdout.lines().find(|l| l.starts_with("TLS ")).unwrap();
-    println!("poplib POP3_SSL, inetd --tls: {tls}");
+    let args = setup.args(&["--tls", "--insecure-loopback"]);
+    let (stdout, served) = Poplib::implicit_tls(&setup.corpus).retrieve_all_over_inetd(&args);
+    let tls = tls_line(&stdout, "POP3_SSL, inetd --tls");
     assert!(tls.starts_with("TLS TLSv1.2 "), "{tls}");
     assert!(
         served.status.success(),

@@ -206,8 +206,11 @@ mod tests {
         }
         let mut out = Vec::new();
         for line in lines {
-            let body = line.strip_suffix(b"\n").unwrap_or(line);
-            let body = body.strip_suffix(b"\r").unwrap_or(body);
+            // A CR is part of the line end only before an LF: a last line "x\r" keeps its CR.
+            let body = match line.strip_suffix(b"\n") {
+                Some(body) => body.strip_suffix(b"\r").unwrap_or(body),
+                None => line,
+            };
             if body.first() == Some(&b'.') {
                 out.push(b'.');
             }
@@ -244,6 +247,24 @@ mod tests {
         b"bare\rcr\n\r\r\n.x\r\r\n",
         b"\x00nul\xff\xfe8bit\n\n\x00\n",
         b"H: 1\r\n\r\n",
+        // A bare CR at the very end is content, not half a line end; split from its LF, a CR
+        // is still the line end.
+        b"x\r",
+        b"\r",
+        b"x\r\n",
+        b"x\r\r\n",
+        b"H: 1\r\n\r\n.x\r",
+        // Header only, and a blank line only.
+        b"H: 1\nH: 2\n",
+        b"\r\n",
+        // The rest of the literal table in tests/wire.rs.
+        b"a\nb\r\nc",
+        b"a\rb\n",
+        b".\n\n",
+        b"x\n.\n",
+        b"..\r\n.",
+        b"H: 1\r\n\r\nl1\nl2",
+        b"H: 1\n\r\n\nl1\n",
     ];
 
     #[test]
@@ -273,6 +294,8 @@ mod tests {
             (b"x\n.\n", b"x\r\n..\r\n.\r\n"),
             (b"a\r\nb\nc", b"a\r\nb\r\nc\r\n.\r\n"),
             (b"a\rb\n", b"a\rb\r\n.\r\n"),
+            (b"x\r", b"x\r\r\n.\r\n"),
+            (b"x\r\r\n", b"x\r\r\n.\r\n"),
         ];
         for (input, want) in cases {
             assert_eq!(encode_in_chunks(input, None, &[]), *want, "{input:?}");

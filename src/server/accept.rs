@@ -35,13 +35,15 @@ pub(super) fn accept_loop(listener: &TcpListener, kind: ListenerKind, context: &
                 continue;
             }
         };
-        let full = shared.in_flight.fetch_add(1, Ordering::SeqCst) >= context.max_sessions;
-        // When full, the newcomer takes the place of the connection that has waited longest
-        // before login, if there is one.
-        if full && !shared.registry.evict_longest_waiting() {
+        if shared.in_flight.fetch_add(1, Ordering::SeqCst) >= context.max_sessions {
             shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-            refuse_busy(&stream, peer, kind, context);
-            continue;
+            // Full: the newcomer takes the place of the connection that has waited longest
+            // before login, if there is one.
+            let from = (!kind.proxy).then_some(peer.ip());
+            if !shared.registry.evict_longest_waiting(from) {
+                refuse_busy(&stream, peer, kind, context);
+                continue;
+            }
         }
         let Ok(socket) = stream.try_clone() else {
             shared.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -102,6 +104,7 @@ fn handle_connection(
         }
     }
     let client = connecting.client().unwrap_or(peer);
+    tracker.set_client(client.ip());
     let trusted = service.config.trust_loopback && client.ip().to_canonical().is_loopback();
     let _slot = match trusted {
         true => None,

@@ -50,19 +50,18 @@ impl Pool {
         }
     }
 
-    /// Runs `job` on an idle thread, or on a new one; fails when every thread is busy and no
-    /// more may start (or the system refuses a thread), without blocking.
+    /// Runs `job` on an idle thread, or a new one, or the next one free when `max` are busy;
+    /// fails, without blocking, when `max` jobs already wait (or the system refuses a thread).
     pub(super) fn run(&self, job: Job) -> io::Result<()> {
         let t = &self.threads;
         let promised = t
             .idle
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
-        if !promised {
-            let mut live = super::lock(&t.live);
-            if *live >= t.max {
-                return Err(io::Error::other("every session thread is busy"));
-            }
+        // With every thread busy, the job waits in the queue for the next one free: a session
+        // cut to make room ends in a moment.
+        let mut live = super::lock(&t.live);
+        if !promised && *live < t.max {
             let rx = self.rx.clone();
             let threads = self.threads.clone();
             thread::Builder::new()
@@ -71,6 +70,7 @@ impl Pool {
                 .spawn(move || work(&rx, &threads))?;
             *live += 1;
         }
+        drop(live);
         self.tx
             .try_send(Some(job))
             .map_err(|_| io::Error::other("the session queue is full"))

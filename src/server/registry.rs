@@ -2,11 +2,13 @@
 //! room by cutting the connection that has waited longest before login.
 
 use super::{lock, Shared};
+use crate::limits::{EVICTION_COOLDOWN, EVICTION_TABLE_MAX};
+use crate::net_range::client_key;
 use crate::session::{End, Supervisor};
 use std::collections::HashMap;
-use std::net::{Shutdown, TcpStream};
+use std::net::{IpAddr, Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 /// The last reply to a connection cut to make room.
@@ -18,9 +20,13 @@ const SHUTTING_DOWN: &str = "[SYS/TEMP] Server shutting down";
 pub(super) struct Tracker {
     id: u64,
     socket: TcpStream,
+    /// The client's address, once a PROXY header has named it (else the socket's peer).
+    client: OnceLock<IpAddr>,
     /// When the connection began to wait for the client without having logged in, in
     /// nanoseconds since the registry began (shifted by one so that 0 means "not waiting").
     waiting_since: AtomicU64,
+    /// The client has sent a whole command line: it is talking, not just holding a place.
+    spoke: AtomicBool,
     logged_in: AtomicBool,
     evicted: AtomicBool,
     /// The session's place in the pool was given up (it is finishing, or was given to another
@@ -34,6 +40,8 @@ pub(super) struct Registry {
     epoch: Instant,
     next_id: AtomicU64,
     open: Mutex<HashMap<u64, Arc<Tracker>>>,
+    /// Addresses whose connection was cut to make room, and until when they may not cut one.
+    cooling: Mutex<HashMap<IpAddr, Instant>>,
 }
 
 impl Default for Registry {
@@ -42,6 +50,7 @@ impl Default for Registry {
             epoch: Instant::now(),
             next_id: AtomicU64::new(0),
             open: Mutex::default(),
+            cooling: Mutex::default(),
         }
     }
 }
@@ -52,7 +61,9 @@ impl Registry {
         let tracker = Arc::new(Tracker {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             socket,
+            client: OnceLock::new(),
             waiting_since: AtomicU64::new(self.now()),
+            spoke: AtomicBool::new(false),
             logged_in: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             released: AtomicBool::new(false),
@@ -69,29 +80,53 @@ impl Registry {
 
     /// Cuts the connection that has waited longest for its client before login, and gives its
     /// place in the pool to a newcomer; false if every connection is logged in or busy.
-    pub(super) fn evict_longest_waiting(&self) -> bool {
+    ///
+    /// A client that has not sent a single command line goes before one that has: a real
+    /// client speaks within a round trip of the greeting, and a flood of connections that
+    /// say nothing must not cut a real client in the middle of its login.
+    ///
+    /// A newcomer from an address whose own connection was cut lately (`from`; `None` when
+    /// the address is not known yet, behind a proxy) cuts nobody: see [`EVICTION_COOLDOWN`].
+    pub(super) fn evict_longest_waiting(&self, from: Option<IpAddr>) -> bool {
+        let now = Instant::now();
+        if let Some(ip) = from {
+            let cooling = lock(&self.cooling);
+            if cooling
+                .get(&client_key(ip))
+                .is_some_and(|until| *until > now)
+            {
+                return false;
+            }
+        }
         let open = lock(&self.open);
         let victim = open
             .values()
             .filter(|t| !t.logged_in.load(Ordering::SeqCst) && !t.evicted.load(Ordering::SeqCst))
             .filter_map(|t| match t.waiting_since.load(Ordering::SeqCst) {
                 0 => None,
-                since => Some((since, t)),
+                since => Some(((t.spoke.load(Ordering::SeqCst), since), t)),
             })
-            .min_by_key(|(since, _)| *since);
+            .min_by_key(|(key, _)| *key);
         let Some((_, victim)) = victim else {
             return false;
         };
         victim.evicted.store(true, Ordering::SeqCst);
-        // Its place passes to the newcomer, who was counted already.
+        // Its place passes to the newcomer.
         victim.released.store(true, Ordering::SeqCst);
+        let peer = victim.socket.peer_addr().ok();
         log::info!(
             "evicted: peer={} (waited longest before login, to make room)",
-            victim
-                .socket
-                .peer_addr()
-                .map_or_else(|_| "-".into(), |a| a.to_string())
+            peer.map_or_else(|| "-".into(), |a| a.to_string())
         );
+        if let Some(ip) = victim.client.get().copied().or(peer.map(|a| a.ip())) {
+            let mut cooling = lock(&self.cooling);
+            if cooling.len() >= EVICTION_TABLE_MAX {
+                cooling.retain(|_, until| *until > now);
+            }
+            if cooling.len() < EVICTION_TABLE_MAX {
+                cooling.insert(client_key(ip), now + EVICTION_COOLDOWN);
+            }
+        }
         // The session sees the end of input, and answers the client before it closes.
         let _ = victim.socket.shutdown(Shutdown::Read);
         true
@@ -114,6 +149,11 @@ impl Tracker {
     /// The socket.
     pub(super) fn socket(&self) -> &TcpStream {
         &self.socket
+    }
+
+    /// Records the client's own address, which a PROXY header named.
+    pub(super) fn set_client(&self, ip: IpAddr) {
+        let _ = self.client.set(ip);
     }
 
     /// Gives up the connection's place in the pool, once.
@@ -145,6 +185,7 @@ impl Supervisor for Tracker {
                 .compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
         } else {
             self.waiting_since.store(0, Ordering::SeqCst);
+            self.spoke.store(true, Ordering::SeqCst);
         }
     }
 

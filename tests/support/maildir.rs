@@ -6,12 +6,13 @@
 //! for, a 20 MB message. Some file names carry `,S=` and `,W=` size hints, some do not; some are
 //! in `new/`, some in `cur/` with flags.
 //!
-//! [`expected_wire`] is written from the definition, without looking at `src/`.
+//! What a client must receive for each message is [`expected_wire`], the tests' one reference.
 //!
 //! Also here, for the tests that drive real clients: running a program with a deadline
-//! ([`run_bounded`]) and the Python poplib client that two test files share.
+//! ([`run_bounded`]) and fetchmail's set-up (Python's poplib has its own file, `poplib.rs`).
 
-use super::TempDir;
+use super::temp_dir::TempDir;
+use super::wire::expected_wire;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
@@ -19,23 +20,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// What a client should receive for a stored message, once the server's dot-stuffing is undone:
-/// each line with CRLF (a CR already before the LF is kept, not doubled), and a CRLF after a last
-/// line that had none. Its length is the size LIST must report.
-pub fn expected_wire(msg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(msg.len() + msg.len() / 16 + 2);
-    let mut lines: Vec<&[u8]> = msg.split(|&b| b == b'\n').collect();
-    // "a\n".split gives ["a", ""]: the empty piece after the last LF is not a line.
-    if lines.last() == Some(&&b""[..]) {
-        lines.pop();
-    }
-    for line in lines {
-        out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
 
 /// The account every corpus has.
 pub const USER: &str = "alice";
@@ -397,69 +381,6 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     wait_bounded(child, limit, &what)
 }
 
-/// A Python poplib client: logs in, takes STAT, LIST and UIDL, RETRs every message and writes
-/// each (lines joined with CRLF again) to OUT/N, and a line `N SIZE UIDL OCTETS` per message to
-/// OUT/index. Arguments: HOST PORT USER PASSWORD OUT. Prints `COUNT TOTAL` from STAT.
-pub const POPLIB_SCRIPT: &str = r#"
-import os, poplib, sys
-host, port, user, password, out = sys.argv[1:6]
-# poplib refuses lines over poplib._MAXLINE (2048) octets; RFC 1939 sets no limit and the corpus
-# has 5000-octet lines, so raise it.
-poplib._MAXLINE = 1 << 20
-pop = poplib.POP3(host, int(port), timeout=20)
-pop.user(user)
-pop.pass_(password)
-count, total = pop.stat()
-_, listing, _ = pop.list()
-_, uidls, _ = pop.uidl()
-with open(os.path.join(out, "index"), "w") as index:
-    for entry, uentry in zip(listing, uidls):
-        n, size = entry.decode().split()
-        n2, uidl = uentry.decode().split()
-        assert n == n2, (n, n2)
-        # retr() undoes the dot-stuffing and strips each line's CRLF; octets counts the
-        # unstuffed octets with their CRLFs.
-        resp, lines, octets = pop.retr(int(n))
-        assert resp.startswith(b"+OK"), resp
-        with open(os.path.join(out, n), "wb") as f:
-            f.write(b"".join(line + b"\r\n" for line in lines))
-        index.write("%s %s %s %d\n" % (n, size, uidl, octets))
-print(pop.quit().decode())
-print(count, total)
-"#;
-
-/// Checks what [`POPLIB_SCRIPT`] wrote to `out` against the corpus: every message retrieved,
-/// byte for byte, with LIST sizes, UIDLs and poplib's octet counts all right.
-pub fn check_poplib_output(corpus: &Corpus, out: &Path, stdout: &str) {
-    let expected = corpus.by_uidl();
-    let total: usize = corpus.messages.iter().map(Mail::size).sum();
-    assert!(
-        stdout.ends_with(&format!("{} {total}\n", expected.len())),
-        "STAT: {stdout}"
-    );
-    let index = fs::read_to_string(out.join("index")).unwrap();
-    let mut seen = BTreeSet::new();
-    for line in index.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        let (n, size, uidl, octets) = (f[0], f[1], f[2], f[3]);
-        let mail = expected
-            .get(uidl)
-            .unwrap_or_else(|| panic!("unknown UIDL {uidl}"));
-        let want = mail.wire();
-        let got = fs::read(out.join(n)).unwrap();
-        assert!(
-            got == want,
-            "{}: {}",
-            mail.path,
-            first_difference(&got, &want)
-        );
-        assert_eq!(size, want.len().to_string(), "LIST size of {}", mail.path);
-        assert_eq!(octets, want.len().to_string(), "octets of {}", mail.path);
-        assert!(seen.insert(uidl.to_owned()), "UIDL {uidl} twice");
-    }
-    assert_eq!(seen.len(), expected.len(), "not every message was listed");
-}
-
 /// Describes where two byte strings first differ, for assertion messages.
 pub fn first_difference(got: &[u8], want: &[u8]) -> String {
     let at = got
@@ -560,25 +481,5 @@ impl Fetchmail {
             got.push(fs::read(f.unwrap().path()).unwrap());
         }
         got
-    }
-}
-
-/// Accepts one connection on `listener` within 10 s (the test that waits for it has a client
-/// connecting; one that never does fails here instead of hanging).
-pub fn accept_within(listener: &std::net::TcpListener) -> std::net::TcpStream {
-    listener.set_nonblocking(true).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream.set_nonblocking(false).unwrap();
-                return stream;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(std::time::Instant::now() < deadline, "no client connected");
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
     }
 }

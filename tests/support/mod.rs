@@ -1,13 +1,18 @@
-//! Shared test helpers: real servers on loopback port 0, and a line-level POP3 client.
+//! Shared test helpers: real servers on loopback port 0, the POP3 client ([`pop`]), a temporary
+//! directory ([`temp_dir`]), and the corpus and real clients ([`maildir`]).
 #![allow(dead_code)]
 
 pub mod maildir;
+pub mod pop;
+pub mod poplib;
+pub mod temp_dir;
+pub mod wire;
 
 use pop3d::store::memory::MemoryStore;
 use pop3d::{Account, AuthError, Authenticator, Server, Service, ShutdownHandle};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -61,6 +66,11 @@ impl LibServer {
         configure: impl FnOnce(Service) -> Service,
     ) -> Self {
         let service = configure(Service::new(users, Arc::new(store)));
+        Self::serving(service, max_sessions)
+    }
+
+    /// A server for any service: another store, another authenticator.
+    pub fn serving(service: Service, max_sessions: usize) -> Self {
         let mut server = Server::new(service).max_sessions(max_sessions);
         let addr = server.listen("127.0.0.1:0").expect("bind");
         let handle = server.shutdown_handle();
@@ -121,123 +131,7 @@ impl Drop for BinServer {
     }
 }
 
-/// A POP3 client that speaks in literal lines.
-pub struct Client {
-    pub reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    /// Connects and returns the client with the greeting.
-    pub fn connect(addr: SocketAddr) -> (Self, String) {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let mut c = Client {
-            reader: BufReader::new(stream),
-        };
-        let greeting = c.line();
-        (c, greeting)
-    }
-
-    /// Connects, logs in and checks the reply.
-    pub fn login(addr: SocketAddr, user: &str, pass: &str) -> Self {
-        let (mut c, g) = Self::connect(addr);
-        assert!(g.starts_with("+OK"), "{g}");
-        assert!(c.cmd(&format!("USER {user}")).starts_with("+OK"));
-        let r = c.cmd(&format!("PASS {pass}"));
-        assert!(r.starts_with("+OK"), "login failed: {r}");
-        c
-    }
-
-    pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.reader.get_mut().write_all(bytes).expect("send");
-    }
-
-    /// One reply line, without CRLF; asserts the CRLF and the 512-octet limit.
-    pub fn line(&mut self) -> String {
-        let mut buf = Vec::new();
-        self.reader.read_until(b'\n', &mut buf).expect("read reply");
-        assert!(buf.ends_with(b"\r\n"), "reply not CRLF-terminated: {buf:?}");
-        buf.truncate(buf.len() - 2);
-        String::from_utf8(buf).expect("reply is UTF-8")
-    }
-
-    /// Sends a command line and returns the status line.
-    pub fn cmd(&mut self, line: &str) -> String {
-        self.send_raw(format!("{line}\r\n").as_bytes());
-        let reply = self.line();
-        assert!(reply.len() <= 510, "reply over 512 octets");
-        assert!(
-            reply.starts_with("+OK") || reply.starts_with("-ERR"),
-            "{reply}"
-        );
-        reply
-    }
-
-    /// Reads a multi-line body up to the terminator, undoing dot-stuffing; lines end in CRLF.
-    pub fn body(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        loop {
-            let mut buf = Vec::new();
-            let n = self.reader.read_until(b'\n', &mut buf).expect("read body");
-            assert!(n > 0, "connection closed inside a multi-line reply");
-            assert!(buf.ends_with(b"\r\n"), "body line without CRLF: {buf:?}");
-            if buf == b".\r\n" {
-                return out;
-            }
-            let line = if buf.starts_with(b".") {
-                &buf[1..]
-            } else {
-                &buf[..]
-            };
-            out.extend_from_slice(line);
-        }
-    }
-
-    /// Sends a command and returns (status line, body lines as text).
-    pub fn multi(&mut self, line: &str) -> (String, Vec<String>) {
-        let status = self.cmd(line);
-        if !status.starts_with("+OK") {
-            return (status, Vec::new());
-        }
-        let body = String::from_utf8(self.body()).expect("utf-8 listing");
-        (status, body.lines().map(str::to_owned).collect())
-    }
-
-    /// True if the server has closed the connection (reads EOF within the timeout).
-    pub fn closed(&mut self) -> bool {
-        let mut rest = Vec::new();
-        self.reader.read_to_end(&mut rest).is_ok()
-    }
-}
-
-/// A fresh, empty directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("pop3d-test-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    pub fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-// ---- TLS: certificates, the implicit-TLS listener, a line client over any stream ----
-// (used by tests/tls.rs and tests/sasl.rs)
+// ---- TLS: certificates and the implicit-TLS listener (used by tests/tls.rs and tests/sasl.rs) ----
 
 /// A self-signed certificate for CN=localhost and its PKCS#8 key, made by the `openssl` command
 /// in a test's own directory: no key is ever committed.
@@ -249,23 +143,29 @@ pub struct TestCert {
 impl TestCert {
     /// Generates `cert.pem` and `key.pem` (RSA 2048, valid two days) in `dir`.
     pub fn generate(dir: &std::path::Path) -> Self {
+        Self::generate_with(dir, &["rsa:2048"])
+    }
+
+    /// The same with another key: `newkey` is what `openssl req -newkey` takes, with its
+    /// options (`["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]`).
+    pub fn generate_with(dir: &std::path::Path, newkey: &[&str]) -> Self {
         let cert = dir.join("cert.pem");
         let key = dir.join("key.pem");
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
+        let mut args = vec!["req", "-x509", "-newkey"];
+        args.extend_from_slice(newkey);
+        let (key_arg, cert_arg) = (path_str(&key), path_str(&cert));
+        args.extend_from_slice(&[
             "-nodes",
             "-days",
             "2",
             "-subj",
             "/CN=localhost",
             "-keyout",
-            &path_str(&key),
+            &key_arg,
             "-out",
-            &path_str(&cert),
+            &cert_arg,
         ]);
+        openssl(&args);
         let pem = std::fs::read_to_string(&key).unwrap();
         assert!(
             pem.starts_with("-----BEGIN PRIVATE KEY-----"),
@@ -383,151 +283,6 @@ impl BinServer {
     }
 }
 
-/// A TLS client that accepts the tests' self-signed certificate (the tests check what the
-/// server does, not the certificate chain).
-pub fn tls_connector() -> native_tls::TlsConnector {
-    native_tls::TlsConnector::builder()
-        .danger_accept_invalid_certs(true)
-        .danger_accept_invalid_hostnames(true)
-        .build()
-        .expect("TLS connector")
-}
-
-/// How long a [`Pop`] client waits for any reply: long enough for an argon2 check in a debug
-/// build on a loaded machine.
-pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A POP3 client in literal lines over any byte stream: plain TCP, or TLS after STLS or on an
-/// implicit-TLS port.
-pub struct Pop<S: Read + Write> {
-    pub reader: BufReader<S>,
-}
-
-/// A [`Pop`] client over TLS.
-pub type TlsPop = Pop<native_tls::TlsStream<TcpStream>>;
-
-/// A TCP connection to `addr` with [`REPLY_TIMEOUT`] on reads and writes.
-pub fn tcp(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect_timeout(&addr, REPLY_TIMEOUT).expect("connect");
-    stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(REPLY_TIMEOUT)).unwrap();
-    stream
-}
-
-/// Runs the client side of a TLS handshake on `stream`.
-pub fn tls_handshake(stream: TcpStream) -> native_tls::TlsStream<TcpStream> {
-    tls_connector()
-        .connect("localhost", stream)
-        .unwrap_or_else(|e| panic!("TLS handshake: {e}"))
-}
-
-impl Pop<TcpStream> {
-    /// Connects in plaintext and returns the client with the greeting.
-    pub fn plain(addr: SocketAddr) -> (Self, String) {
-        let mut c = Pop::over(tcp(addr));
-        let greeting = c.line();
-        (c, greeting)
-    }
-
-    /// Sends STLS, checks the answer and runs the handshake on the same connection.
-    pub fn stls(mut self) -> TlsPop {
-        let reply = self.cmd("STLS");
-        assert_eq!(reply, "+OK Begin TLS negotiation");
-        assert!(
-            self.reader.buffer().is_empty(),
-            "bytes after the STLS reply"
-        );
-        Pop::over(tls_handshake(self.reader.into_inner()))
-    }
-}
-
-impl TlsPop {
-    /// Connects to an implicit-TLS port and returns the client with the greeting.
-    pub fn implicit(addr: SocketAddr) -> (Self, String) {
-        let mut c = Pop::over(tls_handshake(tcp(addr)));
-        let greeting = c.line();
-        (c, greeting)
-    }
-
-    /// Connects in plaintext, checks the greeting and upgrades with STLS.
-    pub fn starttls(addr: SocketAddr) -> Self {
-        let (c, greeting) = Pop::plain(addr);
-        assert!(greeting.starts_with("+OK"), "{greeting}");
-        c.stls()
-    }
-}
-
-impl<S: Read + Write> Pop<S> {
-    pub fn over(stream: S) -> Self {
-        Pop {
-            reader: BufReader::new(stream),
-        }
-    }
-
-    pub fn send_raw(&mut self, bytes: &[u8]) {
-        let stream = self.reader.get_mut();
-        stream.write_all(bytes).expect("send");
-        stream.flush().expect("send");
-    }
-
-    /// One reply line, without CRLF; asserts the CRLF.
-    pub fn line(&mut self) -> String {
-        let mut buf = Vec::new();
-        self.reader.read_until(b'\n', &mut buf).expect("read reply");
-        assert!(buf.ends_with(b"\r\n"), "reply not CRLF-terminated: {buf:?}");
-        buf.truncate(buf.len() - 2);
-        String::from_utf8(buf).expect("reply is UTF-8")
-    }
-
-    /// Sends a line and returns the reply line (status or SASL challenge).
-    pub fn cmd(&mut self, line: &str) -> String {
-        self.send_raw(format!("{line}\r\n").as_bytes());
-        self.line()
-    }
-
-    /// Reads a multi-line body up to the terminator, undoing dot-stuffing.
-    pub fn body(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        loop {
-            let mut buf = Vec::new();
-            let n = self.reader.read_until(b'\n', &mut buf).expect("read body");
-            assert!(n > 0, "connection closed inside a multi-line reply");
-            assert!(buf.ends_with(b"\r\n"), "body line without CRLF: {buf:?}");
-            if buf == b".\r\n" {
-                return out;
-            }
-            out.extend_from_slice(buf.strip_prefix(b".").unwrap_or(&buf));
-        }
-    }
-
-    /// Sends a command and returns (status line, body lines) for a multi-line reply.
-    pub fn multi(&mut self, line: &str) -> (String, Vec<String>) {
-        let status = self.cmd(line);
-        if !status.starts_with("+OK") {
-            return (status, Vec::new());
-        }
-        let body = String::from_utf8(self.body()).expect("UTF-8 listing");
-        (status, body.lines().map(str::to_owned).collect())
-    }
-
-    /// Sends QUIT, checks the reply, and waits (at most [`REPLY_TIMEOUT`]) for the server to
-    /// close the connection: the session, and its hold on the mailbox, is then over, so the
-    /// next login cannot meet `[IN-USE]`.
-    pub fn quit(&mut self) {
-        let reply = self.cmd("QUIT");
-        assert!(reply.starts_with("+OK"), "{reply}");
-        let rest = self.rest().expect("clean end after QUIT");
-        assert!(rest.is_empty(), "after QUIT: {rest:?}");
-    }
-
-    /// Everything the server sends until it closes the connection, which must come within
-    /// [`REPLY_TIMEOUT`] and be a clean end (over TLS: with a close_notify alert).
-    pub fn rest(&mut self) -> std::io::Result<Vec<u8>> {
-        let mut rest = Vec::new();
-        self.reader.read_to_end(&mut rest).map(|_| rest)
-    }
-}
-
 /// Prints `line` on the test's stderr even when cargo test captures output, so that figures
 /// (trials, timings, memory) and skipped checks show in every run's log.
 pub fn note(line: &str) {
@@ -586,4 +341,30 @@ impl BinServer {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// An example program (examples/NAME.rs), built (or found up to date) next to the test
+/// binaries: `cargo test` builds examples, but a run of one test file alone
+/// (`cargo test --test load`) does not, and must not use a stale one.
+pub fn example(name: &str) -> std::path::PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/examples/<name>
+    let profile = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target dir");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .args(["build", "--quiet", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile.file_name() == Some(std::ffi::OsStr::new("release")) {
+        cargo.arg("--release");
+    }
+    let status = cargo.status().expect("run cargo build --example");
+    assert!(status.success(), "cargo build --example {name} failed");
+    let path = profile.join("examples").join(name);
+    assert!(path.is_file(), "{} is missing", path.display());
+    path
 }
