@@ -138,7 +138,12 @@ fn names_in(dir: &Path) -> Vec<String> {
 #[test]
 fn a_cur_symlinked_to_another_mailbox_is_refused_and_touches_nothing() {
     let host = Host::new("iso-cur");
-    host.deliver("bob", "cur", "1000.M1.host:2,S", b"Subject: bob's secret\n\nfor bob\n");
+    host.deliver(
+        "bob",
+        "cur",
+        "1000.M1.host:2,S",
+        b"Subject: bob's secret\n\nfor bob\n",
+    );
     let alice_cur = host.maildir("alice").join("cur");
     fs::remove_dir(&alice_cur).unwrap();
     symlink(host.maildir("bob").join("cur"), &alice_cur).unwrap();
