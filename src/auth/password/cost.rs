@@ -122,7 +122,7 @@ fn check_yescrypt(params: &str) -> Result<(), PasswordError> {
         return Ok(());
     };
     let n_log2 = n + 1;
-    if n >= 47 || (r < 47 && 128 * (r + 1) << n_log2.min(40) > YESCRYPT_MAX_MEMORY) {
+    if n >= 47 || (r < 47 && (128 * (r + 1)) << n_log2.min(40) > YESCRYPT_MAX_MEMORY) {
         let what = format!("yescrypt memory 128·r·N (N=2^{n_log2})");
         return Err(too_costly(what, "256 MiB"));
     }
