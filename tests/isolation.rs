@@ -85,15 +85,16 @@ impl Host {
         path
     }
 
+    /// The passwd file, Maildirs at `%h/Maildir`, and a short failure delay.
     fn args(&self) -> Vec<String> {
-        vec![
-            "--passwd".into(),
-            self.passwd.display().to_string(),
-            "--maildir".into(),
-            "%h/Maildir".into(),
-            "--fail-delay".into(),
-            "0.05".into(),
-        ]
+        let passwd = self.passwd.display().to_string();
+        let pairs = [("--passwd", passwd.as_str()), ("--maildir", "%h/Maildir")];
+        let mut args: Vec<String> = pairs
+            .iter()
+            .flat_map(|(option, value)| [option.to_string(), value.to_string()])
+            .collect();
+        args.extend(["--fail-delay".to_string(), "0.05".to_string()]);
+        args
     }
 
     fn start(&self) -> BinServer {
