@@ -19,17 +19,30 @@ pub enum UserNameError {
     BadDot,
     /// An empty local part or domain, or more than one `@`.
     BadDomain,
+    /// An invisible formatting character (Unicode general category Cf: bidi overrides and
+    /// isolates, zero-width spaces and joiners, the byte order mark, ...), which would make
+    /// the name show as another one in a log line or a terminal.
+    Invisible(char),
 }
 
 impl fmt::Display for UserNameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        let text = match self {
             UserNameError::Empty => "user name is empty",
             UserNameError::TooLong => "user name is too long",
             UserNameError::BadCharacter => "user name contains a character that is not allowed",
             UserNameError::BadDot => "user name may not start with '.' or contain '..'",
             UserNameError::BadDomain => "user name must be local or local@domain",
-        })
+            // The code point, never the character: a reply does not echo the client's bytes.
+            UserNameError::Invisible(c) => {
+                return write!(
+                    f,
+                    "user name contains U+{:04X}, an invisible formatting character",
+                    u32::from(*c)
+                )
+            }
+        };
+        f.write_str(text)
     }
 }
 
@@ -51,6 +64,9 @@ pub fn normalize(raw: &str, default_domain: Option<&str>) -> Result<String, User
     if name.len() > MAX_USER_NAME {
         return Err(UserNameError::TooLong);
     }
+    if let Some(c) = name.chars().find(|&c| is_format(c)) {
+        return Err(UserNameError::Invisible(c));
+    }
     if name
         .chars()
         .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '/' | '\\' | ':' | '%'))
@@ -67,6 +83,41 @@ pub fn normalize(raw: &str, default_domain: Option<&str>) -> Result<String, User
         return Err(UserNameError::BadDot);
     }
     Ok(name)
+}
+
+/// The characters of Unicode's general category Cf (format), as of Unicode 15.1. std has no
+/// query for a general category, so they are listed here; the category grows rarely, and a
+/// newer one would at worst let a new character through until the list catches up. (Line and
+/// paragraph separators, U+2028 and U+2029, are whitespace, refused with the other spaces.)
+const FORMAT_CHARACTERS: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),   // soft hyphen
+    ('\u{0600}', '\u{0605}'),   // Arabic number signs
+    ('\u{061C}', '\u{061C}'),   // Arabic letter mark
+    ('\u{06DD}', '\u{06DD}'),   // Arabic end of ayah
+    ('\u{070F}', '\u{070F}'),   // Syriac abbreviation mark
+    ('\u{0890}', '\u{0891}'),   // Arabic pound and piastre marks above
+    ('\u{08E2}', '\u{08E2}'),   // Arabic disputed end of ayah
+    ('\u{180E}', '\u{180E}'),   // Mongolian vowel separator
+    ('\u{200B}', '\u{200F}'),   // zero-width space, joiners, LRM, RLM
+    ('\u{202A}', '\u{202E}'),   // bidi embeddings and overrides
+    ('\u{2060}', '\u{2064}'),   // word joiner, invisible operators
+    ('\u{2066}', '\u{206F}'),   // bidi isolates, deprecated format controls
+    ('\u{FEFF}', '\u{FEFF}'),   // zero-width no-break space (byte order mark)
+    ('\u{FFF9}', '\u{FFFB}'),   // interlinear annotation
+    ('\u{110BD}', '\u{110BD}'), // Kaithi number sign
+    ('\u{110CD}', '\u{110CD}'), // Kaithi number sign above
+    ('\u{13430}', '\u{1343F}'), // Egyptian hieroglyph format controls
+    ('\u{1BCA0}', '\u{1BCA3}'), // shorthand format controls
+    ('\u{1D173}', '\u{1D17A}'), // musical symbol format controls
+    ('\u{E0001}', '\u{E0001}'), // language tag
+    ('\u{E0020}', '\u{E007F}'), // tag characters
+];
+
+/// True for a character of general category Cf (see [`FORMAT_CHARACTERS`]).
+fn is_format(c: char) -> bool {
+    FORMAT_CHARACTERS
+        .iter()
+        .any(|&(first, last)| (first..=last).contains(&c))
 }
 
 #[cfg(test)]
@@ -110,5 +161,50 @@ mod tests {
             assert_eq!(normalize(raw, None), Err(*want), "{raw:?}");
         }
         assert_eq!(normalize(&"x".repeat(300), None), Err(TooLong));
+    }
+
+    #[test]
+    fn refuses_invisible_formatting_characters_and_names_them() {
+        for c in [
+            '\u{00AD}',
+            '\u{061C}',
+            '\u{200B}',
+            '\u{200D}',
+            '\u{200F}',
+            '\u{202A}',
+            '\u{202E}',
+            '\u{2060}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{FEFF}',
+            '\u{E0041}',
+        ] {
+            for raw in [
+                format!("ali{c}ce"),
+                format!("{c}alice"),
+                format!("alice@ex{c}.org"),
+            ] {
+                assert_eq!(
+                    normalize(&raw, None),
+                    Err(UserNameError::Invisible(c)),
+                    "{raw:?}"
+                );
+            }
+        }
+        let e = normalize("alice\u{202E}moc.evil", None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "user name contains U+202E, an invisible formatting character"
+        );
+        // Separators are refused as whitespace; visible non-ASCII letters are still fine.
+        for raw in ["a\u{2028}b", "a\u{2029}b", "a\u{0085}b"] {
+            assert_eq!(normalize(raw, None), Err(UserNameError::BadCharacter));
+        }
+        assert_eq!(normalize("jürgen", None).unwrap(), "jürgen");
+        // The list is sorted and its ranges are well formed.
+        for pair in FORMAT_CHARACTERS.windows(2) {
+            assert!(pair[0].1 < pair[1].0, "{pair:?}");
+        }
+        assert!(FORMAT_CHARACTERS.iter().all(|(a, b)| a <= b));
     }
 }

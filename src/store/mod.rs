@@ -4,6 +4,7 @@
 //! snapshot: its message list does not change while the session lasts, so message numbers stay
 //! put and mail delivered meanwhile waits for the next session.
 
+mod dir;
 mod error;
 pub mod lock;
 pub mod maildir;

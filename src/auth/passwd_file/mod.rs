@@ -23,7 +23,7 @@ mod tests;
 
 use self::line::{find, Fields};
 use self::login_cache::{FileStamp, LoginCache};
-use super::password;
+use super::password::{self, PasswordErrorKind};
 use super::{AuthError, AuthErrorKind, Authenticator, Secret, SecretKinds};
 use crate::account::Account;
 use crate::template::{Template, TemplateError};
@@ -178,6 +178,11 @@ impl Authenticator for PasswdFile {
                 Ok(fields.account(user, at))
             }
             Ok(false) => Err(AuthError::rejected(format!("wrong password for {user}"))),
+            // Refused before any work: fails as a wrong password would, after as long, and
+            // the log says why. The file needs fixing, not the server waiting for it.
+            Err(e) if e.kind() == PasswordErrorKind::TooCostly => {
+                Err(self.unknown(password, format!("{at}: password of {user} refused: {e}")))
+            }
             Err(e) => Err(unavailable(format!("{at}: password of {user}: {e}"))),
         }
     }

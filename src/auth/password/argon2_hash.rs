@@ -11,7 +11,8 @@ pub(super) fn parse_argon2(hash: &str) -> Result<PasswordHash<'_>, PasswordError
         |e: &dyn fmt::Display| PasswordError::malformed(format!("malformed argon2 hash: {e}"));
     let parsed = PasswordHash::new(hash).map_err(|e| bad(&e))?;
     Algorithm::try_from(parsed.algorithm).map_err(|e| bad(&e))?;
-    Params::try_from(&parsed).map_err(|e| bad(&e))?;
+    let params = Params::try_from(&parsed).map_err(|e| bad(&e))?;
+    super::cost::check_argon2(params.m_cost(), params.t_cost(), params.p_cost())?;
     if parsed.salt.is_none() || parsed.hash.is_none() {
         return Err(bad(&"it needs both a salt and a hash"));
     }

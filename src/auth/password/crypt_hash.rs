@@ -53,7 +53,7 @@ pub(super) fn check_crypt_shape(hash: &str, prefixed: bool) -> Result<(), Passwo
                 ));
             }
         }
-        Ok(())
+        super::cost::check_crypt(&fields)
     } else if hash.len() == 13 || (hash.len() == 20 && hash.starts_with('_')) {
         Ok(()) // Traditional DES, or BSDi extended DES.
     } else {

@@ -17,6 +17,9 @@ pub enum PasswordErrorKind {
     /// The stored hash is not a valid hash of its scheme: empty, truncated, with characters or
     /// parameters the scheme does not take.
     MalformedHash,
+    /// The stored hash asks for more work or memory than pop3d allows (see
+    /// [`cost`](super::cost)): checking it could stall or abort the server.
+    TooCostly,
     /// A new hash could not be made: the password cannot go through the scheme (a NUL for
     /// crypt(3)), or the system failed (no randomness, crypt(3) refused).
     HashingFailed,

@@ -13,6 +13,7 @@
 //! `!` or `*` is a locked account (the `/etc/shadow` convention): no password matches it.
 
 mod argon2_hash;
+pub mod cost;
 mod crypt_hash;
 mod error;
 #[cfg(test)]
@@ -52,7 +53,8 @@ enum Scheme {
 ///
 /// `Ok(false)` for a wrong password, for a locked crypt hash, and for a password containing NUL
 /// (crypt(3) cannot take one, so no scheme accepts it). `Err` when `stored` cannot be checked at
-/// all: an unknown scheme or a malformed hash; the message says why, never the password.
+/// all: an unknown scheme, a malformed hash, or one whose cost is over a [cap](cost) (checked
+/// before any work is done); the message says why, never the password.
 pub fn verify(stored: &str, password: &[u8]) -> Result<bool, PasswordError> {
     let (scheme, hash) = parse(stored)?;
     if password.contains(&0) {
@@ -118,7 +120,11 @@ fn parse(stored: &str) -> Result<(Scheme, &str), PasswordError> {
             parse_argon2(hash)?;
         }
         Scheme::Scram => {
-            ScramKeys::parse(hash).map_err(PasswordError::malformed)?;
+            let keys = ScramKeys::parse(hash).map_err(PasswordError::malformed)?;
+            if keys.iterations > cost::SCRAM_MAX_ITERATIONS {
+                let what = format!("SCRAM iteration count {}", keys.iterations);
+                return Err(cost::too_costly(what, cost::SCRAM_MAX_ITERATIONS));
+            }
         }
     }
     Ok((scheme, hash))

@@ -1,46 +1,59 @@
-//! Opening, measuring and unlinking message files, where a file gone since the scan is an
-//! expected event and not an error.
+//! Opening, measuring and unlinking message files through their directories' descriptors,
+//! where a file gone since the scan is an expected event and not an error.
 
+use super::scan::{shown, Stored};
 use crate::protocol::message::WireSize;
-use std::fs::{self, File, OpenOptions};
+use crate::store::dir::Dir;
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Opens the first of `paths` that exists. `None` if none does.
-pub(super) fn open_first(paths: &[PathBuf]) -> io::Result<Option<File>> {
-    for path in paths {
-        match open_regular(path) {
+/// Opens the first file of `stored` that exists, in `dirs` (`cur/`, `new/` of the Maildir at
+/// `root`). `None` if none does. A file that is no longer a regular file (a symlink or a FIFO
+/// swapped in since the scan) is skipped, and logged.
+pub(super) fn open_first(
+    dirs: &[Dir; 2],
+    root: &Path,
+    stored: &Stored,
+) -> io::Result<Option<File>> {
+    for (dir, name) in stored.locations() {
+        match open_regular(&dirs[dir], name) {
             Ok(file) => return Ok(Some(file)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e)
+                if e.raw_os_error() == Some(libc::ELOOP)
+                    || e.kind() == io::ErrorKind::InvalidData =>
+            {
+                log::warn!("{}: {e}; skipped", shown(root, dir, name).display());
+                continue;
+            }
             Err(e) => return Err(e),
         }
     }
     Ok(None)
 }
 
-/// Opens a message file for reading, refusing anything but a regular file: a symlink or a FIFO
-/// swapped in since the scan must neither redirect us nor make us wait.
-pub(super) fn open_regular(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
+/// Opens the file `name` in `dir` for reading, refusing anything but a regular file: a symlink
+/// must not redirect us (`ELOOP`), nor a FIFO make us wait (`InvalidData`).
+pub(super) fn open_regular(dir: &Dir, name: &OsStr) -> io::Result<File> {
+    let file = dir.open_file(name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
     if file.metadata()?.is_file() {
         Ok(file)
     } else {
         Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{} is not a regular file", path.display()),
+            "not a regular file",
         ))
     }
 }
 
-/// Unlinks every path; true if any was already gone. Stops at the first other error.
-pub(super) fn unlink_all(paths: &[PathBuf]) -> io::Result<bool> {
+/// Unlinks every file of `stored`; true if any was already gone. Stops at the first other
+/// error.
+pub(super) fn unlink_all(dirs: &[Dir; 2], stored: &Stored) -> io::Result<bool> {
     let mut missing = false;
-    for path in paths {
-        match fs::remove_file(path) {
+    for (dir, name) in stored.locations() {
+        match dirs[dir].unlink(name) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => missing = true,
             Err(e) => return Err(e),

@@ -5,27 +5,33 @@
 //! part, `:2,FLAGS`) changes whenever an IMAP server or a mail reader sets a flag or moves the
 //! file from `new/` to `cur/`, so paths are only hints: when one is gone, the message is looked
 //! up again by basename. Stored message files are never modified, only read and unlinked.
+//!
+//! Everything below the Maildir's root is reached through directory descriptors, never by
+//! path, and no symlink there is followed (see `open.rs`): whatever its owner plants in it, a
+//! session reads and deletes only the files of its own mailbox.
 
 mod message_file;
 mod naming;
+mod open;
 mod scan;
 mod size_cache;
 #[cfg(test)]
 mod tests;
 
 use self::message_file::{open_first, unlink_all, wire_size};
-use self::naming::{size_hint, uidl};
+use self::naming::{believable, size_hint, uidl};
+use self::open::{open_root, open_subdirs};
 use self::scan::{scan, Stored, MESSAGE_DIRS};
+use super::dir::Dir;
 use super::lock::MailboxLock;
 use super::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
 use crate::account::Account;
 use crate::limits;
 use crate::template::{Template, TemplateError};
 use std::collections::HashMap;
-use std::ffi::OsString;
-use std::fs::{DirBuilder, File};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// The lock file, in the Maildir's root where no delivery agent or IMAP server looks.
@@ -55,19 +61,21 @@ impl MailStore for MaildirStore {
                 format!("maildir of {}: {e}", account.name),
             )
         })?;
-        create_missing(&root)
-            .map_err(|e| StoreError::io(format!("{}: create maildir", root.display()), e))?;
+        let dir = open_root(&root, account.uid)?;
+        let dirs = open_subdirs(&dir, &root, account.uid)?;
         // A second session is told [IN-USE] at once; the session ending with QUIT lets its
         // lock go before it answers, so a client that logs in again straight after finds it free.
-        let lock = MailboxLock::acquire(&root.join(LOCK_FILE))?;
-        let files = scan(&root).map_err(|e| opening(&root, "scan", e))?;
+        let lock =
+            MailboxLock::acquire_mailbox(&dir, OsStr::new(LOCK_FILE), &root.join(LOCK_FILE))?;
+        let files = scan(&dirs, &root).map_err(|e| opening(&root, "scan", e))?;
         let mut mailbox = MaildirMailbox {
             root,
+            dirs,
             files,
             messages: Vec::new(),
             _lock: lock,
         };
-        mailbox.measure()?;
+        mailbox.measure(&dir)?;
         Ok(Box::new(mailbox))
     }
 }
@@ -75,7 +83,10 @@ impl MailStore for MaildirStore {
 /// One opened Maildir: the snapshot taken at open, and the lock that keeps it ours.
 #[derive(Debug)]
 struct MaildirMailbox {
+    /// The Maildir's path, for the log only: files are reached through `dirs`.
     root: PathBuf,
+    /// `cur/` and `new/`, in [`MESSAGE_DIRS`] order.
+    dirs: [Dir; 2],
     /// Where each message of the snapshot is, in the same order as `messages`.
     files: Vec<Stored>,
     messages: Vec<MessageInfo>,
@@ -124,9 +135,9 @@ impl Mailbox for MaildirMailbox {
         // The unlinks are durable only once the directories are synced; the caller says +OK
         // right after we return.
         if !indices.is_empty() {
-            for dir in MESSAGE_DIRS {
-                if let Err(e) = File::open(self.root.join(dir)).and_then(|d| d.sync_all()) {
-                    return Err(temporary(&self.root, &format!("sync {dir}/"), e));
+            for (dir, name) in self.dirs.iter().zip(MESSAGE_DIRS) {
+                if let Err(e) = dir.sync() {
+                    return Err(temporary(&self.root, &format!("sync {name}/"), e));
                 }
             }
         }
@@ -163,26 +174,31 @@ impl MaildirMailbox {
     /// Fills `messages` with each file's size and UIDL, dropping files that vanished since the
     /// scan (another program deleted them).
     ///
-    /// A size comes from the name's `,W=`, else from the [size cache](size_cache), else from
-    /// reading the message; the cache is written again when it missed or held stale entries.
-    fn measure(&mut self) -> Result<(), StoreError> {
+    /// A size comes from the name's `,W=`, else from the [size cache](size_cache) in `root`,
+    /// else from reading the message; a size from the name or the cache is used only if it is
+    /// [believable](believable) for the file. The cache is written again when it missed or held
+    /// stale entries.
+    fn measure(&mut self, root: &Dir) -> Result<(), StoreError> {
         let mut buf = Vec::new();
         let mut sizes = Vec::with_capacity(self.files.len());
         let mut cache: Option<size_cache::Reader> = None;
         let mut counted = 0;
         for index in 0..self.files.len() {
             let basename = self.files[index].basename();
-            let size = match size_hint(basename) {
-                Some(size) => Some(size),
-                None => {
-                    let cache = cache.get_or_insert_with(|| size_cache::Reader::open(&self.root));
-                    match cache.size_of(basename) {
-                        Some(size) => Some(size),
-                        None => {
-                            counted += 1;
-                            self.count_size(index, &mut buf)?
-                        }
+            let claimed = match size_hint(basename) {
+                Some(size) => Some((size, true)),
+                None => cache
+                    .get_or_insert_with(|| size_cache::Reader::open(root, &self.root))
+                    .size_of(basename)
+                    .map(|size| (size, false)),
+            };
+            let size = match claimed {
+                Some((size, from_name)) if self.believed(index, size, from_name) => Some(size),
+                _ => {
+                    if size_hint(basename).is_none() {
+                        counted += 1;
                     }
+                    self.count_size(index, &mut buf)?
                 }
             };
             sizes.push(size);
@@ -204,10 +220,35 @@ impl MaildirMailbox {
         self.files.shrink_to_fit();
         if let Some(mut cache) = cache {
             if counted > 0 || cache.needs_rewrite() {
-                self.write_size_cache();
+                self.write_size_cache(root);
             }
         }
         Ok(())
+    }
+
+    /// True if `claimed` may be taken as the size of message `index` without reading it: its
+    /// file is a regular file whose size makes the claim [believable].
+    fn believed(&self, index: usize, claimed: u64, from_name: bool) -> bool {
+        let stored = &self.files[index];
+        let Some(&(dir, name)) = stored.locations().first() else {
+            return false;
+        };
+        match self.dirs[dir].stat(name) {
+            Ok(st) if st.is_file() => {
+                let ok = believable(stored.basename(), claimed, st.size, from_name);
+                if !ok {
+                    log::info!(
+                        "{}: claimed size {claimed} is not believable for a file of {} octets; \
+                         counted",
+                        scan::shown(&self.root, dir, name).display(),
+                        st.size
+                    );
+                }
+                ok
+            }
+            // Gone, moved or replaced: counting finds out.
+            _ => false,
+        }
     }
 
     /// Reads message `index` through to count its size; `None` if it is gone.
@@ -225,14 +266,14 @@ impl MaildirMailbox {
     }
 
     /// Remembers the sizes of the messages without `,W=`. A failure costs only speed.
-    fn write_size_cache(&self) {
+    fn write_size_cache(&self, root: &Dir) {
         let entries = self
             .files
             .iter()
             .zip(&self.messages)
             .filter(|(stored, _)| size_hint(stored.basename()).is_none())
             .map(|(stored, info)| (stored.basename(), info.size));
-        if let Err(e) = size_cache::write(&self.root, entries) {
+        if let Err(e) = size_cache::write(root, entries) {
             log::debug!("{}: size cache not written: {e}", self.root.display());
         }
     }
@@ -242,19 +283,19 @@ impl MaildirMailbox {
         if self.files[index].gone {
             return Ok(None);
         }
-        if let Some(file) = open_first(&self.files[index].paths(&self.root))? {
+        if let Some(file) = open_first(&self.dirs, &self.root, &self.files[index])? {
             return Ok(Some(file));
         }
         self.relocate()?;
-        open_first(&self.files[index].paths(&self.root))
+        open_first(&self.dirs, &self.root, &self.files[index])
     }
 
     /// Unlinks every copy of message `index`. A message already gone counts as removed.
     fn remove_message(&mut self, index: usize) -> io::Result<()> {
-        if unlink_all(&self.files[index].paths(&self.root))? {
+        if unlink_all(&self.dirs, &self.files[index])? {
             // A copy was not where we saw it: it may have moved, so look for it by name.
             self.relocate()?;
-            unlink_all(&self.files[index].paths(&self.root))?;
+            unlink_all(&self.dirs, &self.files[index])?;
         }
         self.files[index].mark_gone();
         Ok(())
@@ -263,7 +304,7 @@ impl MaildirMailbox {
     /// Rescans `new/` and `cur/` and updates every message's paths at once: when a program
     /// moves one file it usually moves many, so one rescan serves them all.
     fn relocate(&mut self) -> io::Result<()> {
-        let mut now: HashMap<OsString, Stored> = scan(&self.root)?
+        let mut now: HashMap<OsString, Stored> = scan(&self.dirs, &self.root)?
             .into_iter()
             .map(|s| (s.basename().to_os_string(), s))
             .collect();
@@ -277,22 +318,7 @@ impl MaildirMailbox {
     }
 }
 
-/// Creates the Maildir and its `new/`, `cur/` and `tmp/` where missing (mode 0700), as
-/// Dovecot does the first time an account logs in.
-fn create_missing(root: &Path) -> io::Result<()> {
-    let mut builder = DirBuilder::new();
-    builder.recursive(true).mode(0o700);
-    for sub in ["new", "cur", "tmp"] {
-        let dir = root.join(sub);
-        if !dir.is_dir() {
-            builder.create(&dir)?;
-            log::info!("created {}", dir.display());
-        }
-    }
-    Ok(())
-}
-
-/// A failure while opening the Maildir, after [`create_missing`]: a file or directory that may
+/// A failure while opening the Maildir, after [`open_subdirs`]: a file or directory that may
 /// not be read is [`Permanent`](StoreErrorKind::Permanent), as for any I/O error, but one that
 /// is missing was removed since we made sure of it, and the next open makes it again.
 fn opening(root: &Path, what: &str, e: io::Error) -> StoreError {

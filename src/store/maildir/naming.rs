@@ -23,17 +23,41 @@ pub(super) fn basename(name: &OsStr) -> &OsStr {
 ///
 /// (`,S=` is the size on disk, with LF line ends: not what LIST reports.)
 pub(super) fn size_hint(basename: &OsStr) -> Option<u64> {
+    field(basename, b"W=")
+}
+
+/// The size on disk a delivery agent recorded in the name as `,S=<digits>`, if any.
+fn disk_size_hint(basename: &OsStr) -> Option<u64> {
+    field(basename, b"S=")
+}
+
+/// The number after `,<key>` in a name, if there is one.
+fn field(basename: &OsStr, key: &[u8]) -> Option<u64> {
     basename
         .as_bytes()
         .split(|&b| b == b',')
         .skip(1)
         .find_map(|field| {
-            let digits = field.strip_prefix(b"W=")?;
+            let digits = field.strip_prefix(key)?;
             if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
                 return None;
             }
             std::str::from_utf8(digits).ok()?.parse().ok()
         })
+}
+
+/// Whether a size claimed for a message of `file_size` octets on disk can be believed: from its
+/// name's `,W=` (`from_name`, where a `,S=` must then match the file too) or from the size
+/// cache.
+///
+/// Whoever can write in the Maildir can name a file anything and write the cache, and LIST must
+/// not say what the file is not. Converting line ends to CRLF at most doubles a file (every
+/// octet a bare LF) and never shrinks it, so a true wire size lies between the file's size and
+/// twice it. A claim outside that range is not believed, and the message is read to count its
+/// size: a size believed is at worst off by the CRLF growth, never more.
+pub(super) fn believable(basename: &OsStr, claimed: u64, file_size: u64, from_name: bool) -> bool {
+    let disk_ok = !from_name || disk_size_hint(basename).is_none_or(|s| s == file_size);
+    disk_ok && (file_size..=file_size.saturating_mul(2)).contains(&claimed)
 }
 
 /// The UIDL of a message: its basename when that is a valid UIDL, else a digest of it. Either
@@ -63,5 +87,24 @@ mod tests {
         assert_eq!(hint("1.M1.host,W="), None);
         assert_eq!(hint("1.M1.host,W=1x"), None);
         assert_eq!(hint("1.M1.host,W=99999999999999999999999"), None);
+    }
+
+    #[test]
+    fn a_claimed_size_is_believed_only_near_the_file_size() {
+        let ok = |name: &str, claimed, size, from_name| {
+            believable(OsStr::new(name), claimed, size, from_name)
+        };
+        assert!(ok("1.h,S=6,W=7", 7, 6, true));
+        assert!(ok("1.h,W=6", 6, 6, true));
+        assert!(ok("1.h,W=12", 12, 6, true));
+        assert!(ok("1.h,W=0", 0, 0, true));
+        assert!(!ok("1.h,W=13", 13, 6, true));
+        assert!(!ok("1.h,W=5", 5, 6, true));
+        assert!(!ok("1.h,S=9,W=7", 7, 6, true));
+        assert!(!ok("1.h,W=999999", 999_999, 6, true));
+        // From the cache, the name's S= is not what is checked.
+        assert!(ok("1.h,S=9", 7, 6, false));
+        assert!(!ok("1.h", 888_888, 3, false));
+        assert!(ok("1.h", u64::MAX, u64::MAX, false));
     }
 }

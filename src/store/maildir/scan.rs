@@ -1,8 +1,8 @@
 //! Finding a Maildir's messages: the files of `cur/` and `new/`, one entry per basename.
 
 use super::naming::basename;
+use crate::store::dir::{Dir, Kind};
 use std::ffi::OsStr;
-use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -46,14 +46,15 @@ impl Stored {
         OsStr::from_bytes(&self.name.as_bytes()[..self.base_len as usize])
     }
 
-    /// Every file of the message, the first one found first; none once it is gone.
-    pub(super) fn paths(&self, root: &Path) -> Vec<PathBuf> {
+    /// Every file of the message, the first one found first, as (index into
+    /// [`MESSAGE_DIRS`], file name); none once it is gone.
+    pub(super) fn locations(&self) -> Vec<(usize, &OsStr)> {
         if self.gone {
             return Vec::new();
         }
         std::iter::once((self.dir, &self.name))
             .chain(self.more.iter().map(|(dir, name)| (*dir, name)))
-            .map(|(dir, name)| root.join(MESSAGE_DIRS[usize::from(dir)]).join(&**name))
+            .map(|(dir, name)| (usize::from(dir), &**name))
             .collect()
     }
 
@@ -63,12 +64,17 @@ impl Stored {
     }
 }
 
-/// Lists the messages in `new/` and `cur/`, sorted by basename (delivery order, since Maildir
-/// names begin with the delivery time), one entry per basename.
-pub(super) fn scan(root: &Path) -> io::Result<Vec<Stored>> {
+/// Where a message file is, for the log.
+pub(super) fn shown(root: &Path, dir: usize, name: &OsStr) -> PathBuf {
+    root.join(MESSAGE_DIRS[dir]).join(name)
+}
+
+/// Lists the messages in `dirs` (`cur/` and `new/` of the Maildir at `root`), sorted by basename
+/// (delivery order, since Maildir names begin with the delivery time), one entry per basename.
+pub(super) fn scan(dirs: &[Dir; 2], root: &Path) -> io::Result<Vec<Stored>> {
     let mut found = Vec::new();
-    for (dir, sub) in MESSAGE_DIRS.iter().enumerate() {
-        scan_dir(&root.join(sub), dir as u8, &mut found)?;
+    for (index, dir) in dirs.iter().enumerate() {
+        scan_dir(dir, root, index, &mut found)?;
     }
     // Ties broken by directory (`cur/` first) and then name, so that the order never depends on
     // the order of the directory entries; unstable sorting needs no scratch buffer.
@@ -88,23 +94,36 @@ pub(super) fn scan(root: &Path) -> io::Result<Vec<Stored>> {
     Ok(found)
 }
 
-/// Adds the regular, non-hidden files of `MESSAGE_DIRS[dir]`, found at `path`, to `found`.
-fn scan_dir(path: &Path, dir: u8, found: &mut Vec<Stored>) -> io::Result<()> {
-    for entry in fs::read_dir(path)? {
-        let entry = entry?;
-        let name = entry.file_name();
+/// Adds the regular, non-hidden files of `dir` (`MESSAGE_DIRS[index]`) to `found`.
+///
+/// A symlink is never a message: it could point at another mailbox or any file the server can
+/// read. It is skipped, and logged, since only someone with access to the mailbox can have put
+/// it there.
+fn scan_dir(dir: &Dir, root: &Path, index: usize, found: &mut Vec<Stored>) -> io::Result<()> {
+    for (name, kind) in dir.entries()? {
         if name.as_bytes().first() == Some(&b'.') {
             continue;
         }
-        // std takes the type from the directory entry and stats only when the file system
-        // does not say. Symlinks are skipped too: a message is a regular file.
-        match entry.file_type() {
-            Ok(t) if t.is_file() => {}
-            Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+        // The kind comes from the directory entry; the file is looked at only when the file
+        // system does not say.
+        let kind = match kind {
+            Kind::Unknown => match dir.stat(&name) {
+                Ok(st) if st.is_file() => Kind::File,
+                Ok(st) if st.is_symlink() => Kind::Symlink,
+                Ok(_) => Kind::Other,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            },
+            kind => kind,
+        };
+        match kind {
+            Kind::File => found.push(Stored::new(index as u8, name.into_boxed_os_str())),
+            Kind::Symlink => log::warn!(
+                "{}: a symlink, not a message; skipped",
+                shown(root, index, &name).display()
+            ),
+            _ => {}
         }
-        found.push(Stored::new(dir, name.into_boxed_os_str()));
     }
     Ok(())
 }

@@ -20,13 +20,15 @@
 //! order) ends its use for that login, and it is rewritten. It is only a cache: when it cannot be
 //! read or written, sizes are counted as before.
 //!
-//! Only pop3d writes it, and only while holding the mailbox lock.
+//! Only pop3d writes it, and only while holding the mailbox lock; but whoever owns the Maildir
+//! can write it too, so a size from it is believed only near the file's own size (see
+//! [`believable`](super::naming::believable)).
 
+use crate::store::dir::Dir;
 use std::ffi::OsStr;
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// The cache, in the Maildir root.
@@ -59,8 +61,9 @@ pub(super) struct Reader {
 }
 
 impl Reader {
-    /// Opens the cache of the Maildir at `root`. A missing or unreadable file is an empty cache.
-    pub(super) fn open(root: &Path) -> Reader {
+    /// Opens the cache of the Maildir `root` (shown as `shown`). A missing or unreadable file
+    /// is an empty cache.
+    pub(super) fn open(root: &Dir, shown: &Path) -> Reader {
         let mut reader = Reader {
             lines: None,
             line: Vec::with_capacity(MAX_LINE),
@@ -71,11 +74,11 @@ impl Reader {
             damaged: false,
         };
         // Anything but a regular file (a symlink, a FIFO) is refused.
-        let file = match super::message_file::open_regular(&root.join(FILE)) {
+        let file = match super::message_file::open_regular(root, OsStr::new(FILE)) {
             Ok(file) => file,
             Err(e) => {
                 if e.kind() != io::ErrorKind::NotFound {
-                    log::debug!("{}: size cache not read: {e}", root.display());
+                    log::debug!("{}: size cache not read: {e}", shown.display());
                     reader.damaged = true;
                 }
                 return reader;
@@ -191,25 +194,24 @@ fn cacheable(name: &[u8]) -> bool {
     !name.is_empty() && name.len() <= 255 && !name.iter().any(|&b| matches!(b, b'\n' | b'/' | 0))
 }
 
-/// Writes the cache of the Maildir at `root`: `entries` in ascending order of name. Names the
+/// Writes the cache of the Maildir `root`: `entries` in ascending order of name. Names the
 /// format cannot hold are left out (their messages are counted at each login).
 pub(super) fn write<'a>(
-    root: &Path,
+    root: &Dir,
     entries: impl Iterator<Item = (&'a OsStr, u64)>,
 ) -> io::Result<()> {
-    let temporary = root.join(TEMPORARY);
+    let temporary = OsStr::new(TEMPORARY);
     // A fresh file: an old one could be a hard link, planted by whoever can write in the
     // Maildir, to a file of ours that truncating would destroy.
-    match fs::remove_file(&temporary) {
+    match root.unlink(temporary) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&temporary)?;
+    let file = root.open_file(
+        temporary,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+        0o600,
+    )?;
     let mut out = BufWriter::new(file);
     out.write_all(HEADER)?;
     for (name, size) in entries {
@@ -221,13 +223,23 @@ pub(super) fn write<'a>(
         }
     }
     out.into_inner().map_err(|e| e.into_error())?;
-    fs::rename(&temporary, root.join(FILE))
+    root.rename(temporary, OsStr::new(FILE))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_dir::TestDir;
+    use std::fs;
+
+    /// The test directory, opened as a Maildir root is.
+    fn root(dir: &TestDir) -> Dir {
+        Dir::open(dir.path()).expect("open")
+    }
+
+    fn read(dir: &TestDir) -> Reader {
+        Reader::open(&root(dir), dir.path())
+    }
 
     fn os(s: &str) -> &OsStr {
         OsStr::new(s)
@@ -237,9 +249,9 @@ mod tests {
     fn written_sizes_are_read_back_in_step_with_the_scan() {
         let dir = TestDir::new("size-cache");
         let entries = [(os("1000.a"), 12), (os("1001.b"), 0), (os("2000.c,S=5"), 7)];
-        write(dir.path(), entries.iter().copied()).expect("write");
+        write(&root(&dir), entries.iter().copied()).expect("write");
         assert!(!dir.path().join(TEMPORARY).exists());
-        let mut r = Reader::open(dir.path());
+        let mut r = read(&dir);
         assert_eq!(r.size_of(os("0999.new")), None);
         assert_eq!(r.size_of(os("1000.a")), Some(12));
         assert_eq!(r.size_of(os("1001.b")), Some(0));
@@ -253,12 +265,12 @@ mod tests {
     fn entries_of_removed_messages_call_for_a_rewrite() {
         let dir = TestDir::new("size-cache");
         let entries = [(os("1000.a"), 1), (os("2000.b"), 2), (os("3000.c"), 3)];
-        write(dir.path(), entries.iter().copied()).expect("write");
-        let mut r = Reader::open(dir.path());
+        write(&root(&dir), entries.iter().copied()).expect("write");
+        let mut r = read(&dir);
         assert_eq!(r.size_of(os("2000.b")), Some(2));
         assert!(r.needs_rewrite());
         // The last one alone, unasked for, is stale too.
-        let mut r = Reader::open(dir.path());
+        let mut r = read(&dir);
         assert_eq!(r.size_of(os("1000.a")), Some(1));
         assert_eq!(r.size_of(os("2000.b")), Some(2));
         assert!(r.needs_rewrite());
@@ -267,7 +279,7 @@ mod tests {
     #[test]
     fn no_cache_is_an_empty_one() {
         let dir = TestDir::new("size-cache");
-        let mut r = Reader::open(dir.path());
+        let mut r = read(&dir);
         assert_eq!(r.size_of(os("1000.a")), None);
         assert!(!r.needs_rewrite());
     }
@@ -286,7 +298,7 @@ mod tests {
         ];
         for (i, contents) in cases.iter().enumerate() {
             fs::write(dir.path().join(FILE), contents).expect("write");
-            let mut r = Reader::open(dir.path());
+            let mut r = read(&dir);
             let first = r.size_of(os("a"));
             assert_eq!(first, if i < 2 { None } else { Some(1) }, "case {i}");
             assert_eq!(r.size_of(os("b")), None, "case {i}");
@@ -294,7 +306,7 @@ mod tests {
         }
         let long = format!("pop3d sizes 1\n1 {}\n", "x".repeat(300));
         fs::write(dir.path().join(FILE), long).expect("write");
-        assert!(Reader::open(dir.path()).needs_rewrite());
+        assert!(read(&dir).needs_rewrite());
     }
 
     #[test]
@@ -302,8 +314,8 @@ mod tests {
         let dir = TestDir::new("size-cache");
         let odd = OsStr::from_bytes(b"2000.line\nbreak");
         let entries = [(os("1000.a"), 1), (odd, 2), (os("3000.c"), 3)];
-        write(dir.path(), entries.iter().copied()).expect("write");
-        let mut r = Reader::open(dir.path());
+        write(&root(&dir), entries.iter().copied()).expect("write");
+        let mut r = read(&dir);
         assert_eq!(r.size_of(os("1000.a")), Some(1));
         assert_eq!(r.size_of(odd), None);
         assert_eq!(r.size_of(os("3000.c")), Some(3));
@@ -316,11 +328,11 @@ mod tests {
         let target = dir.path().join("elsewhere");
         fs::write(&target, b"pop3d sizes 1\n1 a\n").expect("write");
         std::os::unix::fs::symlink(&target, dir.path().join(FILE)).expect("symlink");
-        let mut r = Reader::open(dir.path());
+        let mut r = read(&dir);
         assert_eq!(r.size_of(os("a")), None);
         // A link planted at the temporary name is replaced, never written through.
         std::os::unix::fs::symlink(&target, dir.path().join(TEMPORARY)).expect("symlink");
-        write(dir.path(), [(os("b"), 2)].into_iter()).expect("write beside the link");
+        write(&root(&dir), [(os("b"), 2)].into_iter()).expect("write beside the link");
         assert_eq!(fs::read(&target).expect("read"), b"pop3d sizes 1\n1 a\n");
     }
 
@@ -330,8 +342,8 @@ mod tests {
         let target = dir.path().join("precious");
         fs::write(&target, b"keep me\n").expect("write");
         fs::hard_link(&target, dir.path().join(TEMPORARY)).expect("hard link");
-        write(dir.path(), [(os("b"), 2)].into_iter()).expect("write");
+        write(&root(&dir), [(os("b"), 2)].into_iter()).expect("write");
         assert_eq!(fs::read(&target).expect("read"), b"keep me\n");
-        assert_eq!(Reader::open(dir.path()).size_of(os("b")), Some(2));
+        assert_eq!(read(&dir).size_of(os("b")), Some(2));
     }
 }

@@ -78,13 +78,19 @@ fn open_kind(home: &Home) -> Option<StoreErrorKind> {
 }
 
 #[test]
-fn w_hint_is_used_without_reading() {
+fn w_hint_is_used_without_reading_when_believable() {
     let home = Home::with_maildir();
-    home.deliver("new", "1000.M1P1.host,S=5,W=999", b"hello");
-    home.deliver("cur", "1001.M1P1.host,W=7:2,S", b"x");
+    // Counting would say 7 and 3: the hints are used, being within reach of the file sizes.
+    home.deliver("new", "1000.M1P1.host,S=5,W=9", b"hello");
+    home.deliver("cur", "1001.M1P1.host,W=2:2,S", b"x");
+    // Hints that cannot be true (more than twice the file, or an S= that is not the file's
+    // size) are not believed: the message is counted.
+    home.deliver("new", "1002.M1P1.host,S=5,W=999", b"hello");
+    home.deliver("new", "1003.M1P1.host,S=4,W=7", b"hello");
+    home.deliver("new", "1004.M1P1.host,W=4", b"hello");
     let mb = home.open_ok();
     let sizes: Vec<u64> = mb.messages().iter().map(|m| m.size).collect();
-    assert_eq!(sizes, [999, 7]);
+    assert_eq!(sizes, [9, 2, 7, 7, 7]);
 }
 
 #[test]
@@ -121,35 +127,42 @@ fn size_without_hint_is_the_wire_size() {
 fn counted_sizes_are_cached_and_the_cache_follows_the_directory() {
     let home = Home::with_maildir();
     home.deliver("new", "1000.a,S=2", b"a\n");
-    home.deliver("new", "2000.b,W=9", b"bb\n");
+    home.deliver("new", "2000.b,W=5", b"bb\n");
     home.deliver("cur", "3000.c:2,S", b"c\nc\n");
     let cache = home.maildir().join(size_cache::FILE);
     let sizes = |mb: &dyn Mailbox| mb.messages().iter().map(|m| m.size).collect::<Vec<_>>();
-    assert_eq!(sizes(&*home.open_ok()), [3, 9, 6]);
+    assert_eq!(sizes(&*home.open_ok()), [3, 5, 6]);
     // Only the names without ,W= are kept, in scan order.
     assert_eq!(
         fs::read(&cache).expect("cache written"),
         b"pop3d sizes 1\n3 1000.a,S=2\n6 3000.c\n"
     );
     // The next login takes the sizes from the cache, not from the files.
-    fs::write(&cache, b"pop3d sizes 1\n30 1000.a,S=2\n60 3000.c\n").expect("edit");
-    assert_eq!(sizes(&*home.open_ok()), [30, 9, 60]);
+    fs::write(&cache, b"pop3d sizes 1\n4 1000.a,S=2\n7 3000.c\n").expect("edit");
+    assert_eq!(sizes(&*home.open_ok()), [4, 5, 7]);
     assert_eq!(
         fs::read(&cache).expect("cache"),
-        b"pop3d sizes 1\n30 1000.a,S=2\n60 3000.c\n",
+        b"pop3d sizes 1\n4 1000.a,S=2\n7 3000.c\n",
         "a cache that matched is not rewritten"
     );
     // A removed message leaves the cache, a new one is counted and joins it.
     fs::remove_file(home.maildir().join("cur/3000.c:2,S")).expect("rm");
     home.deliver("new", "4000.d", b"dddd");
-    assert_eq!(sizes(&*home.open_ok()), [30, 9, 6]);
+    assert_eq!(sizes(&*home.open_ok()), [4, 5, 6]);
     assert_eq!(
         fs::read(&cache).expect("cache"),
-        b"pop3d sizes 1\n30 1000.a,S=2\n6 4000.d\n"
+        b"pop3d sizes 1\n4 1000.a,S=2\n6 4000.d\n"
+    );
+    // A size the file cannot have is not believed: counted, and the cache corrected.
+    fs::write(&cache, b"pop3d sizes 1\n30 1000.a,S=2\n6 4000.d\n").expect("edit");
+    assert_eq!(sizes(&*home.open_ok()), [3, 5, 6]);
+    assert_eq!(
+        fs::read(&cache).expect("cache"),
+        b"pop3d sizes 1\n3 1000.a,S=2\n6 4000.d\n"
     );
     // A damaged cache is ignored and replaced.
     fs::write(&cache, b"garbage").expect("damage");
-    assert_eq!(sizes(&*home.open_ok()), [3, 9, 6]);
+    assert_eq!(sizes(&*home.open_ok()), [3, 5, 6]);
     assert_eq!(
         fs::read(&cache).expect("cache"),
         b"pop3d sizes 1\n3 1000.a,S=2\n6 4000.d\n"

@@ -1,0 +1,308 @@
+//! The one-session-per-mailbox lock: `flock(2)` on a lock file, plus an in-process registry.
+//!
+//! `flock` is never stale: the kernel drops it when the last descriptor closes, so a crashed
+//! process cannot leave a mailbox locked (no PIDs to check, no dotlocks to expire). Locally it
+//! also separates threads, since it belongs to the open file description. On NFS, though, Linux
+//! emulates `flock` with `fcntl` locks, which belong to the *process*: two threads would both
+//! get the lock, and closing *any* descriptor of the file drops all of the process's locks on
+//! it. So a registry of the lock files this process holds is checked first, and a file it
+//! holds is never opened a second time.
+//!
+//! The registry's mutex is never held across a file system call: a lock file on a hung NFS
+//! mount stalls the logins to that mailbox, not every login in the process.
+//!
+//! A lock file can be unlinked or replaced by whoever can write in its directory (for a
+//! Maildir, its owner). So a lock is taken only once the name is seen to still name the file
+//! locked, and a mailbox lock guards the mailbox directory itself as well: the registry holds
+//! its identity, and it is `flock`ed too where the file system allows (not on NFS, whose
+//! emulation wants a descriptor open for writing, which a directory cannot have). A second
+//! session is then refused whatever became of the first one's lock file.
+
+use super::dir::Dir;
+use super::{StoreError, StoreErrorKind};
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Identity of a lock file or mailbox: (device, inode). Two paths to one file give one identity.
+type FileId = (u64, u64);
+
+/// How many times a lock file that was unlinked or replaced while we locked it is tried
+/// again. Once is usual (a delivery agent's cleanup); more in a row is someone at work on it.
+const LOCK_ATTEMPTS: usize = 3;
+
+/// The lock files of this process: those it holds, and those it is opening and locking.
+struct Registry {
+    /// Lock file paths being opened and locked: a second attempt on one is refused before it
+    /// touches the file system, which may be the part that hangs.
+    opening: BTreeSet<PathBuf>,
+    /// Lock files and mailbox directories held, or being locked once their identity is known.
+    files: BTreeSet<FileId>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    opening: BTreeSet::new(),
+    files: BTreeSet::new(),
+});
+
+fn registry() -> MutexGuard<'static, Registry> {
+    // The sets are only changed by single insert/remove calls, so they are whole even after a
+    // panic.
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A lock this thread is taking, marked in the [`Registry`] so that other threads are refused
+/// meanwhile; the marks go when it is dropped.
+struct Claim<'a> {
+    path: &'a Path,
+    /// The identities claimed: the mailbox's, and the lock file's before it was opened and
+    /// after (the same, unless the path was swapped in between).
+    ids: Vec<FileId>,
+}
+
+impl<'a> Claim<'a> {
+    /// Marks `path` as being opened; `None` if it already is.
+    fn new(path: &'a Path) -> Option<Claim<'a>> {
+        registry()
+            .opening
+            .insert(path.to_path_buf())
+            .then(|| Claim {
+                path,
+                ids: Vec::new(),
+            })
+    }
+
+    /// Claims `id` too; false if this process holds or is locking it already.
+    fn add(&mut self, id: FileId) -> bool {
+        if self.ids.contains(&id) {
+            return true;
+        }
+        if !registry().files.insert(id) {
+            return false;
+        }
+        self.ids.push(id);
+        true
+    }
+
+    /// Hands `kept` over to the lock just taken; the other marks go with the claim.
+    fn keep(mut self, kept: &[FileId]) {
+        self.ids.retain(|id| !kept.contains(id));
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut registry = registry();
+        registry.opening.remove(self.path);
+        for id in &self.ids {
+            registry.files.remove(id);
+        }
+    }
+}
+
+/// An exclusive, non-blocking lock on a mailbox, held until dropped.
+///
+/// It excludes other threads of this process and other processes alike, and vanishes with the
+/// process that holds it.
+#[derive(Debug)]
+pub struct MailboxLock {
+    /// Always `Some` until dropped; an `Option` so that `Drop` can close it before the registry
+    /// entries go.
+    file: Option<File>,
+    /// The mailbox directory, `flock`ed, when the lock guards one and its file system allows.
+    dir: Option<Dir>,
+    /// The identities in the registry: the lock file's, and the mailbox directory's.
+    ids: Vec<FileId>,
+    path: PathBuf,
+}
+
+impl MailboxLock {
+    /// Takes the lock on the lock file `path`, creating it (mode 0600) if needed.
+    ///
+    /// Never waits for another session: if one holds the lock, fails at once with
+    /// [`StoreErrorKind::InUse`]. Other failures are classed as for any I/O error (see
+    /// [`StoreError::io`]): a lock file that may not be opened is permanent, a full disk
+    /// temporary. The last component of `path` may not be a symlink.
+    pub fn acquire(path: &Path) -> Result<MailboxLock, StoreError> {
+        let failed = |e: io::Error| StoreError::io(format!("lock {}", path.display()), e);
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = path.file_name().ok_or_else(|| {
+            failed(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a file name",
+            ))
+        })?;
+        let dir = Dir::open_following(parent).map_err(failed)?;
+        Self::acquire_in(&dir, name, path, None, open_lock_file)
+    }
+
+    /// Locks the mailbox whose directory is `root` (shown as `path`): its lock file `name`, the
+    /// directory itself in the registry, and, where the file system allows, a `flock` of the
+    /// directory, so that a second session is refused even if the lock file is unlinked or
+    /// replaced while the first one holds it.
+    pub(crate) fn acquire_mailbox(
+        root: &Dir,
+        name: &OsStr,
+        path: &Path,
+    ) -> Result<MailboxLock, StoreError> {
+        Self::acquire_in(root, name, path, Some(root), open_lock_file)
+    }
+
+    /// Takes the lock file `name` in `dir` (shown as `path`), opening it with `open`: the
+    /// tests hold an open in progress with it. With `guard`, the mailbox directory is locked
+    /// too.
+    fn acquire_in(
+        dir: &Dir,
+        name: &OsStr,
+        path: &Path,
+        guard: Option<&Dir>,
+        mut open: impl FnMut(&Dir, &OsStr) -> io::Result<File>,
+    ) -> Result<MailboxLock, StoreError> {
+        let failed = |e: io::Error| StoreError::io(format!("lock {}", path.display()), e);
+        let in_use = || {
+            StoreError::new(
+                StoreErrorKind::InUse,
+                format!("lock {}: held by another session", path.display()),
+            )
+        };
+
+        // Made before `file`, so dropped after it: on a failure our descriptor is closed while
+        // other threads are still kept off the file (on NFS our close would drop their lock).
+        let mut claim = Claim::new(path).ok_or_else(in_use)?;
+        let mut kept = Vec::new();
+        let mut dir_lock = None;
+        if let Some(root) = guard {
+            let id = root.stat_self().map_err(failed)?.id();
+            if !claim.add(id) {
+                return Err(in_use());
+            }
+            kept.push(id);
+            dir_lock = lock_dir(root, path)?;
+        }
+        for _ in 0..LOCK_ATTEMPTS {
+            // Look before opening: opening and closing a file this process has locked (by
+            // another path) would drop the lock on NFS.
+            match dir.stat(name) {
+                Ok(st) if !claim.add(st.id()) => return Err(in_use()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(failed(e)),
+            }
+            let file = open(dir, name).map_err(failed)?;
+            let meta = file.metadata().map_err(failed)?;
+            let id = (meta.dev(), meta.ino());
+            if !claim.add(id) {
+                // The path was swapped for a lock file we hold between the two looks.
+                return Err(in_use());
+            }
+            if !flock(&file).map_err(failed)? {
+                return Err(in_use());
+            }
+            // The name may have been unlinked or replaced while we locked: a lock on a file
+            // nobody else will find excludes nobody. Then start again with what is there now.
+            match dir.stat(name) {
+                Ok(st) if st.id() == id => {
+                    kept.push(id);
+                    claim.keep(&kept);
+                    return Ok(MailboxLock {
+                        file: Some(file),
+                        dir: dir_lock,
+                        ids: kept,
+                        path: path.to_path_buf(),
+                    });
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(failed(e)),
+            }
+            log::info!(
+                "lock {}: the lock file changed while it was being locked; trying again",
+                path.display()
+            );
+        }
+        Err(StoreError::new(
+            StoreErrorKind::Temporary,
+            format!(
+                "lock {}: the lock file changed {LOCK_ATTEMPTS} times while it was being \
+                 locked",
+                path.display()
+            ),
+        ))
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// `flock`s the mailbox directory `root` through a descriptor of its own. `None` where the
+/// file system cannot (NFS: see the module documentation); the lock file then guards alone.
+fn lock_dir(root: &Dir, path: &Path) -> Result<Option<Dir>, StoreError> {
+    let failed = |e: io::Error| StoreError::io(format!("lock {}", path.display()), e);
+    let own = root.reopen().map_err(failed)?;
+    match own.try_lock() {
+        Ok(true) => Ok(Some(own)),
+        Ok(false) => Err(StoreError::new(
+            StoreErrorKind::InUse,
+            format!("lock {}: mailbox held by another session", path.display()),
+        )),
+        Err(e) => {
+            log::debug!(
+                "{}: directory not locked ({e}); the lock file guards alone",
+                path.display()
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Takes an exclusive `flock` on `file` without waiting; false if another session holds it.
+fn flock(file: &File) -> io::Result<bool> {
+    loop {
+        // SAFETY: flock only reads the descriptor number, which `file` keeps open.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Opens (creating) the lock file `name` in `dir`.
+fn open_lock_file(dir: &Dir, name: &OsStr) -> io::Result<File> {
+    // Read-write: NFS's emulation of an exclusive flock needs a descriptor open for writing.
+    // The directory's open_file never follows a symlink: one planted in the mailbox must not
+    // make us create files elsewhere.
+    dir.open_file(name, libc::O_RDWR | libc::O_CREAT, 0o600)
+}
+
+impl Drop for MailboxLock {
+    fn drop(&mut self) {
+        // Close (which releases the flocks) before the entries go: until then other threads
+        // are refused, rather than opening a file we still have open. Not under the mutex, as
+        // a close on NFS may wait for the server.
+        drop(self.file.take());
+        drop(self.dir.take());
+        let mut registry = registry();
+        for id in &self.ids {
+            registry.files.remove(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
