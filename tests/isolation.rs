@@ -8,13 +8,14 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{chown, symlink};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{BinServer, Client, TempDir};
+use support::pop::Pop;
+use support::temp_dir::TempDir;
+use support::BinServer;
 
 const ALICE_UID: u32 = 2001;
 const BOB_UID: u32 = 2002;
@@ -104,8 +105,8 @@ impl Host {
 }
 
 /// USER and PASS; returns the reply to PASS.
-fn try_login(server: &BinServer, user: &str, pass: &str) -> (Client, String) {
-    let (mut c, greeting) = Client::connect(server.addr);
+fn try_login(server: &BinServer, user: &str, pass: &str) -> (Pop<std::net::TcpStream>, String) {
+    let (mut c, greeting) = Pop::connect(server.addr);
     assert!(greeting.starts_with("+OK"), "{greeting}");
     let r = c.cmd(&format!("USER {user}"));
     assert!(r.starts_with("+OK"), "{r}");
@@ -216,7 +217,7 @@ fn a_message_that_is_a_symlink_is_skipped_and_logged() {
     symlink(&host.passwd, &link).unwrap();
     let server = host.start();
 
-    let mut c = Client::login(server.addr, "alice", "alicepw");
+    let mut c = Pop::login(server.addr, "alice", "alicepw");
     let (_, uidls) = c.multi("UIDL");
     assert_eq!(uidls, ["1 1000.M1.host"]);
     c.cmd("QUIT");
@@ -249,7 +250,7 @@ fn a_maildir_owned_by_another_uid_is_refused_with_a_clear_log_line() {
     assert!(r.starts_with("-ERR [SYS/PERM]"), "{r}");
     let (logged, log) = log_shows(&server, "owned by uid 0");
     assert!(logged, "{log}");
-    let mut bob = Client::login(server.addr, "bob", "bobpw");
+    let mut bob = Pop::login(server.addr, "bob", "bobpw");
     assert!(bob.cmd("STAT").starts_with("+OK 0 0"));
 }
 
@@ -263,7 +264,7 @@ fn symlinks_above_the_mailbox_root_keep_working() {
     symlink(disk2.join("alice"), host.home("alice")).unwrap();
     host.deliver("alice", "new", "1000.M1.host", b"Subject: hi\n\nhi\n");
     let server = host.start();
-    let mut c = Client::login(server.addr, "alice", "alicepw");
+    let mut c = Pop::login(server.addr, "alice", "alicepw");
     assert_eq!(c.cmd("STAT"), "+OK 1 19");
     c.cmd("QUIT");
     drop(server);
@@ -277,7 +278,7 @@ fn symlinks_above_the_mailbox_root_keep_working() {
     let mut args = host.args();
     args[3] = format!("{}/%n", link.display());
     let server = BinServer::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let mut c = Client::login(server.addr, "bob", "bobpw");
+    let mut c = Pop::login(server.addr, "bob", "bobpw");
     assert_eq!(c.cmd("STAT"), "+OK 1 3");
 }
 
@@ -286,7 +287,7 @@ fn symlinks_above_the_mailbox_root_keep_working() {
 fn second_session_after(tag: &str, meddle: impl Fn(&Path)) {
     let host = Host::new(tag);
     let server = host.start();
-    let mut first = Client::login(server.addr, "alice", "alicepw");
+    let mut first = Pop::login(server.addr, "alice", "alicepw");
     meddle(&host.maildir("alice").join("pop3d.lock"));
     let (mut second, r) = try_login(&server, "alice", "alicepw");
     if r.starts_with("+OK") {
@@ -313,7 +314,7 @@ fn a_replaced_lock_file_lets_no_second_session_in() {
 /// `pop3d --inetd` on one end of a socket pair: a session in a process of its own.
 struct Inetd {
     child: Child,
-    reader: BufReader<UnixStream>,
+    pop: Pop<UnixStream>,
 }
 
 impl Inetd {
@@ -331,26 +332,9 @@ impl Inetd {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut inetd = Inetd {
-            child,
-            reader: BufReader::new(ours),
-        };
-        assert!(inetd.line().starts_with("+OK"));
-        inetd
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap();
-        line.trim_end().to_owned()
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        self.reader
-            .get_mut()
-            .write_all(format!("{line}\r\n").as_bytes())
-            .unwrap();
-        self.line()
+        let mut pop = Pop::over(ours);
+        assert!(pop.line().starts_with("+OK"));
+        Inetd { child, pop }
     }
 }
 
@@ -365,14 +349,14 @@ impl Drop for Inetd {
 fn a_deleted_lock_file_lets_no_second_process_in() {
     let host = Host::new("iso-lock-proc");
     let mut first = Inetd::start(&host);
-    first.cmd("USER alice");
-    assert!(first.cmd("PASS alicepw").starts_with("+OK"));
+    first.pop.cmd("USER alice");
+    assert!(first.pop.cmd("PASS alicepw").starts_with("+OK"));
     fs::remove_file(host.maildir("alice").join("pop3d.lock")).unwrap();
     let mut second = Inetd::start(&host);
-    second.cmd("USER alice");
-    let r = second.cmd("PASS alicepw");
+    second.pop.cmd("USER alice");
+    let r = second.pop.cmd("PASS alicepw");
     assert!(r.starts_with("-ERR [IN-USE]"), "second process: {r}");
-    assert!(first.cmd("STAT").starts_with("+OK"));
+    assert!(first.pop.cmd("STAT").starts_with("+OK"));
 }
 
 #[test]
@@ -387,7 +371,7 @@ fn a_size_in_the_name_far_from_the_file_is_not_believed() {
     let cache = host.maildir("alice").join("pop3d.sizes");
     fs::write(&cache, "pop3d sizes 1\n888888 1003.M1.host\n").unwrap();
     let server = host.start();
-    let mut c = Client::login(server.addr, "alice", "alicepw");
+    let mut c = Pop::login(server.addr, "alice", "alicepw");
     let (_, list) = c.multi("LIST");
     assert_eq!(list, ["1 7", "2 7", "3 7", "4 4"]);
 }
@@ -404,7 +388,7 @@ fn a_costly_argon2_entry_fails_its_login_and_the_server_goes_on() {
         host.home("carol").display()
     )]);
     let server = host.start();
-    let mut bob = Client::login(server.addr, "bob", "bobpw");
+    let mut bob = Pop::login(server.addr, "bob", "bobpw");
     let (mut carol, r) = try_login(&server, "carol", "anything");
     assert_eq!(r, "-ERR [AUTH] Authentication failed");
     assert!(
@@ -414,7 +398,7 @@ fn a_costly_argon2_entry_fails_its_login_and_the_server_goes_on() {
     assert!(bob.cmd("STAT").starts_with("+OK"), "bob's session ended");
     let (logged, log) = log_shows(&server, "memory cost");
     assert!(logged, "no log line names the problem:\n{log}");
-    Client::login(server.addr, "alice", "alicepw").cmd("QUIT");
+    Pop::login(server.addr, "alice", "alicepw").cmd("QUIT");
 }
 
 #[test]
@@ -452,7 +436,7 @@ fn check_names_the_file_and_line_of_a_costly_entry() {
 fn a_user_name_with_a_bidi_override_is_refused() {
     let host = Host::new("iso-bidi");
     let server = host.start();
-    let (mut c, greeting) = Client::connect(server.addr);
+    let (mut c, greeting) = Pop::connect(server.addr);
     assert!(greeting.starts_with("+OK"));
     let r = c.cmd("USER alice\u{202e}bob");
     assert!(r.starts_with("-ERR [AUTH] Invalid user name"), "{r}");
