@@ -46,6 +46,8 @@ pub(crate) struct Connecting<S> {
     client: Option<SocketAddr>,
     /// The proxy the client came through, for the log.
     via: Option<SocketAddr>,
+    /// The client is known to be on this host: a loopback peer, or one a PROXY header named.
+    loopback: bool,
     connected: Instant,
 }
 
@@ -67,6 +69,7 @@ impl<S: Stream> Connecting<S> {
             ),
             client: peer,
             via: None,
+            loopback: peer.is_some_and(|a| a.ip().to_canonical().is_loopback()),
             connected,
         }
     }
@@ -74,6 +77,12 @@ impl<S: Stream> Connecting<S> {
     /// The client's address, if it has one.
     pub(crate) fn client(&self) -> Option<SocketAddr> {
         self.client
+    }
+
+    /// True if the client is known to be on this host (a pipe, or a PROXY header that names
+    /// no address, is not).
+    pub(crate) fn client_is_local(&self) -> bool {
+        self.loopback
     }
 
     /// The stream underneath.
@@ -100,7 +109,11 @@ impl<S: Stream> Connecting<S> {
                 format!("{peer} may not send a PROXY header (not in --proxy-trusted)"),
             ));
         }
-        let client = proxy::read_header(&mut self.stream)?.unwrap_or(peer);
+        let named = proxy::read_header(&mut self.stream)?;
+        // A header that names nobody (LOCAL, UNKNOWN) leaves the client unknown: it counts as
+        // the proxy's address for limits, but not as a client on this host.
+        self.loopback = named.is_some_and(|a| a.ip().to_canonical().is_loopback());
+        let client = named.unwrap_or(peer);
         self.client = Some(client);
         self.via = Some(peer);
         Ok(client)
@@ -119,9 +132,8 @@ impl<S: Stream> Connecting<S> {
             Some(via) => log::info!("connect: peer={name} via={via}"),
             None => log::info!("connect: peer={name}"),
         }
-        let loopback = peer.is_none_or(|a| a.ip().to_canonical().is_loopback());
         let mut session = Session::new(service, name)
-            .loopback(loopback)
+            .loopback(self.loopback)
             .connected_at(self.connected)
             .supervised_by(supervisor);
         if let Some(addr) = peer {

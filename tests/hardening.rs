@@ -24,7 +24,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 use support::maildir::{run_bounded, write_passwd, Corpus, PASSWORD, USER};
 use support::pop::Pop;
+use support::temp_dir::TempDir;
 use support::BinServer;
+use support::TestCert;
 
 /// The loopback address every test server listens on, and the usual client address.
 const HOME: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -334,9 +336,29 @@ fn max_per_ip_turns_away_the_extra_session_of_one_address() {
 }
 
 #[test]
-fn trusted_loopback_is_exempt_from_max_per_ip() {
-    let corpus = Corpus::new("per-ip-trusted");
+fn loopback_is_subject_to_max_per_ip_unless_exempted() {
+    // By default loopback is one more address: behind a TLS terminator on this host, every
+    // client would otherwise be exempt.
+    let corpus = Corpus::new("per-ip-loopback");
     let server = start(&corpus, &["--max-per-ip", "2"]);
+    let _held: Vec<Pop<TcpStream>> = (0..2)
+        .map(|_| {
+            let (c, greeting) = connect_from(HOME, server.addr);
+            assert!(greeting.starts_with("+OK"), "{greeting}");
+            c
+        })
+        .collect();
+    let (_, third) = connect_from(HOME, server.addr);
+    assert_eq!(
+        third,
+        "-ERR [SYS/TEMP] Too many connections from your address"
+    );
+}
+
+#[test]
+fn exempt_loopback_is_exempt_from_max_per_ip() {
+    let corpus = Corpus::new("per-ip-trusted");
+    let server = start(&corpus, &["--max-per-ip", "2", "--exempt-loopback"]);
     let mut clients: Vec<Pop<TcpStream>> = (0..3)
         .map(|_| {
             let (c, greeting) = connect_from(HOME, server.addr);
@@ -707,9 +729,8 @@ fn user_nobody_gives_up_every_root_id_and_still_serves() {
     chown_tree(corpus.dir.path(), nobody.uid, nobody.gid);
     let server = start(&corpus, &["--user", "nobody", "--fail-delay", "0"]);
     server.log_with("running as nobody", Duration::from_secs(5));
-    assert_runs_as(server.child.id(), &nobody);
     read_and_delete_one(server.addr, &corpus);
-    // Every thread, the session workers included, still runs as nobody.
+    // Every thread, the session threads included, runs as nobody.
     assert_runs_as(server.child.id(), &nobody);
 }
 
@@ -741,10 +762,11 @@ fn chroot_with_user_reads_paths_inside_the_chroot() {
     ];
     let server = BinServer::start(&args);
     server.log_with("running as nobody", Duration::from_secs(5));
-    assert_runs_as(server.child.id(), &nobody);
     let cwd = fs::read_link(format!("/proc/{}/root", server.child.id())).unwrap();
     assert_eq!(cwd, corpus.dir.path(), "not chrooted");
     read_and_delete_one(server.addr, &corpus);
+    // Session threads start as connections come: check them once one has served.
+    assert_runs_as(server.child.id(), &nobody);
 }
 
 /// Runs pop3d with exactly `args` (no --allow-root) and returns its exit code and stderr; it
@@ -1087,4 +1109,24 @@ fn a_client_that_barely_reads_its_replies_is_cut_at_the_login_timeout() {
     drop(stream);
     let _ = flood.join();
     Pop::login(server.addr, USER, PASSWORD);
+}
+
+#[test]
+fn a_proxy_header_that_names_no_client_does_not_make_it_a_local_one() {
+    // A LOCAL header (a proxy's health check) from a trusted proxy on this host: the client is
+    // unknown, so the plaintext rule applies and STLS is required first.
+    let corpus = Corpus::new("proxy-local");
+    let certs = TempDir::new("proxy-local-cert");
+    let cert = TestCert::generate(certs.path());
+    let cert_args = cert.args();
+    let extra: Vec<&str> = cert_args.iter().map(String::as_str).collect();
+    let server = start_proxied(&corpus, "127.0.0.1", &extra);
+    let mut local = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    local.extend_from_slice(&[0x20, 0x00, 0, 0]); // version 2, LOCAL, no address
+    let mut c = proxied(&server, &local);
+    assert!(c.line().starts_with("+OK"));
+    assert_eq!(
+        c.cmd(&format!("USER {USER}")),
+        "-ERR [AUTH] Plaintext authentication disallowed on non-secure connection"
+    );
 }

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use support::maildir::{self, Corpus, PASSWORD, USER};
 use support::pop::Pop;
 use support::poplib::Poplib;
+use support::temp_dir::TempDir;
+use support::TestCert;
 
 /// The longest any reply or process exit may take.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -28,9 +30,15 @@ struct Inetd {
 
 impl Inetd {
     fn start(corpus: &Corpus) -> Pop<Inetd> {
+        Self::start_with(corpus, &[])
+    }
+
+    /// The same with more options.
+    fn start_with(corpus: &Corpus, extra: &[String]) -> Pop<Inetd> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
             .args(["--inetd", "--allow-root"])
             .args(corpus.server_args())
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -222,4 +230,18 @@ fn a_second_process_for_the_same_mailbox_gets_in_use() {
     third.log_in(USER, PASSWORD);
     assert!(third.cmd("QUIT").starts_with("+OK"));
     assert!(third.finish().0.success());
+}
+
+#[test]
+fn a_pipe_is_not_a_loopback_client_for_the_plaintext_rule() {
+    // stunnel or socat in front hands pop3d a pipe: nothing says the client is on this host.
+    let corpus = Corpus::new("inetd-pipe-plaintext");
+    let certs = TempDir::new("inetd-pipe-cert");
+    let cert = TestCert::generate(certs.path());
+    let mut pop = Inetd::start_with(&corpus, &cert.args());
+    assert!(pop.line().starts_with("+OK"));
+    assert_eq!(
+        pop.cmd(&format!("USER {USER}")),
+        "-ERR [AUTH] Plaintext authentication disallowed on non-secure connection"
+    );
 }

@@ -105,8 +105,8 @@ fn handle_connection(
     }
     let client = connecting.client().unwrap_or(peer);
     tracker.set_client(client.ip());
-    let trusted = service.config.trust_loopback && client.ip().to_canonical().is_loopback();
-    let _slot = match trusted {
+    let exempt = service.config.exempt_loopback && connecting.client_is_local();
+    let _slot = match exempt {
         true => None,
         false => match IpSlot::take(&context.shared, client.ip(), context.max_per_ip) {
             Some(slot) => Some(slot),

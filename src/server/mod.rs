@@ -144,8 +144,8 @@ impl Server {
     }
 
     /// Sets how many sessions one client address may have at once (0: no limit; IPv6
-    /// addresses count by their /64). Default 16. Loopback clients are exempt while
-    /// [`Service::trust_loopback`] holds.
+    /// addresses count by their /64). Default 16. Loopback clients are exempt only with
+    /// [`Service::exempt_loopback`].
     pub fn max_per_ip(mut self, n: usize) -> Self {
         self.max_per_ip = if n == 0 { usize::MAX } else { n };
         self

@@ -86,9 +86,9 @@ impl Session<'_> {
             || (self.loopback && config.trust_loopback)
     }
 
-    /// The client address the failure penalty is kept for: none for trusted loopback.
+    /// The client address the failure penalty is kept for: none for exempt loopback.
     fn penalised_ip(&self) -> Option<std::net::IpAddr> {
-        let trusted = self.loopback && self.service.config.trust_loopback;
+        let trusted = self.loopback && self.service.config.exempt_loopback;
         self.client_ip.filter(|_| !trusted)
     }
 

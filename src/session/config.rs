@@ -24,6 +24,7 @@ pub(crate) struct Config {
     pub(crate) apop: bool,
     pub(crate) allow_plaintext: bool,
     pub(crate) trust_loopback: bool,
+    pub(crate) exempt_loopback: bool,
     pub(crate) hostname: String,
 }
 
@@ -39,6 +40,7 @@ impl Default for Config {
             apop: false,
             allow_plaintext: false,
             trust_loopback: true,
+            exempt_loopback: false,
             hostname: "localhost".into(),
         }
     }
@@ -143,11 +145,19 @@ impl Service {
         self
     }
 
-    /// Trusts loopback clients: counts them as secure for the plaintext rule (as Dovecot
-    /// does), and exempts them from the failure penalty and the per-address limit (a local
-    /// webmail would otherwise be throttled for all its users at once). Default on.
+    /// Counts loopback clients as a secure channel for the plaintext rule, as Dovecot does.
+    /// Default on. A stream with no address (a pipe under inetd) is not loopback.
     pub fn trust_loopback(mut self, on: bool) -> Self {
         self.config.trust_loopback = on;
+        self
+    }
+
+    /// Exempts loopback clients from the failure penalty and the per-address session limit,
+    /// for a local webmail that logs in for many users at once. Default off: behind a TLS
+    /// terminator on the same host every client is 127.0.0.1, and an exemption would leave
+    /// password guessing unchecked.
+    pub fn exempt_loopback(mut self, on: bool) -> Self {
+        self.config.exempt_loopback = on;
         self
     }
 

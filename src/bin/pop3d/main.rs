@@ -60,6 +60,7 @@ struct SessionSettings {
     apop: bool,
     allow_plaintext: bool,
     insecure_loopback: bool,
+    exempt_loopback: bool,
 }
 
 impl SessionSettings {
@@ -83,6 +84,7 @@ impl SessionSettings {
             .apop(self.apop)
             .allow_plaintext(self.allow_plaintext)
             .trust_loopback(!self.insecure_loopback)
+            .exempt_loopback(self.exempt_loopback)
             .hostname(hostname())
     }
 }
@@ -186,6 +188,7 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
     session.apop = m.opt_present("apop");
     session.allow_plaintext = m.opt_present("allow-plaintext");
     session.insecure_loopback = m.opt_present("insecure-loopback");
+    session.exempt_loopback = m.opt_present("exempt-loopback");
     let listen_tls = addresses(m, "listen-tls")?;
     let mut listen = addresses(m, "listen")?;
     if listen.is_empty() && listen_tls.is_empty() {

@@ -55,6 +55,8 @@ pub const OPTIONS: &[Opt] = &[
           help: "accept passwords before STLS on non-loopback connections" },
     Opt { short: "", long: "insecure-loopback", takes: Takes::Nothing, value: "",
           help: "apply the plaintext rule to loopback connections too" },
+    Opt { short: "", long: "exempt-loopback", takes: Takes::Nothing, value: "",
+          help: "exempt loopback clients from the failure penalty and --max-per-ip (a local webmail)" },
     Opt { short: "", long: "apop", takes: Takes::Nothing, value: "",
           help: "offer APOP (needs {PLAIN} secrets); the greeting then carries a timestamp" },
     Opt { short: "", long: "hash-password", takes: Takes::Maybe, value: "SCHEME",
