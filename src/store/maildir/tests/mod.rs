@@ -446,3 +446,5 @@ fn mail_delivered_after_open_waits_for_the_next_session() {
     assert_eq!(fs::read(&late).expect("late mail kept"), b"late\n");
     assert_eq!(uidls(&*home.open_ok()), ["3000.late"]);
 }
+
+mod swapped;
