@@ -22,8 +22,7 @@ use self::message_file::{open_first, unlink_all, wire_size};
 use self::naming::{believable, size_hint, uidl};
 use self::open::{open_root, open_subdirs, MessageDirs};
 use self::scan::{scan, Stored};
-use super::dir::Dir;
-use super::lock::MailboxLock;
+use super::lock::{LockedDir, MailboxLock};
 use super::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
 use crate::account::Account;
 use crate::limits;
@@ -66,16 +65,15 @@ impl MailStore for MaildirStore {
         let mut dirs = MessageDirs::opened(open_subdirs(&dir, &root, account.uid)?, account.uid);
         // A second session is told [IN-USE] at once; the session ending with QUIT lets its
         // lock go before it answers, so a client that logs in again straight after finds it free.
-        let lock =
-            MailboxLock::acquire_mailbox(&dir, OsStr::new(LOCK_FILE), &root.join(LOCK_FILE))?;
-        let files = scan(&dir, &mut dirs, &root).map_err(|e| opening(&root, "scan", e))?;
+        let locked =
+            MailboxLock::acquire_mailbox(dir, OsStr::new(LOCK_FILE), &root.join(LOCK_FILE))?;
+        let files = scan(locked.dir(), &mut dirs, &root).map_err(|e| opening(&root, "scan", e))?;
         let mut mailbox = MaildirMailbox {
             root,
-            dir,
+            locked,
             uid: account.uid,
             files,
             messages: Vec::new(),
-            _lock: lock,
         };
         mailbox.measure(&mut dirs)?;
         Ok(Box::new(mailbox))
@@ -85,18 +83,18 @@ impl MailStore for MaildirStore {
 /// One opened Maildir: the snapshot taken at open, and the lock that keeps it ours.
 #[derive(Debug)]
 struct MaildirMailbox {
-    /// The Maildir's path, for the log only: files are reached through `dir`.
+    /// The Maildir's path, for the log only: files are reached through `locked`.
     root: PathBuf,
-    /// The Maildir, opened once at login: `cur/` and `new/` are opened again through it for
-    /// each piece of work ([`MessageDirs`]), so that an idle session keeps them closed.
-    dir: Dir,
+    /// The Maildir, opened once at login and locked until the session drops the mailbox:
+    /// where the file system allows, its descriptor is all an idle session holds for the
+    /// mailbox. `cur/` and `new/` are opened again through it for each piece of work
+    /// ([`MessageDirs`]).
+    locked: LockedDir,
     /// The account's uid, which `cur/` and `new/` must still belong to when they are opened.
     uid: Option<u32>,
     /// Where each message of the snapshot is, in the same order as `messages`.
     files: Vec<Stored>,
     messages: Vec<MessageInfo>,
-    /// Held for the mailbox's lifetime; released when the session drops the mailbox.
-    _lock: MailboxLock,
 }
 
 impl Mailbox for MaildirMailbox {
@@ -192,7 +190,7 @@ impl MaildirMailbox {
             let claimed = match size_hint(basename) {
                 Some(size) => Some((size, true)),
                 None => cache
-                    .get_or_insert_with(|| size_cache::Reader::open(&self.dir, &self.root))
+                    .get_or_insert_with(|| size_cache::Reader::open(self.locked.dir(), &self.root))
                     .size_of(basename)
                     .map(|size| (size, false)),
             };
@@ -245,7 +243,7 @@ impl MaildirMailbox {
         let Some(&(dir, name)) = stored.locations().first() else {
             return false;
         };
-        match dirs.get(&self.dir, dir).and_then(|d| d.stat(name)) {
+        match dirs.get(self.locked.dir(), dir).and_then(|d| d.stat(name)) {
             Ok(st) if st.is_file() => {
                 let ok = believable(stored.basename(), claimed, st.size, from_name);
                 if !ok {
@@ -290,7 +288,7 @@ impl MaildirMailbox {
             .zip(&self.messages)
             .filter(|(stored, _)| size_hint(stored.basename()).is_none())
             .map(|(stored, info)| (stored.basename(), info.size));
-        if let Err(e) = size_cache::write(&self.dir, entries) {
+        if let Err(e) = size_cache::write(self.locked.dir(), entries) {
             log::debug!("{}: size cache not written: {e}", self.root.display());
         }
     }
@@ -300,19 +298,19 @@ impl MaildirMailbox {
         if self.files[index].gone {
             return Ok(None);
         }
-        if let Some(file) = open_first(&self.dir, dirs, &self.root, &self.files[index])? {
+        if let Some(file) = open_first(self.locked.dir(), dirs, &self.root, &self.files[index])? {
             return Ok(Some(file));
         }
         self.relocate(dirs)?;
-        open_first(&self.dir, dirs, &self.root, &self.files[index])
+        open_first(self.locked.dir(), dirs, &self.root, &self.files[index])
     }
 
     /// Unlinks every copy of message `index`. A message already gone counts as removed.
     fn remove_message(&mut self, dirs: &mut MessageDirs, index: usize) -> io::Result<()> {
-        if unlink_all(&self.dir, dirs, &self.files[index])? {
+        if unlink_all(self.locked.dir(), dirs, &self.files[index])? {
             // A copy was not where we saw it: it may have moved, so look for it by name.
             self.relocate(dirs)?;
-            unlink_all(&self.dir, dirs, &self.files[index])?;
+            unlink_all(self.locked.dir(), dirs, &self.files[index])?;
         }
         self.files[index].mark_gone();
         Ok(())
@@ -321,7 +319,7 @@ impl MaildirMailbox {
     /// Rescans `new/` and `cur/` and updates every message's paths at once: when a program
     /// moves one file it usually moves many, so one rescan serves them all.
     fn relocate(&mut self, dirs: &mut MessageDirs) -> io::Result<()> {
-        let mut now: HashMap<OsString, Stored> = scan(&self.dir, dirs, &self.root)?
+        let mut now: HashMap<OsString, Stored> = scan(self.locked.dir(), dirs, &self.root)?
             .into_iter()
             .map(|s| (s.basename().to_os_string(), s))
             .collect();
