@@ -200,9 +200,24 @@ impl Dir {
         }
     }
 
-    /// Another descriptor of the same directory, with its own file offset and lock state.
-    pub(crate) fn reopen(&self) -> io::Result<Dir> {
-        self.open_dir(OsStr::new("."))
+    /// Releases a lock [`try_lock`](Dir::try_lock) took.
+    pub(crate) fn unlock(&self) -> io::Result<()> {
+        // SAFETY: flock only reads the descriptor number, which we keep open.
+        cvt(|| unsafe { libc::flock(self.raw(), libc::LOCK_UN) }).map(drop)
+    }
+
+    /// The type of the file system the directory is on: the magic number `fstatfs(2)` gives
+    /// in `f_type` (`0xEF53` for ext4, `0x6969` for NFS, ...). They all fit in 32 bits.
+    pub(crate) fn fs_type(&self) -> io::Result<u32> {
+        let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+        // SAFETY: `st` is writable memory for one statfs structure, and our descriptor is
+        // open for the whole call.
+        cvt(|| unsafe { libc::fstatfs(self.raw(), st.as_mut_ptr()) })?;
+        // SAFETY: fstatfs succeeded, so it filled in the structure.
+        let f_type = unsafe { st.assume_init() }.f_type;
+        // The type of f_type differs between C libraries and word sizes; the magic numbers
+        // are 32-bit values, kept whole by the truncation.
+        Ok(f_type as u32)
     }
 
     /// The names in the directory, `.` and `..` left out, with their kinds.
@@ -328,5 +343,27 @@ mod tests {
         dir.unlink(OsStr::new("link")).unwrap();
         assert_eq!(fs::read(t.path().join("outside")).unwrap(), b"secret");
         dir.sync().unwrap();
+    }
+
+    #[test]
+    fn a_directory_lock_is_taken_released_and_knows_its_file_system() {
+        let t = TestDir::new("dir-lock");
+        let (one, two) = (Dir::open(t.path()).unwrap(), Dir::open(t.path()).unwrap());
+        assert!(one.try_lock().unwrap());
+        assert!(
+            !two.try_lock().unwrap(),
+            "another open of the directory is refused"
+        );
+        one.unlock().unwrap();
+        assert!(two.try_lock().unwrap());
+        // What statfs(1) says, in hexadecimal.
+        let out = std::process::Command::new("stat")
+            .args(["-f", "-c", "%t"])
+            .arg(t.path())
+            .output()
+            .expect("run stat(1)");
+        let said = String::from_utf8(out.stdout).unwrap();
+        let said = u32::from_str_radix(said.trim(), 16).expect("a hexadecimal type");
+        assert_eq!(one.fs_type().unwrap(), said);
     }
 }

@@ -3,7 +3,8 @@
 use super::*;
 use crate::test_dir::TestDir;
 use std::fs;
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -49,6 +50,48 @@ pub(crate) fn acquire_after_release(path: &Path) -> MailboxLock {
     }
 }
 
+/// A process holding the mailbox lock with util-linux flock(1), killed when dropped.
+///
+/// The shell opens the lock file on fd 9, `flock -n 9` locks it and exits, then the shell
+/// becomes `sleep`: one process holds the lock and no grandchild inherits it, so killing
+/// and reaping our child releases the lock for sure.
+pub(crate) struct OtherProcess(Child);
+
+impl OtherProcess {
+    pub(crate) fn lock(path: &Path) -> OtherProcess {
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(r#"exec 9>>"$1" && flock -n 9 && echo locked && exec sleep 10"#)
+            .arg("sh")
+            .arg(path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        let mut holder = OtherProcess(child);
+        let out = holder.0.stdout.take().expect("child stdout");
+        let mut line = String::new();
+        // Returns once the lock is held, or at EOF if flock failed.
+        BufReader::new(out)
+            .read_line(&mut line)
+            .expect("read child");
+        assert_eq!(line, "locked\n", "flock(1) did not get the lock");
+        holder
+    }
+
+    pub(crate) fn kill(mut self) {
+        self.0.kill().expect("kill lock holder");
+        self.0.wait().expect("reap lock holder");
+    }
+}
+
+impl Drop for OtherProcess {
+    fn drop(&mut self) {
+        // Already reaped if kill() ran; otherwise (a failed assertion) don't leave it behind.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// [`MailboxLock::acquire`], opening the lock file with `open`.
 fn acquire_opening_with(
     path: &Path,
@@ -58,7 +101,7 @@ fn acquire_opening_with(
     MailboxLock::acquire_in(&dir, path.file_name().unwrap(), path, None, open)
 }
 
-fn kind(r: Result<MailboxLock, StoreError>) -> Option<StoreErrorKind> {
+fn kind<T>(r: Result<T, StoreError>) -> Option<StoreErrorKind> {
     r.err().map(|e| e.kind())
 }
 
@@ -183,34 +226,108 @@ fn a_failed_open_withdraws_its_mark() {
     MailboxLock::acquire(&t.path).expect("free after a failed open");
 }
 
+/// Locks the mailbox directory `root_path` as a session does; `alone` says whether the
+/// directory lock may guard it alone, as on a local file system, or not, as on NFS.
+fn lock_mailbox(root_path: &Path, alone: bool) -> Result<LockedDir, StoreError> {
+    let root = Dir::open(root_path).unwrap();
+    let path = root_path.join("pop3d.lock");
+    let guard = Guard { dir: &root, alone };
+    let lock = MailboxLock::acquire_in(
+        &root,
+        OsStr::new("pop3d.lock"),
+        &path,
+        Some(guard),
+        open_lock_file,
+    )?;
+    Ok(LockedDir {
+        dir: root,
+        _lock: lock,
+    })
+}
+
+/// Waits for a mailbox just released to be free for a new session in this process.
+fn relock_after_release(root_path: &Path, alone: bool) -> LockedDir {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match lock_mailbox(root_path, alone) {
+            Ok(lock) => return lock,
+            Err(e) if e.kind() == StoreErrorKind::InUse => {
+                assert!(std::time::Instant::now() < deadline, "lock not released");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 #[test]
 fn a_mailbox_stays_locked_when_its_lock_file_is_deleted_or_replaced() {
+    for alone in [true, false] {
+        let t = TempLock::new();
+        let root_path = t.path.parent().unwrap();
+        let locked = lock_mailbox(root_path, alone).expect("lock");
+        // The directory always; the lock file only where the directory lock is not enough.
+        assert_eq!(locked.lock().ids.len(), if alone { 1 } else { 2 });
+        assert_eq!(locked.lock().file.is_some(), !alone);
+        assert_eq!(free_for_other_process(&t.path), alone);
+        // Another process cannot lock the directory, whatever becomes of the file.
+        fs::remove_file(&t.path).unwrap();
+        assert!(!free_for_other_process(root_path));
+        let again = |path: &Path| {
+            let root = Dir::open(root_path).unwrap();
+            kind(MailboxLock::acquire_mailbox(root, OsStr::new("pop3d.lock"), path).map(drop))
+        };
+        assert_eq!(again(&t.path), Some(StoreErrorKind::InUse));
+        fs::write(&t.path, b"").unwrap();
+        assert_eq!(again(&t.path), Some(StoreErrorKind::InUse));
+        // By another path to the same directory, too.
+        let other_path = root_path.join(".").join("pop3d.lock");
+        assert_eq!(again(&other_path), Some(StoreErrorKind::InUse));
+        drop(locked);
+        assert!(free_for_other_process(root_path));
+        drop(relock_after_release(root_path, alone));
+    }
+}
+
+#[test]
+fn a_mailbox_whose_lock_file_another_process_holds_is_in_use() {
+    // What an older pop3d that locks only the file does: refused even where the directory
+    // lock guards alone, and the directory is left unlocked.
     let t = TempLock::new();
     let root_path = t.path.parent().unwrap();
-    let name = OsStr::new("pop3d.lock");
-    let root = Dir::open(root_path).unwrap();
-    let lock = MailboxLock::acquire_mailbox(&root, name, &t.path).expect("lock");
-    assert_eq!(lock.ids.len(), 2, "the file and the directory");
-    // Another process cannot lock the directory, whatever becomes of the file.
-    fs::remove_file(&t.path).unwrap();
-    assert!(!free_for_other_process(root_path));
-    let again = |path: &Path| {
-        let root = Dir::open(root_path).unwrap();
-        kind(MailboxLock::acquire_mailbox(&root, name, path))
-    };
-    assert_eq!(again(&t.path), Some(StoreErrorKind::InUse));
-    fs::write(&t.path, b"").unwrap();
-    assert_eq!(again(&t.path), Some(StoreErrorKind::InUse));
-    // By another path to the same directory, too.
-    let other_path = root_path.join(".").join("pop3d.lock");
-    assert_eq!(again(&other_path), Some(StoreErrorKind::InUse));
-    drop(lock);
-    assert!(free_for_other_process(root_path));
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    while again(&t.path).is_some() {
-        assert!(std::time::Instant::now() < deadline, "lock not released");
-        std::thread::sleep(Duration::from_millis(5));
+    let holder = OtherProcess::lock(&t.path);
+    for alone in [true, false] {
+        assert_eq!(
+            kind(lock_mailbox(root_path, alone).map(drop)),
+            Some(StoreErrorKind::InUse)
+        );
+        assert!(
+            free_for_other_process(root_path),
+            "the directory was left locked"
+        );
     }
+    holder.kill();
+    drop(relock_after_release(root_path, true));
+}
+
+#[test]
+fn a_mailbox_lock_holds_one_descriptor_where_the_directory_lock_guards_alone() {
+    // The descriptor the session has for the mailbox anyway is the one locked.
+    let t = TempLock::new();
+    let root_path = t.path.parent().unwrap();
+    let root = Dir::open(root_path).unwrap();
+    if !guards_alone(&root, root_path) {
+        eprintln!("SKIPPED: the test directory is not on a local file system pop3d knows");
+        return;
+    }
+    let locked = MailboxLock::acquire_mailbox(root, OsStr::new("pop3d.lock"), &t.path).unwrap();
+    assert!(locked.lock().file.is_none());
+    assert!(
+        t.path.exists(),
+        "the lock file is still made, for older versions to find"
+    );
+    assert!(free_for_other_process(&t.path));
+    assert!(!free_for_other_process(root_path));
 }
 
 #[test]

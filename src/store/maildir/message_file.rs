@@ -1,7 +1,8 @@
 //! Opening, measuring and unlinking message files through their directories' descriptors,
 //! where a file gone since the scan is an expected event and not an error.
 
-use super::scan::{shown, Stored};
+use super::open::MessageDirs;
+use super::scan::{self, Stored};
 use crate::protocol::message::WireSize;
 use crate::store::dir::Dir;
 use std::ffi::OsStr;
@@ -9,23 +10,24 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-/// Opens the first file of `stored` that exists, in `dirs` (`cur/`, `new/` of the Maildir at
-/// `root`). `None` if none does. A file that is no longer a regular file (a symlink or a FIFO
-/// swapped in since the scan) is skipped, and logged.
+/// Opens the first file of `stored` that exists, in `dirs` (`cur/`, `new/` of the Maildir
+/// `root`, shown as `shown`). `None` if none does. A file that is no longer a regular file (a
+/// symlink or a FIFO swapped in since the scan) is skipped, and logged.
 pub(super) fn open_first(
-    dirs: &[Dir; 2],
-    root: &Path,
+    root: &Dir,
+    dirs: &mut MessageDirs,
+    shown: &Path,
     stored: &Stored,
 ) -> io::Result<Option<File>> {
     for (dir, name) in stored.locations() {
-        match open_regular(&dirs[dir], name) {
+        match open_regular(dirs.get(root, dir)?, name) {
             Ok(file) => return Ok(Some(file)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e)
                 if e.raw_os_error() == Some(libc::ELOOP)
                     || e.kind() == io::ErrorKind::InvalidData =>
             {
-                log::warn!("{}: {e}; skipped", shown(root, dir, name).display());
+                log::warn!("{}: {e}; skipped", scan::shown(shown, dir, name).display());
                 continue;
             }
             Err(e) => return Err(e),
@@ -48,12 +50,12 @@ pub(super) fn open_regular(dir: &Dir, name: &OsStr) -> io::Result<File> {
     }
 }
 
-/// Unlinks every file of `stored`; true if any was already gone. Stops at the first other
-/// error.
-pub(super) fn unlink_all(dirs: &[Dir; 2], stored: &Stored) -> io::Result<bool> {
+/// Unlinks every file of `stored`, in `dirs` of the Maildir `root`; true if any was already
+/// gone. Stops at the first other error.
+pub(super) fn unlink_all(root: &Dir, dirs: &mut MessageDirs, stored: &Stored) -> io::Result<bool> {
     let mut missing = false;
     for (dir, name) in stored.locations() {
-        match dirs[dir].unlink(name) {
+        match dirs.get(root, dir)?.unlink(name) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => missing = true,
             Err(e) => return Err(e),

@@ -20,10 +20,9 @@ mod tests;
 
 use self::message_file::{open_first, unlink_all, wire_size};
 use self::naming::{believable, size_hint, uidl};
-use self::open::{open_root, open_subdirs};
-use self::scan::{scan, Stored, MESSAGE_DIRS};
-use super::dir::Dir;
-use super::lock::MailboxLock;
+use self::open::{open_root, open_subdirs, MessageDirs};
+use self::scan::{scan, Stored};
+use super::lock::{LockedDir, MailboxLock};
 use super::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
 use crate::account::Account;
 use crate::limits;
@@ -62,20 +61,21 @@ impl MailStore for MaildirStore {
             )
         })?;
         let dir = open_root(&root, account.uid)?;
-        let dirs = open_subdirs(&dir, &root, account.uid)?;
+        // Used for the scan and the sizes, and closed once the mailbox is open.
+        let mut dirs = MessageDirs::opened(open_subdirs(&dir, &root, account.uid)?, account.uid);
         // A second session is told [IN-USE] at once; the session ending with QUIT lets its
         // lock go before it answers, so a client that logs in again straight after finds it free.
-        let lock =
-            MailboxLock::acquire_mailbox(&dir, OsStr::new(LOCK_FILE), &root.join(LOCK_FILE))?;
-        let files = scan(&dirs, &root).map_err(|e| opening(&root, "scan", e))?;
+        let locked =
+            MailboxLock::acquire_mailbox(dir, OsStr::new(LOCK_FILE), &root.join(LOCK_FILE))?;
+        let files = scan(locked.dir(), &mut dirs, &root).map_err(|e| opening(&root, "scan", e))?;
         let mut mailbox = MaildirMailbox {
             root,
-            dirs,
+            locked,
+            uid: account.uid,
             files,
             messages: Vec::new(),
-            _lock: lock,
         };
-        mailbox.measure(&dir)?;
+        mailbox.measure(&mut dirs)?;
         Ok(Box::new(mailbox))
     }
 }
@@ -83,15 +83,18 @@ impl MailStore for MaildirStore {
 /// One opened Maildir: the snapshot taken at open, and the lock that keeps it ours.
 #[derive(Debug)]
 struct MaildirMailbox {
-    /// The Maildir's path, for the log only: files are reached through `dirs`.
+    /// The Maildir's path, for the log only: files are reached through `locked`.
     root: PathBuf,
-    /// `cur/` and `new/`, in [`MESSAGE_DIRS`] order.
-    dirs: [Dir; 2],
+    /// The Maildir, opened once at login and locked until the session drops the mailbox:
+    /// where the file system allows, its descriptor is all an idle session holds for the
+    /// mailbox. `cur/` and `new/` are opened again through it for each piece of work
+    /// ([`MessageDirs`]).
+    locked: LockedDir,
+    /// The account's uid, which `cur/` and `new/` must still belong to when they are opened.
+    uid: Option<u32>,
     /// Where each message of the snapshot is, in the same order as `messages`.
     files: Vec<Stored>,
     messages: Vec<MessageInfo>,
-    /// Held for the mailbox's lifetime; released when the session drops the mailbox.
-    _lock: MailboxLock,
 }
 
 impl Mailbox for MaildirMailbox {
@@ -101,7 +104,9 @@ impl Mailbox for MaildirMailbox {
 
     fn read(&mut self, index: usize) -> Result<Box<dyn Read + '_>, StoreError> {
         self.check_index(index)?;
-        match self.open_message(index) {
+        // Closed on return: the message file stays open for reading, its directory does not.
+        let mut dirs = MessageDirs::new(self.uid);
+        match self.open_message(&mut dirs, index) {
             Ok(Some(file)) => Ok(Box::new(file)),
             Ok(None) => Err(StoreError::new(
                 StoreErrorKind::Temporary,
@@ -124,22 +129,19 @@ impl Mailbox for MaildirMailbox {
         indices.sort_unstable();
         indices.dedup();
 
+        let mut dirs = MessageDirs::new(self.uid);
         let mut failed = 0;
         let mut first_error = None;
         for &index in &indices {
-            if let Err(e) = self.remove_message(index) {
+            if let Err(e) = self.remove_message(&mut dirs, index) {
                 failed += 1;
                 first_error.get_or_insert(e);
             }
         }
         // The unlinks are durable only once the directories are synced; the caller says +OK
         // right after we return.
-        if !indices.is_empty() {
-            for (dir, name) in self.dirs.iter().zip(MESSAGE_DIRS) {
-                if let Err(e) = dir.sync() {
-                    return Err(temporary(&self.root, &format!("sync {name}/"), e));
-                }
-            }
+        if let Err((name, e)) = dirs.sync() {
+            return Err(temporary(&self.root, &format!("sync {name}/"), e));
         }
         match first_error {
             None => Ok(()),
@@ -178,7 +180,7 @@ impl MaildirMailbox {
     /// else from reading the message; a size from the name or the cache is used only if it is
     /// [believable](believable) for the file. The cache is written again when it missed or held
     /// stale entries.
-    fn measure(&mut self, root: &Dir) -> Result<(), StoreError> {
+    fn measure(&mut self, dirs: &mut MessageDirs) -> Result<(), StoreError> {
         let mut buf = Vec::new();
         let mut sizes = Vec::with_capacity(self.files.len());
         let mut cache: Option<size_cache::Reader> = None;
@@ -188,17 +190,19 @@ impl MaildirMailbox {
             let claimed = match size_hint(basename) {
                 Some(size) => Some((size, true)),
                 None => cache
-                    .get_or_insert_with(|| size_cache::Reader::open(root, &self.root))
+                    .get_or_insert_with(|| size_cache::Reader::open(self.locked.dir(), &self.root))
                     .size_of(basename)
                     .map(|size| (size, false)),
             };
             let size = match claimed {
-                Some((size, from_name)) if self.believed(index, size, from_name) => Some(size),
+                Some((size, from_name)) if self.believed(dirs, index, size, from_name) => {
+                    Some(size)
+                }
                 _ => {
                     if size_hint(basename).is_none() {
                         counted += 1;
                     }
-                    self.count_size(index, &mut buf)?
+                    self.count_size(dirs, index, &mut buf)?
                 }
             };
             sizes.push(size);
@@ -220,7 +224,7 @@ impl MaildirMailbox {
         self.files.shrink_to_fit();
         if let Some(mut cache) = cache {
             if counted > 0 || cache.needs_rewrite() {
-                self.write_size_cache(root);
+                self.write_size_cache();
             }
         }
         Ok(())
@@ -228,12 +232,18 @@ impl MaildirMailbox {
 
     /// True if `claimed` may be taken as the size of message `index` without reading it: its
     /// file is a regular file whose size makes the claim [believable].
-    fn believed(&self, index: usize, claimed: u64, from_name: bool) -> bool {
+    fn believed(
+        &self,
+        dirs: &mut MessageDirs,
+        index: usize,
+        claimed: u64,
+        from_name: bool,
+    ) -> bool {
         let stored = &self.files[index];
         let Some(&(dir, name)) = stored.locations().first() else {
             return false;
         };
-        match self.dirs[dir].stat(name) {
+        match dirs.get(self.locked.dir(), dir).and_then(|d| d.stat(name)) {
             Ok(st) if st.is_file() => {
                 let ok = believable(stored.basename(), claimed, st.size, from_name);
                 if !ok {
@@ -252,11 +262,16 @@ impl MaildirMailbox {
     }
 
     /// Reads message `index` through to count its size; `None` if it is gone.
-    fn count_size(&mut self, index: usize, buf: &mut Vec<u8>) -> Result<Option<u64>, StoreError> {
+    fn count_size(
+        &mut self,
+        dirs: &mut MessageDirs,
+        index: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<u64>, StoreError> {
         if buf.is_empty() {
             buf.resize(limits::MESSAGE_CHUNK, 0);
         }
-        match self.open_message(index) {
+        match self.open_message(dirs, index) {
             Ok(Some(mut file)) => wire_size(&mut file, buf)
                 .map(Some)
                 .map_err(|e| opening(&self.root, "count message size", e)),
@@ -266,36 +281,36 @@ impl MaildirMailbox {
     }
 
     /// Remembers the sizes of the messages without `,W=`. A failure costs only speed.
-    fn write_size_cache(&self, root: &Dir) {
+    fn write_size_cache(&self) {
         let entries = self
             .files
             .iter()
             .zip(&self.messages)
             .filter(|(stored, _)| size_hint(stored.basename()).is_none())
             .map(|(stored, info)| (stored.basename(), info.size));
-        if let Err(e) = size_cache::write(root, entries) {
+        if let Err(e) = size_cache::write(self.locked.dir(), entries) {
             log::debug!("{}: size cache not written: {e}", self.root.display());
         }
     }
 
     /// Opens message `index`, following it if it was moved. `None` if it no longer exists.
-    fn open_message(&mut self, index: usize) -> io::Result<Option<File>> {
+    fn open_message(&mut self, dirs: &mut MessageDirs, index: usize) -> io::Result<Option<File>> {
         if self.files[index].gone {
             return Ok(None);
         }
-        if let Some(file) = open_first(&self.dirs, &self.root, &self.files[index])? {
+        if let Some(file) = open_first(self.locked.dir(), dirs, &self.root, &self.files[index])? {
             return Ok(Some(file));
         }
-        self.relocate()?;
-        open_first(&self.dirs, &self.root, &self.files[index])
+        self.relocate(dirs)?;
+        open_first(self.locked.dir(), dirs, &self.root, &self.files[index])
     }
 
     /// Unlinks every copy of message `index`. A message already gone counts as removed.
-    fn remove_message(&mut self, index: usize) -> io::Result<()> {
-        if unlink_all(&self.dirs, &self.files[index])? {
+    fn remove_message(&mut self, dirs: &mut MessageDirs, index: usize) -> io::Result<()> {
+        if unlink_all(self.locked.dir(), dirs, &self.files[index])? {
             // A copy was not where we saw it: it may have moved, so look for it by name.
-            self.relocate()?;
-            unlink_all(&self.dirs, &self.files[index])?;
+            self.relocate(dirs)?;
+            unlink_all(self.locked.dir(), dirs, &self.files[index])?;
         }
         self.files[index].mark_gone();
         Ok(())
@@ -303,8 +318,8 @@ impl MaildirMailbox {
 
     /// Rescans `new/` and `cur/` and updates every message's paths at once: when a program
     /// moves one file it usually moves many, so one rescan serves them all.
-    fn relocate(&mut self) -> io::Result<()> {
-        let mut now: HashMap<OsString, Stored> = scan(&self.dirs, &self.root)?
+    fn relocate(&mut self, dirs: &mut MessageDirs) -> io::Result<()> {
+        let mut now: HashMap<OsString, Stored> = scan(self.locked.dir(), dirs, &self.root)?
             .into_iter()
             .map(|s| (s.basename().to_os_string(), s))
             .collect();

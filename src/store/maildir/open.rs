@@ -2,6 +2,11 @@
 //! itself a symlink), `cur/`, `new/` and `tmp/` looked up through it without following symlinks,
 //! and each checked to belong to the account when the account has a uid.
 //!
+//! The session keeps only the root open. `cur/` and `new/` are opened again from it for each
+//! piece of work (the scan at login, a message read, the removals after QUIT) and closed when it
+//! is done, checked each time as at login: an idle session then holds one descriptor for its
+//! mailbox instead of three, and a directory swapped for a symlink meanwhile is refused.
+//!
 //! Symlinks *above* the root (`/home/alice -> /disk2/alice`, or a whole mail root elsewhere)
 //! are the administrator's and are followed: only the last component of the expanded template,
 //! and what is below it, can be the tenant's.
@@ -76,6 +81,82 @@ fn message_dir(root: &Dir, shown: &Path, sub: &str, uid: Option<u32>) -> Result<
     let st = dir.stat_self().map_err(|e| refused(&path, e))?;
     check_owner(&path, &st, uid)?;
     Ok(dir)
+}
+
+/// `cur/` and `new/` for one piece of work in a session: each opened from the root when first
+/// needed, checked as at login, and closed when this is dropped.
+#[derive(Debug)]
+pub(super) struct MessageDirs {
+    uid: Option<u32>,
+    /// In [`MESSAGE_DIRS`] order.
+    open: [Option<Dir>; 2],
+}
+
+impl MessageDirs {
+    /// None open yet; each will be checked to belong to `uid`.
+    pub(super) fn new(uid: Option<u32>) -> MessageDirs {
+        MessageDirs {
+            uid,
+            open: [None, None],
+        }
+    }
+
+    /// The directories [`open_subdirs`] just opened and checked.
+    pub(super) fn opened(dirs: [Dir; 2], uid: Option<u32>) -> MessageDirs {
+        let [cur, new] = dirs;
+        MessageDirs {
+            uid,
+            open: [Some(cur), Some(new)],
+        }
+    }
+
+    /// `MESSAGE_DIRS[index]` of the Maildir `root`, opened now if it is not yet.
+    ///
+    /// It must still be a directory, not a symlink, and still the account's: someone with
+    /// access to the Maildir may have swapped it since the login.
+    pub(super) fn get(&mut self, root: &Dir, index: usize) -> io::Result<&Dir> {
+        let dir = match self.open[index].take() {
+            Some(dir) => dir,
+            None => reopen(root, MESSAGE_DIRS[index], self.uid)?,
+        };
+        Ok(self.open[index].insert(dir))
+    }
+
+    /// Syncs every directory opened: the unlinks made through them become durable.
+    pub(super) fn sync(&self) -> Result<(), (&'static str, io::Error)> {
+        for (dir, name) in self.open.iter().zip(MESSAGE_DIRS) {
+            if let Some(dir) = dir {
+                dir.sync().map_err(|e| (name, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens the message directory `sub` of `root` again in a session; an error names what was
+/// refused.
+fn reopen(root: &Dir, sub: &str, uid: Option<u32>) -> io::Result<Dir> {
+    let dir = root
+        .open_dir(OsStr::new(sub))
+        .map_err(|e| match e.raw_os_error() {
+            // What Linux says for a symlink opened with O_DIRECTORY | O_NOFOLLOW, or a file.
+            Some(libc::ELOOP | libc::ENOTDIR) => io::Error::new(
+                e.kind(),
+                format!("{sub}/ is no longer a directory (a symlink?); refused"),
+            ),
+            _ => e,
+        })?;
+    let st = dir.stat_self()?;
+    match uid {
+        Some(uid) if st.uid != uid => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{sub}/ is now owned by uid {}, not the account's uid {uid}; refused",
+                st.uid
+            ),
+        )),
+        _ => Ok(dir),
+    }
 }
 
 /// Creates the subdirectory `sub` (shown as `path`) of `root` if nothing has its name.

@@ -1,6 +1,7 @@
 //! Finding a Maildir's messages: the files of `cur/` and `new/`, one entry per basename.
 
 use super::naming::basename;
+use super::open::MessageDirs;
 use crate::store::dir::{Dir, Kind};
 use std::ffi::OsStr;
 use std::io;
@@ -69,12 +70,13 @@ pub(super) fn shown(root: &Path, dir: usize, name: &OsStr) -> PathBuf {
     root.join(MESSAGE_DIRS[dir]).join(name)
 }
 
-/// Lists the messages in `dirs` (`cur/` and `new/` of the Maildir at `root`), sorted by basename
-/// (delivery order, since Maildir names begin with the delivery time), one entry per basename.
-pub(super) fn scan(dirs: &[Dir; 2], root: &Path) -> io::Result<Vec<Stored>> {
+/// Lists the messages in `cur/` and `new/` of the Maildir `root` (shown as `shown`), sorted by
+/// basename (delivery order, since Maildir names begin with the delivery time), one entry per
+/// basename.
+pub(super) fn scan(root: &Dir, dirs: &mut MessageDirs, shown: &Path) -> io::Result<Vec<Stored>> {
     let mut found = Vec::new();
-    for (index, dir) in dirs.iter().enumerate() {
-        scan_dir(dir, root, index, &mut found)?;
+    for index in 0..MESSAGE_DIRS.len() {
+        scan_dir(dirs.get(root, index)?, shown, index, &mut found)?;
     }
     // Ties broken by directory (`cur/` first) and then name, so that the order never depends on
     // the order of the directory entries; unstable sorting needs no scratch buffer.

@@ -2,13 +2,12 @@
 
 use super::*;
 use crate::protocol::message::wire_size as wire_size_of;
+use crate::store::lock::tests::OtherProcess;
 use crate::test_dir::TestDir;
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
 
 /// A home directory for one test, removed when dropped. Its Maildir is `<home>/Maildir`.
 struct Home(TestDir);
@@ -269,48 +268,6 @@ fn second_open_in_the_process_is_in_use() {
     assert_eq!(home.open_ok().messages().len(), 1);
 }
 
-/// A process holding the mailbox lock with util-linux flock(1), killed when dropped.
-///
-/// The shell opens the lock file on fd 9, `flock -n 9` locks it and exits, then the shell
-/// becomes `sleep`: one process holds the lock and no grandchild inherits it, so killing
-/// and reaping our child releases the lock for sure.
-struct OtherProcess(Child);
-
-impl OtherProcess {
-    fn lock(path: &Path) -> OtherProcess {
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(r#"exec 9>>"$1" && flock -n 9 && echo locked && exec sleep 10"#)
-            .arg("sh")
-            .arg(path)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn sh");
-        let mut holder = OtherProcess(child);
-        let out = holder.0.stdout.take().expect("child stdout");
-        let mut line = String::new();
-        // Returns once the lock is held, or at EOF if flock failed.
-        BufReader::new(out)
-            .read_line(&mut line)
-            .expect("read child");
-        assert_eq!(line, "locked\n", "flock(1) did not get the lock");
-        holder
-    }
-
-    fn kill(mut self) {
-        self.0.kill().expect("kill lock holder");
-        self.0.wait().expect("reap lock holder");
-    }
-}
-
-impl Drop for OtherProcess {
-    fn drop(&mut self) {
-        // Already reaped if kill() ran; otherwise (a failed assertion) don't leave it behind.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn lock_held_by_another_process_is_in_use_until_it_dies() {
     let home = Home::with_maildir();
@@ -446,3 +403,6 @@ fn mail_delivered_after_open_waits_for_the_next_session() {
     assert_eq!(fs::read(&late).expect("late mail kept"), b"late\n");
     assert_eq!(uidls(&*home.open_ok()), ["3000.late"]);
 }
+
+mod descriptors;
+mod swapped;
