@@ -104,3 +104,28 @@ pub const LOGIN_CACHE_ENTRIES: usize = 10_000;
 /// whose time ran out. It is one short line into an empty socket buffer; a client that will not
 /// take even that is not waited for.
 pub const LAST_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Margin added to the measured cost of the costliest password check before failures are padded
+/// to it: a quarter. One timing of a check varies by some percent with the machine's load; a
+/// check that ran over the bound would answer later than an unknown user.
+pub const CHECK_COST_MARGIN_PERCENT: u32 = 25;
+
+/// Longest a failed login (or the first SCRAM step) is padded to, however costly a check was
+/// measured or seen to be (a stalled disk, a swapped-out process): 10 seconds. The cost caps
+/// (see `auth::password::cost`) keep a real check of one hash below that.
+pub const FAILURE_PAD_MAX: Duration = Duration::from_secs(10);
+
+/// Kinds of hash (scheme and cost parameters) measured in a passwd file to find the costliest
+/// check. A real file uses one to three; a check of each is timed once per version of the file,
+/// so a hostile or careless file cannot make that take long.
+pub const HASH_CLASSES_MEASURED: usize = 16;
+
+/// Addresses kept in the failure penalty file shared by `--inetd` processes. Each process reads
+/// and rewrites the whole file (about 140 octets an address) at a failed login, so it is kept
+/// smaller than the in-memory table: 4096 addresses, at most about 600 KB.
+pub const PENALTY_FILE_MAX: usize = 4096;
+
+/// User names whose failures are remembered apart for one address, so that a successful login
+/// clears its own user's failures and no one else's. Failures for further users count toward
+/// the address's penalty but no login clears them; they expire with it.
+pub const PENALTY_USERS_PER_ADDRESS: usize = 8;

@@ -5,12 +5,14 @@ mod error;
 pub mod passwd_file;
 pub mod password;
 pub mod secret;
+pub mod server_secret;
 
 pub use error::{AuthError, AuthErrorKind};
 pub use passwd_file::PasswdFile;
 pub use secret::{ScramKeys, Secret, SecretKinds};
 
 use crate::account::Account;
+use std::time::Duration;
 
 /// A source of accounts: implement this to check logins against your own user database.
 ///
@@ -38,5 +40,21 @@ pub trait Authenticator: Send + Sync {
     /// is none.
     fn secret_kinds(&self) -> SecretKinds {
         SecretKinds::default()
+    }
+
+    /// The PBKDF2 iteration count SCRAM-SHA-256 shows for an account without stored keys (a
+    /// `{PLAIN}` one, or an unknown user): the count most stored keys use, so that it does not
+    /// stand out. The default is 4096, the least RFC 7677 allows.
+    fn scram_iterations(&self) -> u32 {
+        secret::SCRAM_MIN_ITERATIONS
+    }
+
+    /// About how long the costliest password check of any account takes, an unknown user's
+    /// included. Every failed login is answered no sooner than that, so that a wrong password
+    /// for an account with a costly hash is not answered later than an unknown user. May be
+    /// slow the first time (it may measure); it is asked before a login's clock starts. The
+    /// default is zero: the session then relies on the checks it has seen.
+    fn costliest_check(&self) -> Duration {
+        Duration::ZERO
     }
 }

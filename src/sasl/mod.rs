@@ -63,6 +63,10 @@ pub(crate) struct Names<'a> {
     pub(crate) default_domain: Option<&'a str>,
     /// The server's name, for challenges.
     pub(crate) host: &'a str,
+    /// The server secret: SCRAM salts of accounts without stored keys derive from it.
+    pub(crate) secret: &'a [u8; 32],
+    /// The SCRAM iteration count of accounts without stored keys.
+    pub(crate) scram_iterations: u32,
 }
 
 impl Names<'_> {
@@ -192,11 +196,15 @@ impl Exchange {
     }
 
     /// Continues after [`Step::NeedSecret`] with what the authenticator said.
-    pub(crate) fn secret(&mut self, found: Result<(Account, Secret), AuthError>) -> Step {
+    pub(crate) fn secret(
+        &mut self,
+        found: Result<(Account, Secret), AuthError>,
+        names: Names<'_>,
+    ) -> Step {
         match std::mem::replace(&mut self.state, State::Over) {
             State::CramMd5Answer(answer) => Step::Done(answer.check(found)),
             State::Scram(mut server) => {
-                let step = server.secret(found);
+                let step = server.secret(found, names);
                 self.state = State::Scram(server);
                 step
             }

@@ -7,10 +7,6 @@ use crate::auth::AuthError;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use std::sync::OnceLock;
-
-/// Iterations used when the keys are derived from a plaintext secret.
-const ITERATIONS_FROM_PLAIN: u32 = 4096;
 
 pub(super) struct Server {
     stage: Stage,
@@ -81,7 +77,11 @@ impl Server {
 
     /// Continues after the client-first message with the secret the authenticator found,
     /// and answers with the server-first message.
-    pub(super) fn secret(&mut self, found: Result<(Account, Secret), AuthError>) -> Step {
+    pub(super) fn secret(
+        &mut self,
+        found: Result<(Account, Secret), AuthError>,
+        names: Names<'_>,
+    ) -> Step {
         let Stage::Lookup(first) = std::mem::replace(&mut self.stage, Stage::Over) else {
             return Step::Done(Outcome::Malformed("unexpected SCRAM secret"));
         };
@@ -91,17 +91,19 @@ impl Server {
             bare,
             client_nonce,
         } = *first;
-        // Every path derives keys once, so the time to answer tells nothing about the account;
-        // and the salt of an account without stored keys is as unpredictable as a stored one.
-        let salt = salt_for(&user);
+        // Every path derives keys once, with the same count, so the time to answer tells
+        // nothing about the account; the salt of an account without stored keys is as
+        // unpredictable as a stored one, the same at every connection, in every process and
+        // after a restart, and its count the one most stored keys use.
+        let salt = salt_for(names.secret, &user);
+        let iterations = names.scram_iterations;
         let (account, keys) = match found {
             Ok((account, Secret::Plain(password))) => (
                 Some(account),
-                ScramKeys::derive(&password, &salt, ITERATIONS_FROM_PLAIN),
+                ScramKeys::derive(&password, &salt, iterations),
             ),
             found => {
-                let mut fake =
-                    ScramKeys::derive(&random_bytes::<16>(), &salt, ITERATIONS_FROM_PLAIN);
+                let mut fake = ScramKeys::derive(&random_bytes::<16>(), &salt, iterations);
                 match found {
                     Ok((account, Secret::Scram(keys))) => (Some(account), keys),
                     // Carry on with keys nothing matches: an unknown user fails at the end,
@@ -222,12 +224,12 @@ fn client_first(message: &[u8], names: Names<'_>) -> Result<ClientFirst, Outcome
 }
 
 /// A per-user salt for keys derived from a plaintext secret (and for unknown users): the same
-/// for a user while the process runs, different for every user, and not computable outside,
-/// so it cannot show that an account has no stored keys, or does not exist.
-fn salt_for(user: &str) -> Vec<u8> {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
-    let key = KEY.get_or_init(random_bytes);
-    hmac_sha256(key, user.as_bytes())[..16].to_vec()
+/// for a user as long as the server secret is, different for every user, and not computable
+/// without the secret, so it cannot show that an account has no stored keys, or does not exist.
+fn salt_for(secret: &[u8; 32], user: &str) -> Vec<u8> {
+    let mut data = b"pop3d SCRAM salt\0".to_vec();
+    data.extend_from_slice(user.as_bytes());
+    hmac_sha256(secret, &data)[..16].to_vec()
 }
 
 /// A saslname with `=2C` and `=3D` decoded (RFC 5802 §5.1); any other `=` is an error.
@@ -278,12 +280,14 @@ mod tests {
     const NAMES: Names<'static> = Names {
         default_domain: None,
         host: "test",
+        secret: &[7; 32],
+        scram_iterations: 4096,
     };
 
     /// One client message, with any secret it asks for looked up as the session would.
     fn step(s: &mut Server, message: &[u8]) -> Step {
         match s.step(message, NAMES) {
-            Step::NeedSecret(user) => s.secret(Rfc7677.secret(&user)),
+            Step::NeedSecret(user) => s.secret(Rfc7677.secret(&user), NAMES),
             other => other,
         }
     }
@@ -348,6 +352,32 @@ mod tests {
             );
         }
         assert_eq!(unescape("a=2Cb=3Dc").ok().as_deref(), Some("a,b=c"));
+    }
+
+    #[test]
+    fn an_unknown_users_salt_and_count_come_from_the_secret_and_the_setting() {
+        let first = |names: Names<'_>| {
+            let mut s = server();
+            match s.step(b"n,,n=nobody,r=abc", names) {
+                Step::NeedSecret(user) => match s.secret(Rfc7677.secret(&user), names) {
+                    Step::Challenge(c) => String::from_utf8(c).unwrap(),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            }
+        };
+        let other = Names {
+            secret: &[8; 32],
+            scram_iterations: 10_000,
+            ..NAMES
+        };
+        assert_eq!(first(NAMES), first(NAMES));
+        assert!(first(NAMES).ends_with(",i=4096"));
+        assert!(first(other).ends_with(",i=10000"));
+        assert_ne!(
+            first(NAMES).split(',').nth(1),
+            first(other).split(',').nth(1)
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::auth::secret::{constant_time_eq, hex, random_bytes, Secret};
 use crate::auth::{AuthError, AuthErrorKind};
 use crate::limits::MAX_FAILED_LOGINS;
 use crate::observer::Event;
+use crate::penalty::Penalty;
 use crate::store::StoreErrorKind;
 use crate::user_name;
 use md5::{Digest, Md5};
@@ -71,7 +72,7 @@ impl Session<'_> {
             Ok(account) => self.logged_in(account, mechanism),
             Err(e) => {
                 // So the same wrong password retried is not penalised again.
-                let tried = self.service.penalty.fingerprint(user, password);
+                let tried = Penalty::fingerprint(&self.service.secret, user, password);
                 self.login_failed(Some(user), Some(tried), e, mechanism, started)
             }
         }
@@ -92,8 +93,12 @@ impl Session<'_> {
         self.client_ip.filter(|_| !trusted)
     }
 
-    /// Waits out the failure penalty of this client's address before a login is checked.
+    /// Waits out the failure penalty of this client's address before a login is checked, and
+    /// learns the cost of the costliest check, which may take a while the first time: both
+    /// before the login's clock starts.
     pub(super) fn wait_penalty(&self) {
+        let service = self.service;
+        service.slowest_check.report(service.auth.costliest_check());
         if let Some(ip) = self.penalised_ip() {
             let delay = self.service.penalty.delay(ip);
             if !delay.is_zero() {
@@ -158,7 +163,8 @@ impl Session<'_> {
         }
         self.failed_logins = 0;
         if let Some(ip) = self.penalised_ip() {
-            self.service.penalty.succeeded(ip);
+            let user = Penalty::user(&self.service.secret, &account.name);
+            self.service.penalty.succeeded(ip, user);
         }
         let count = mailbox.messages().len();
         // Sizes may come from file names (,W=): saturate rather than overflow.
@@ -226,7 +232,8 @@ impl Session<'_> {
     ) -> Reply {
         if let Some(ip) = self.penalised_ip() {
             if e.kind() == AuthErrorKind::Rejected {
-                self.service.penalty.failed(ip, tried);
+                let name = user.map(|u| Penalty::user(&self.service.secret, u));
+                self.service.penalty.failed(ip, name, tried);
             }
         }
         log::info!(
@@ -236,16 +243,7 @@ impl Session<'_> {
             e.detail()
         );
         self.failed_logins += 1;
-        // The failure delay, or the slowest check seen lately if that is longer: otherwise a
-        // wrong password for a user with a costly hash would answer later than an unknown user.
-        let delay = self
-            .service
-            .config
-            .auth_failure_delay
-            .max(self.service.slowest_check.get());
-        if let Some(rest) = delay.checked_sub(started.elapsed()) {
-            std::thread::sleep(rest);
-        }
+        self.pad(started);
         self.service.notify(&Event::LoginFailed {
             user,
             peer: &self.peer,
@@ -260,6 +258,22 @@ impl Session<'_> {
             Reply::Close(text.into(), End::TooManyErrors)
         } else {
             Reply::Err(text.into())
+        }
+    }
+}
+
+impl Session<'_> {
+    /// Waits until `started` plus the failure delay, or plus the cost of the costliest check if
+    /// that is longer: otherwise a wrong password for a user with a costly hash would answer
+    /// later than an unknown user.
+    pub(super) fn pad(&self, started: Instant) {
+        let delay = self
+            .service
+            .config
+            .auth_failure_delay
+            .max(self.service.slowest_check.get());
+        if let Some(rest) = delay.checked_sub(started.elapsed()) {
+            std::thread::sleep(rest);
         }
     }
 }

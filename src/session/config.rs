@@ -1,6 +1,7 @@
 //! What every session of a server shares: settings, accounts, mail and the observer.
 
 use super::slowest::SlowestCheck;
+use crate::auth::secret::random_bytes;
 use crate::auth::Authenticator;
 use crate::limits::{
     DEFAULT_AUTH_FAILURE_DELAY, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, MAX_BAD_COMMANDS,
@@ -72,8 +73,10 @@ pub struct Service {
     pub(crate) auth: Arc<dyn Authenticator>,
     pub(crate) store: Arc<dyn MailStore>,
     pub(crate) observer: Option<Arc<dyn Observer>>,
-    /// The slowest password check lately, which failed logins are padded to.
+    /// The costliest password check, which failed logins are padded to.
     pub(crate) slowest_check: SlowestCheck,
+    /// The server secret (see [`server_secret`](Self::server_secret)).
+    pub(crate) secret: [u8; 32],
     /// Failed logins per client address, shared by all sessions.
     pub(crate) penalty: Penalty,
 }
@@ -88,8 +91,29 @@ impl Service {
             store,
             observer: None,
             slowest_check: SlowestCheck::default(),
+            secret: random_bytes(),
             penalty: Penalty::default(),
         }
+    }
+
+    /// The server secret: the SCRAM-SHA-256 salts of accounts without stored keys (unknown
+    /// users among them) and the fingerprints the failure penalty keeps derive from it. Give
+    /// every process of one server, and every start, the same 32 random bytes (the daemon
+    /// keeps them in a file, see [`server_secret`](crate::auth::server_secret)), or an unknown
+    /// user's salt changes from one connection to the next while a real one's does not.
+    /// Default: random, made for each `Service`.
+    pub fn server_secret(mut self, secret: [u8; 32]) -> Self {
+        self.secret = secret;
+        self
+    }
+
+    /// Keeps the failure penalty in `file` (open for reading and writing) instead of this
+    /// service's memory, so that processes that serve one connection each (inetd) share it:
+    /// each use locks the file with flock(2), reads it, and rewrites it if anything changed.
+    /// It holds at most 4096 addresses. Default: in memory.
+    pub fn shared_penalty(mut self, file: std::fs::File) -> Self {
+        self.penalty = Penalty::shared(file);
+        self
     }
 
     /// Closes a session that sends nothing for this long. Default 10 minutes, the least

@@ -69,6 +69,8 @@ impl Session<'_> {
         Names {
             default_domain: self.service.config.default_domain.as_deref(),
             host: &self.service.config.hostname,
+            secret: &self.service.secret,
+            scram_iterations: self.service.auth.scram_iterations(),
         }
     }
 
@@ -91,7 +93,14 @@ impl Session<'_> {
                 Step::NeedSecret(name) => {
                     let found = self.service.auth.secret(&name);
                     user = Some(name);
-                    exchange.secret(found)
+                    let next = exchange.secret(found, self.names());
+                    // SCRAM's server-first message shows the salt before anything is checked:
+                    // it goes out as late as a failed login would, so that how long it took
+                    // (the lookup, a key derivation) tells nothing about the account.
+                    if mechanism == Mechanism::ScramSha256 {
+                        self.pad(started);
+                    }
+                    next
                 }
                 Step::CheckPassword { user, password } => {
                     return self.check_password(&user, &password, mechanism.name(), started)

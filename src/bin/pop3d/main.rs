@@ -2,10 +2,12 @@
 
 mod options;
 mod privileges;
+mod state;
 mod syslog;
 
 use pop3d::auth::passwd_file::PasswdFile;
 use pop3d::auth::password;
+use pop3d::auth::server_secret::{self, SECRET_FILE};
 use pop3d::store::maildir::MaildirStore;
 use pop3d::{
     Authenticator, ListenerKind, MinVersion, NetRange, Server, Service, TlsConfig, TlsMode,
@@ -45,6 +47,8 @@ struct Settings {
     group: Option<String>,
     chroot: Option<PathBuf>,
     allow_root: bool,
+    /// Where the server secret and the shared penalty file are.
+    state_dir: PathBuf,
     session: SessionSettings,
 }
 
@@ -265,6 +269,10 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
         group: m.opt_str("group"),
         chroot: m.opt_str("chroot").map(PathBuf::from),
         allow_root: m.opt_present("allow-root"),
+        state_dir: PathBuf::from(
+            m.opt_str("state-dir")
+                .unwrap_or_else(|| "/var/lib/pop3d".into()),
+        ),
         session,
     })
 }
@@ -351,15 +359,30 @@ fn run(s: Settings) -> Result<(), String> {
     };
     if s.check {
         let accounts = passwd.check().map_err(|e| format!("{}: {e}", s.passwd))?;
+        let secret = s.state_dir.join(SECRET_FILE);
+        match server_secret::load(&secret) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                println!("pop3d: {} will be created at start", secret.display());
+            }
+            Err(e) => return Err(format!("{}: {e}", secret.display())),
+        }
         println!(
             "pop3d: configuration OK ({accounts} accounts in {})",
             s.passwd
         );
         return Ok(());
     }
-    let service = s
-        .session
-        .apply(Service::new(Arc::new(passwd), Arc::new(store)));
+    let passwd = Arc::new(passwd);
+    if !s.inetd {
+        // Measured now rather than at the first login (see Authenticator::costliest_check).
+        passwd.costliest_check();
+    }
+    let service = state::open(
+        s.session.apply(Service::new(passwd, Arc::new(store))),
+        &s.state_dir,
+        s.inetd,
+    );
     if s.inetd {
         if let Some(target) = &target {
             privileges::drop_to(target, s.chroot.as_deref())?;

@@ -77,6 +77,8 @@ pub const OPTIONS: &[Opt] = &[
           help: "with --user: use GROUP instead of the user's primary group" },
     Opt { short: "", long: "chroot", takes: Takes::One, value: "DIR",
           help: "with --user: chroot to DIR first; paths are then inside DIR" },
+    Opt { short: "", long: "state-dir", takes: Takes::One, value: "DIR",
+          help: "directory of the server secret and, under --inetd, the shared failure penalty [default: /var/lib/pop3d]" },
     Opt { short: "", long: "allow-root", takes: Takes::Nothing, value: "",
           help: "serve as root (refused otherwise; prefer --user)" },
     Opt { short: "c", long: "check", takes: Takes::Nothing, value: "",
