@@ -95,6 +95,8 @@ impl Host {
             .flat_map(|(option, value)| [option.to_string(), value.to_string()])
             .collect();
         args.extend(["--fail-delay".to_string(), "0.05".to_string()]);
+        let state = self.dir.path().join("state").display().to_string();
+        args.extend(["--state-dir".to_string(), state]);
         args
     }
 

@@ -264,6 +264,8 @@ impl Corpus {
             "%h/Maildir".into(),
             "--fail-delay".into(),
             "0.05".into(),
+            "--state-dir".into(),
+            self.dir.path().join("state").display().to_string(),
         ]
     }
 

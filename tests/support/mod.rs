@@ -106,6 +106,8 @@ pub struct BinServer {
     pub addr: SocketAddr,
     pub child: Child,
     log: Arc<std::sync::Mutex<String>>,
+    /// Its --state-dir, unless the test gave one: tests leave nothing in /var/lib/pop3d.
+    _state: Option<temp_dir::TempDir>,
 }
 
 impl BinServer {
@@ -294,9 +296,11 @@ impl BinServer {
     /// the address that follows it: `"listening for PROXY on "` for a server whose only
     /// listener is a PROXY one (`--proxy-listener 127.0.0.1:0`).
     pub fn start_announcing(args: &[&str], marker: &str) -> Self {
+        let state = (!args.contains(&"--state-dir")).then(|| temp_dir::TempDir::new("state"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
             .args(["--listen", "127.0.0.1:0", "--allow-root"])
             .args(args)
+            .args(state.iter().flat_map(|s| ["--state-dir".into(), path_str(s.path())]))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -325,7 +329,12 @@ impl BinServer {
                 panic!("pop3d did not start: {}", log.lock().unwrap());
             }
         };
-        BinServer { addr, child, log }
+        BinServer {
+            addr,
+            child,
+            log,
+            _state: state,
+        }
     }
 
     /// Waits at most `limit` for the log to contain `text`, and returns the log; panics with
