@@ -14,4 +14,4 @@ echo "pop3d: try  curl -u alice:alicepw pop3://127.0.0.1:1110/1" >&2
 as_root=
 [ "$(id -u)" = 0 ] && as_root=--allow-root
 exec target/debug/pop3d --listen 127.0.0.1:1110 --passwd "$work/passwd" \
-    --maildir "$work/mail/%n/Maildir" $as_root "$@"
+    --maildir "$work/mail/%n/Maildir" --state-dir "$work/state" $as_root "$@"
