@@ -30,8 +30,8 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -678,7 +678,27 @@ struct IdleState {
     /// Clients that have logged in or failed, and those that logged in.
     settled: AtomicUsize,
     logged_in: AtomicUsize,
-    release: AtomicBool,
+    /// Set once the hold is over; the clients sleep on the condition until then (polling it
+    /// from 10,000 threads would itself load the machine the server runs on).
+    release: Mutex<bool>,
+    released: Condvar,
+}
+
+impl IdleState {
+    fn release(&self) {
+        *self.release.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.released.notify_all();
+    }
+
+    fn wait_for_release(&self) {
+        let mut released = self.release.lock().unwrap_or_else(|e| e.into_inner());
+        while !*released {
+            released = self
+                .released
+                .wait(released)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 /// One idle client: logs in, reports, waits for the release, quits.
@@ -700,9 +720,7 @@ fn idle_client(cfg: &Config, index: usize, state: &IdleState) -> Tally {
             return tally;
         }
     };
-    while !state.release.load(Ordering::SeqCst) {
-        thread::sleep(Duration::from_millis(20));
-    }
+    state.wait_for_release();
     match client.quit() {
         Ok(()) => {
             tally.latencies.push(login_time);
@@ -732,7 +750,8 @@ fn run(cfg: Config) -> Tally {
     let idle = Arc::new(IdleState {
         settled: AtomicUsize::new(0),
         logged_in: AtomicUsize::new(0),
-        release: AtomicBool::new(false),
+        release: Mutex::new(false),
+        released: Condvar::new(),
     });
     let mut handles = Vec::with_capacity(cfg.concurrency);
     for i in 0..cfg.concurrency {
@@ -748,7 +767,7 @@ fn run(cfg: Config) -> Tally {
             Ok(h) => handles.push(h),
             Err(e) => {
                 eprintln!("loadgen: cannot start client thread {i}: {e}");
-                idle.release.store(true, Ordering::SeqCst);
+                idle.release();
                 break;
             }
         }
@@ -765,7 +784,7 @@ fn run(cfg: Config) -> Tally {
         println!("READY sessions={ok} failed={}", handles.len() - ok);
         let _ = io::stdout().flush();
         thread::sleep(hold);
-        idle.release.store(true, Ordering::SeqCst);
+        idle.release();
     }
     let mut total = Tally::default();
     for h in handles {

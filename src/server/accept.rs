@@ -45,16 +45,13 @@ pub(super) fn accept_loop(listener: &TcpListener, kind: ListenerKind, context: &
                 continue;
             }
         }
-        let Ok(socket) = stream.try_clone() else {
-            shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-            refuse_busy(&stream, peer, kind, context);
-            continue;
-        };
-        let tracker = shared.registry.add(socket, shared);
+        // The tracker owns the socket (one descriptor per connection, none duplicated): it
+        // closes when the session's thread and the registry have both let go of it.
+        let tracker = shared.registry.add(stream, shared);
         let job_tracker = tracker.clone();
         let job_context = context.clone();
         let job = Box::new(move || {
-            handle_connection(stream, peer, kind, &job_context, &job_tracker);
+            handle_connection(job_tracker.socket(), peer, kind, &job_context, &job_tracker);
             job_context.shared.registry.remove(&job_tracker);
             job_tracker.release();
         });
@@ -81,7 +78,7 @@ fn refuse_busy(stream: &TcpStream, peer: SocketAddr, kind: ListenerKind, context
 }
 
 fn handle_connection(
-    stream: TcpStream,
+    stream: &TcpStream,
     peer: SocketAddr,
     kind: ListenerKind,
     context: &Context,
@@ -96,7 +93,7 @@ fn handle_connection(
         log::warn!("socket setup failed: peer={peer} ({e})");
         return;
     }
-    let mut connecting = Connecting::new(service, &stream, Some(peer), Instant::now());
+    let mut connecting = Connecting::new(service, stream, Some(peer), Instant::now());
     if kind.proxy {
         if let Err(e) = connecting.read_proxy_header(&context.proxy_trusted) {
             log::warn!("refused: peer={peer} ({e})");

@@ -300,7 +300,11 @@ impl BinServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
             .args(["--listen", "127.0.0.1:0", "--allow-root"])
             .args(args)
-            .args(state.iter().flat_map(|s| ["--state-dir".into(), path_str(s.path())]))
+            .args(
+                state
+                    .iter()
+                    .flat_map(|s| ["--state-dir".into(), path_str(s.path())]),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -34,7 +34,7 @@ pub const OPTIONS: &[Opt] = &[
     Opt { short: "d", long: "default-domain", takes: Takes::One, value: "DOMAIN",
           help: "domain added to login names that have none" },
     Opt { short: "n", long: "max-sessions", takes: Takes::One, value: "N",
-          help: "sessions served at once; more clients are told the server is busy [default: 64]" },
+          help: "sessions served at once; a full server cuts the client waiting longest before login [default: 1024]" },
     Opt { short: "t", long: "timeout", takes: Takes::One, value: "SECS",
           help: "close a session idle this long [default: 600]" },
     Opt { short: "", long: "fail-delay", takes: Takes::One, value: "SECS",
