@@ -1,26 +1,10 @@
 //! examples/embed.rs, run as a user would, with Python's poplib as the client.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+mod support;
 
-fn example(name: &str) -> PathBuf {
-    // A full `cargo test` has built it already; `cargo test --test embed` has not.
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--example", name])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build --example");
-    assert!(built.success());
-    // Integration tests live in target/<profile>/deps; examples beside that.
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use support::example;
 
 #[test]
 fn embed_delivers_and_serves() {

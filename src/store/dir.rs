@@ -87,6 +87,7 @@ impl Dir {
     }
 
     /// Opens the directory at `path`, following symlinks all the way.
+    #[cfg(test)]
     pub(crate) fn open_following(path: &Path) -> io::Result<Dir> {
         Self::open_with(path, 0)
     }

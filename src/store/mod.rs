@@ -6,7 +6,7 @@
 
 mod dir;
 mod error;
-pub mod lock;
+mod lock;
 pub mod maildir;
 pub mod memory;
 

@@ -13,7 +13,7 @@
 //! `!` or `*` is a locked account (the `/etc/shadow` convention): no password matches it.
 
 mod argon2_hash;
-pub mod cost;
+mod cost;
 mod crypt_hash;
 mod error;
 #[cfg(test)]

@@ -144,7 +144,6 @@ pub struct MailboxLock {
     /// The identities in the registry: the mailbox directory's and the lock file's, each if
     /// held.
     ids: Vec<FileId>,
-    path: PathBuf,
 }
 
 /// A locked mailbox directory: what a session keeps open for its mailbox.
@@ -183,7 +182,9 @@ impl MailboxLock {
     /// Never waits for another session: if one holds the lock, fails at once with
     /// [`StoreErrorKind::InUse`]. Other failures are classed as for any I/O error (see
     /// [`StoreError::io`]): a lock file that may not be opened is permanent, a full disk
-    /// temporary. The last component of `path` may not be a symlink.
+    /// temporary. The last component of `path` may not be a symlink. (Sessions lock their
+    /// mailbox through [`LockedDir`]; this serves the tests.)
+    #[cfg(test)]
     pub fn acquire(path: &Path) -> Result<MailboxLock, StoreError> {
         let failed = |e: io::Error| StoreError::io(format!("lock {}", path.display()), e);
         let parent = match path.parent() {
@@ -292,11 +293,7 @@ impl MailboxLock {
                         held.keep();
                     }
                     claim.keep(&kept);
-                    return Ok(MailboxLock {
-                        file,
-                        ids: kept,
-                        path: path.to_path_buf(),
-                    });
+                    return Ok(MailboxLock { file, ids: kept });
                 }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -315,11 +312,6 @@ impl MailboxLock {
                 path.display()
             ),
         ))
-    }
-
-    /// The lock file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -138,7 +138,6 @@ fn registry_holds_the_file_while_locked() {
 fn lock_is_seen_by_other_processes_and_released_on_drop() {
     let t = TempLock::new();
     let lock = MailboxLock::acquire(&t.path).expect("lock");
-    assert_eq!(lock.path(), t.path.as_path());
     assert!(!free_for_other_process(&t.path));
     // A refused second attempt must not release the lock we hold.
     assert!(MailboxLock::acquire(&t.path).is_err());
