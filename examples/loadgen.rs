@@ -405,16 +405,23 @@ impl Client {
         Ok(client)
     }
 
-    /// Reads a status line; `-ERR` or anything else than `+OK` is a failure of `stage`.
-    fn status(&mut self, stage: &'static str) -> Outcome<&[u8]> {
+    /// Reads the next line into `self.line`; the end of the connection fails `stage` with
+    /// `closed`.
+    fn next_line(&mut self, stage: &'static str, closed: &str) -> Outcome<()> {
         self.line.clear();
         let n = self
             .conn
             .read_until(b'\n', &mut self.line)
             .map_err(io_fail(stage))?;
         if n == 0 {
-            return Err(fail(stage, "connection closed by the server"));
+            return Err(fail(stage, closed));
         }
+        Ok(())
+    }
+
+    /// Reads a status line; `-ERR` or anything else than `+OK` is a failure of `stage`.
+    fn status(&mut self, stage: &'static str) -> Outcome<&[u8]> {
+        self.next_line(stage, "connection closed by the server")?;
         if !self.line.starts_with(b"+OK") {
             let text = String::from_utf8_lossy(&self.line);
             return Err(fail(stage, text.trim_end().to_owned()));
@@ -439,14 +446,7 @@ impl Client {
     fn body(&mut self, stage: &'static str, mut each: impl FnMut(&[u8])) -> Outcome<u64> {
         let mut octets = 0;
         loop {
-            self.line.clear();
-            let n = self
-                .conn
-                .read_until(b'\n', &mut self.line)
-                .map_err(io_fail(stage))?;
-            if n == 0 {
-                return Err(fail(stage, "connection closed inside a multi-line reply"));
-            }
+            self.next_line(stage, "connection closed inside a multi-line reply")?;
             let line = match self.line.strip_prefix(b".") {
                 Some(b"\r\n") => return Ok(octets),
                 Some(rest) => rest,
