@@ -33,6 +33,14 @@ impl Account {
         self
     }
 
+    /// Sets the numeric user and group ids (a Maildir store then checks the mailbox belongs
+    /// to `uid`).
+    pub fn with_ids(mut self, uid: u32, gid: u32) -> Self {
+        self.uid = Some(uid);
+        self.gid = Some(gid);
+        self
+    }
+
     /// The part of the name before the last `@` (all of it when there is none).
     pub fn local_part(&self) -> &str {
         self.name.rsplit_once('@').map_or(&self.name, |(l, _)| l)

@@ -55,4 +55,4 @@ pub use session::{End, Service, Stats};
 pub use store::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
 pub use stream::Stream;
 pub use template::TemplateError;
-pub use tls::{MinVersion, TlsConfig, TlsConfigError};
+pub use tls::{MinVersion, TlsConfig, TlsConfigError, TlsConfigErrorKind};

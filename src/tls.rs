@@ -25,11 +25,43 @@ pub struct TlsConfig {
 
 /// Why a certificate or key could not be used. The text says what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsConfigError(String);
+pub struct TlsConfigError {
+    kind: TlsConfigErrorKind,
+    text: String,
+}
+
+/// What kind of problem a [`TlsConfigError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsConfigErrorKind {
+    /// A file could not be read.
+    Unreadable,
+    /// A file does not hold what it should, in a form pop3d can load (the text says how to
+    /// convert it).
+    Format,
+    /// The key does not belong to the certificate: a test handshake failed.
+    Mismatch,
+    /// The TLS library refused the certificate, the key or the settings.
+    Setup,
+}
+
+impl TlsConfigError {
+    fn new(kind: TlsConfigErrorKind, text: impl Into<String>) -> Self {
+        TlsConfigError {
+            kind,
+            text: text.into(),
+        }
+    }
+
+    /// What kind of problem it is.
+    pub fn kind(&self) -> TlsConfigErrorKind {
+        self.kind
+    }
+}
 
 impl fmt::Display for TlsConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -43,11 +75,14 @@ impl TlsConfig {
         min: MinVersion,
     ) -> Result<Self, TlsConfigError> {
         let read = |path: &Path| {
-            std::fs::read(path)
-                .map_err(|e| TlsConfigError(format!("cannot read {}: {e}", path.display())))
+            std::fs::read(path).map_err(|e| {
+                let text = format!("cannot read {}: {e}", path.display());
+                TlsConfigError::new(TlsConfigErrorKind::Unreadable, text)
+            })
         };
-        Self::from_pem(&read(cert)?, &read(key)?, min).map_err(|TlsConfigError(e)| {
-            TlsConfigError(format!("{} and {}: {e}", cert.display(), key.display()))
+        Self::from_pem(&read(cert)?, &read(key)?, min).map_err(|e| {
+            let text = format!("{} and {}: {}", cert.display(), key.display(), e.text);
+            TlsConfigError::new(e.kind, text)
         })
     }
 
@@ -55,19 +90,24 @@ impl TlsConfig {
     pub fn from_pem(cert: &[u8], key: &[u8], min: MinVersion) -> Result<Self, TlsConfigError> {
         check_key_format(key)?;
         if !contains(cert, b"-----BEGIN CERTIFICATE-----") {
-            return Err(TlsConfigError(
-                "the certificate file holds no PEM certificate".into(),
+            return Err(TlsConfigError::new(
+                TlsConfigErrorKind::Format,
+                "the certificate file holds no PEM certificate",
             ));
         }
-        let identity = Identity::from_pkcs8(cert, key)
-            .map_err(|e| TlsConfigError(format!("certificate or key not usable: {e}")))?;
+        let identity = Identity::from_pkcs8(cert, key).map_err(|e| {
+            let text = format!("certificate or key not usable: {e}");
+            TlsConfigError::new(TlsConfigErrorKind::Setup, text)
+        })?;
         let acceptor = TlsAcceptor::builder(identity)
             .min_protocol_version(Some(match min {
                 MinVersion::Tls12 => Protocol::Tlsv12,
                 MinVersion::Tls10 => Protocol::Tlsv10,
             }))
             .build()
-            .map_err(|e| TlsConfigError(format!("cannot set up TLS: {e}")))?;
+            .map_err(|e| {
+                TlsConfigError::new(TlsConfigErrorKind::Setup, format!("cannot set up TLS: {e}"))
+            })?;
         Ok(TlsConfig { acceptor })
     }
 
@@ -76,9 +116,10 @@ impl TlsConfig {
     /// handshake would then fail; this finds out at start-up (`pop3d --check` runs it too).
     pub fn self_test(&self) -> Result<(), TlsConfigError> {
         let failed = |e: String| {
-            TlsConfigError(format!(
-                "a test handshake failed ({e}): does the key belong to the certificate?"
-            ))
+            TlsConfigError::new(
+                TlsConfigErrorKind::Mismatch,
+                format!("a test handshake failed ({e}): does the key belong to the certificate?"),
+            )
         };
         let (server_end, client_end) = UnixStream::pair().map_err(|e| failed(e.to_string()))?;
         for end in [&server_end, &client_end] {
@@ -123,10 +164,13 @@ impl TlsConfig {
 /// Refuses key formats native-tls cannot load, saying how to convert them.
 fn check_key_format(key: &[u8]) -> Result<(), TlsConfigError> {
     let convert = |what: &str| {
-        TlsConfigError(format!(
-            "the key is {what}; pop3d needs PKCS#8 (\"BEGIN PRIVATE KEY\"). Convert it with: \
-             openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.pkcs8"
-        ))
+        TlsConfigError::new(
+            TlsConfigErrorKind::Format,
+            format!(
+                "the key is {what}; pop3d needs PKCS#8 (\"BEGIN PRIVATE KEY\"). Convert it \
+                 with: openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.pkcs8"
+            ),
+        )
     };
     if contains(key, b"-----BEGIN RSA PRIVATE KEY-----") {
         return Err(convert("PKCS#1 (\"BEGIN RSA PRIVATE KEY\")"));
@@ -135,15 +179,16 @@ fn check_key_format(key: &[u8]) -> Result<(), TlsConfigError> {
         return Err(convert("SEC1 (\"BEGIN EC PRIVATE KEY\")"));
     }
     if contains(key, b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-        return Err(TlsConfigError(
+        return Err(TlsConfigError::new(
+            TlsConfigErrorKind::Format,
             "the key is encrypted; pop3d needs it unencrypted, readable only by root. \
-             Decrypt it with: openssl pkcs8 -in KEY -out KEY.plain"
-                .into(),
+             Decrypt it with: openssl pkcs8 -in KEY -out KEY.plain",
         ));
     }
     if !contains(key, b"-----BEGIN PRIVATE KEY-----") {
-        return Err(TlsConfigError(
-            "the key file holds no PEM private key (\"BEGIN PRIVATE KEY\")".into(),
+        return Err(TlsConfigError::new(
+            TlsConfigErrorKind::Format,
+            "the key file holds no PEM private key (\"BEGIN PRIVATE KEY\")",
         ));
     }
     Ok(())
@@ -165,7 +210,9 @@ mod tests {
             (b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nx\n", "encrypted"),
             (b"nothing", "no PEM private key"),
         ] {
-            let e = check_key_format(pem).unwrap_err().to_string();
+            let e = check_key_format(pem).unwrap_err();
+            assert_eq!(e.kind(), TlsConfigErrorKind::Format);
+            let e = e.to_string();
             assert!(e.contains(says), "{e}");
             assert!(e.contains("openssl") || says == "no PEM private key", "{e}");
         }
