@@ -19,7 +19,7 @@ mod size_cache;
 mod tests;
 
 use self::message_file::{open_first, unlink_all, wire_size};
-use self::naming::{believable, size_hint, uidl};
+use self::naming::{believable, size_hint, sizes_agree, uidl};
 use self::open::{open_root, open_subdirs, MessageDirs};
 use self::scan::{scan, Stored};
 use super::lock::{LockedDir, MailboxLock};
@@ -240,6 +240,9 @@ impl MaildirMailbox {
         from_name: bool,
     ) -> bool {
         let stored = &self.files[index];
+        if from_name && sizes_agree(stored.basename()) {
+            return true;
+        }
         let Some(&(dir, name)) = stored.locations().first() else {
             return false;
         };
