@@ -81,6 +81,9 @@ need passwd useradd usermod                         # the pop3bench and ismallNN
 [ $INETD = 0 ] || need systemd systemd-socket-activate   # the inetd super-server
 [[ " ${missing[*]} " != *" systemd "* ]] || missing+=("(or run with --skip-inetd)")
 [ ${#missing[@]} = 0 ] || die "missing Debian packages: apt-get install ${missing[*]}"
+# Every program started here (loadgen above all: one descriptor per client) may use as many
+# open files as the hard limit allows.
+ulimit -n "$(ulimit -Hn)"
 
 say "building pop3d and the load generator (release)"
 (cd "$REPO" && cargo build --release --quiet --bin pop3d --example loadgen)
@@ -228,14 +231,20 @@ fresh_mail() {
 # ------------------------------------------------------------------ servers
 DOVECOT_PID=
 POP3D_PID=
+STARTED=
+# start_dovecot DIR PORT PASSWD PROCESS_LIMIT [LOGIN_SETTINGS]: a Dovecot instance of its own
+# under DIR on 127.0.0.1:PORT, mail in DIR/mail; LOGIN_SETTINGS go into its pop3-login service.
+# Sets STARTED to its master's PID.
 start_dovecot() {
-    local d=$BENCH/dovecot
-    port_free $DOVECOT_PORT || die "127.0.0.1:$DOVECOT_PORT is already in use"
-    mkdir -p "$d/base" "$d/state"
+    local d=$1 port=$2 passwd=$3 process_limit=$4 login=${5:-}
+    port_free "$port" || die "127.0.0.1:$port is already in use"
+    mkdir -p "$d/base" "$d/state" "$d/mail"
+    chown "$USER_NAME:$USER_NAME" "$d/mail"
     cat >"$d/dovecot.conf" <<EOF
 # Written by examples/bench/run.sh: Dovecot's default service settings (one login process
-# and one pop3 process per connection), limits raised so that the load is not refused.
-instance_name = pop3d-bench
+# and one pop3 process per connection), limits raised so that the load is not refused,
+# unless the pop3-login service below says otherwise.
+instance_name = pop3d-bench-${d##*/}
 base_dir = $d/base
 state_dir = $d/state
 protocols = pop3
@@ -246,12 +255,12 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = $UID_N
 mail_location = maildir:$d/mail/%u/Maildir
-default_process_limit = 1000
-default_client_limit = 4000
+default_process_limit = $process_limit
+default_client_limit = $((4 * process_limit))
 default_vsz_limit = 1G
 passdb {
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u $BENCH/passwd
+  args = scheme=PLAIN username_format=%u $passwd
 }
 userdb {
   driver = static
@@ -260,33 +269,44 @@ userdb {
 service pop3-login {
   inet_listener pop3 {
     address = 127.0.0.1
-    port = $DOVECOT_PORT
+    port = $port
   }
   inet_listener pop3s {
     port = 0
   }
+$login
 }
 protocol pop3 {
   mail_max_userip_connections = 1000
 }
 EOF
     dovecot -F -c "$d/dovecot.conf" </dev/null >>"$d/console.log" 2>&1 &
-    DOVECOT_PID=$!
-    PIDS+=("$DOVECOT_PID")
-    { wait_port $DOVECOT_PORT && kill -0 "$DOVECOT_PID" 2>/dev/null; } ||
+    STARTED=$!
+    PIDS+=("$STARTED")
+    { wait_port "$port" && kill -0 "$STARTED" 2>/dev/null; } ||
         die "Dovecot did not start: see $d/console.log and $d/dovecot.log"
 }
 
+# start_pop3d DIR PORT ARGS...: pop3d on 127.0.0.1:PORT with ARGS, running as pop3bench
+# (started so by setpriv), its log and --state-dir under DIR. Sets STARTED to its PID.
 start_pop3d() {
-    port_free $POP3D_PORT || die "127.0.0.1:$POP3D_PORT is already in use"
-    setpriv --reuid="$UID_N" --regid="$GID_N" --clear-groups \
-        "$BENCH/bin/pop3d" --listen 127.0.0.1:$POP3D_PORT --passwd "$BENCH/passwd" \
-        --maildir "$BENCH/pop3d/mail/%u/Maildir" --max-sessions 128 \
-        </dev/null 2>>"$BENCH/pop3d/pop3d.log" &
-    POP3D_PID=$!
-    PIDS+=("$POP3D_PID")
-    { wait_port $POP3D_PORT && kill -0 "$POP3D_PID" 2>/dev/null; } ||
-        die "pop3d did not start: see $BENCH/pop3d/pop3d.log"
+    local d=$1 port=$2; shift 2
+    mkdir -p "$d/state"
+    chown "$USER_NAME:$USER_NAME" "$d/state"
+    launch_pop3d "$d" "$port" setpriv --reuid="$UID_N" --regid="$GID_N" --clear-groups \
+        "$BENCH/bin/pop3d" --listen "127.0.0.1:$port" --state-dir "$d/state" "$@"
+}
+
+# launch_pop3d DIR PORT COMMAND...: runs COMMAND (a pop3d listening on PORT), its standard
+# error in DIR/pop3d.log, and waits for the port. Sets STARTED to its PID.
+launch_pop3d() {
+    local d=$1 port=$2; shift 2
+    port_free "$port" || die "127.0.0.1:$port is already in use"
+    "$@" </dev/null 2>>"$d/pop3d.log" &
+    STARTED=$!
+    PIDS+=("$STARTED")
+    { wait_port "$port" && kill -0 "$STARTED" 2>/dev/null; } ||
+        die "pop3d did not start: see $d/pop3d.log"
 }
 
 port_of() { case $1 in pop3d) echo $POP3D_PORT ;; dovecot) echo $DOVECOT_PORT ;;
@@ -298,8 +318,12 @@ rm -rf "$BENCH/pop3d" "$BENCH/dovecot"
 mkdir -p "$BENCH/pop3d" "$BENCH/dovecot"
 fresh_mail pop3d
 fresh_mail dovecot
-start_dovecot
-start_pop3d
+start_dovecot "$BENCH/dovecot" $DOVECOT_PORT "$BENCH/passwd" 1000
+DOVECOT_PID=$STARTED
+# Every client comes from 127.0.0.1: no per-address limit (the pool is what is measured).
+start_pop3d "$BENCH/pop3d" $POP3D_PORT --passwd "$BENCH/passwd" \
+    --maildir "$BENCH/pop3d/mail/%u/Maildir" --max-sessions 128 --max-per-ip 0
+POP3D_PID=$STARTED
 say "Dovecot pid $DOVECOT_PID on :$DOVECOT_PORT, pop3d pid $POP3D_PID on :$POP3D_PORT"
 
 # ------------------------------------------------------------------ measuring
@@ -479,8 +503,11 @@ if [ $INETD = 1 ]; then
     { port_free $INETD_PORT && port_free $POPA3D_PORT; } ||
         die "127.0.0.1:$INETD_PORT or :$POPA3D_PORT is already in use"
     # pop3d refuses to serve as root: --user makes it drop root itself, as popa3d does.
+    mkdir -p "$BENCH/inetd-state"
+    chown "$USER_NAME:$USER_NAME" "$BENCH/inetd-state"
     systemd-socket-activate --inetd -a -l 127.0.0.1:$INETD_PORT \
-        "$BENCH/bin/pop3d" --inetd --user "$USER_NAME" --passwd "$BENCH/passwd" \
+        "$BENCH/bin/pop3d" --inetd --user "$USER_NAME" --state-dir "$BENCH/inetd-state" \
+        --passwd "$BENCH/passwd" \
         --maildir "$BENCH/pop3d/mail/%u/Maildir" </dev/null >/dev/null 2>"$BENCH/inetd.log" &
     INETD_PID=$!; PIDS+=("$INETD_PID")
     systemd-socket-activate --inetd -a -l 127.0.0.1:$POPA3D_PORT "$POPA3D" \
