@@ -10,9 +10,13 @@
 #      each server its own copy of the very same files;
 #   3. writes one passwd file that both servers read unchanged: bsmallNN with {PLAIN},
 #      hsmallNN with {SHA512-CRYPT}, and the big, 10k and 100 MB mailboxes with {PLAIN};
+#      and a copy with N users u00001... more, for the burst;
 #   4. starts Dovecot (its default service settings, limits raised for load) and pop3d on
 #      127.0.0.1, both running mail access as the user pop3bench;
 #   5. holds 100 idle logged-in sessions on each, freshly started, for memory per session;
+#      then, on fresh instances of each, opens N idle sessions in one burst (N from the
+#      open-file hard limit, at most 10,000, for pop3d; 1,000 for Dovecot) as users whose
+#      Maildirs do not exist yet, and runs short sessions beside them;
 #   6. runs small ({PLAIN} and {SHA512-CRYPT}), keep and retr against both servers in
 #      alternation (pop3d first in odd rounds, Dovecot first in even ones), median of the rounds;
 #      times PASS to the end of LIST+UIDL on 10,000 messages, first and repeat login, with and
@@ -32,10 +36,12 @@ set -euo pipefail
 ROUNDS=3
 SECS=5          # seconds per small/keep run
 RETR_SECS=8     # seconds per retr run
+BURST_HOLD=10   # seconds the burst of idle sessions is held
+DOVECOT_BURST=1000  # Dovecot's burst: ~5 MB and two processes per session
 INETD=1
 while [ $# -gt 0 ]; do
     case $1 in
-        --quick) ROUNDS=1; SECS=2; RETR_SECS=3 ;;
+        --quick) ROUNDS=1; SECS=2; RETR_SECS=3; DOVECOT_BURST=200 ;;
         --rounds) ROUNDS=$2; shift ;;
         --skip-inetd) INETD=0 ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -53,6 +59,8 @@ DOVECOT_PORT=21110
 POP3D_PORT=21111
 INETD_PORT=21112
 POPA3D_PORT=21113
+BURST_POP3D_PORT=21114
+BURST_DOVECOT_PORT=21115
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -365,8 +373,8 @@ alternate() {
 }
 
 ROWS=()
-# row LABEL POP3D OTHER HIGHER_IS_BETTER(1|0) TARGET: a table row; the ratio is pop3d's
-# advantage (other/pop3d when lower is better).
+# row LABEL POP3D OTHER HIGHER_IS_BETTER(1|0|-) TARGET: a table row; the ratio is pop3d's
+# advantage (other/pop3d when lower is better), none for -.
 row() { ROWS+=("$1|$2|$3|$4|$5"); }
 
 # idle first, on servers that have served nothing yet, so that the memory the sessions take
@@ -398,6 +406,104 @@ row "server RSS KiB, freshly started" "$(awk '{print $1}' "$OUT/idle.pop3d")" \
     "$(awk '{print $1}' "$OUT/idle.dovecot")" 0 ""
 row "idle: server RSS KiB, 100 sessions" "$(awk '{print $2}' "$OUT/idle.pop3d")" \
     "$(awk '{print $2}' "$OUT/idle.dovecot")" 0 ""
+
+# Idle sessions at scale, opened in one burst (loadgen starts every client at once), each
+# server a fresh instance of its own, with users u00001... whose Maildirs do not exist yet
+# (both servers create a missing one). While they are held, 4 clients run short sessions
+# (small) as other users: the server still serves.
+# pop3d holds two descriptors per idle session (the socket and the Maildir root), loadgen one
+# per client, each process under its own limit: the hard limit H allows (H - 100) / 2
+# sessions, 100 left for listeners, logs and the like; 10,000 at most.
+HARD=$(ulimit -Hn)
+if [ "$HARD" = unlimited ] || ((HARD >= 2 * 10000 + 100)); then
+    BURST_N=10000
+    why="the open-file hard limit ($HARD) allows the full 10,000"
+else
+    BURST_N=$(((HARD - 100) / 2))
+    why="open-file hard limit $HARD: 2 per pop3d session, 100 spare: ($HARD - 100) / 2"
+fi
+((DOVECOT_BURST <= BURST_N)) || DOVECOT_BURST=$BURST_N
+say "idle burst: N=$BURST_N sessions for pop3d ($why); $DOVECOT_BURST for Dovecot"
+{
+    cat "$BENCH/passwd"
+    seq -f "u%05g:{PLAIN}$PASS" 1 "$BURST_N"
+} >"$BENCH/passwd-burst"
+chmod 644 "$BENCH/passwd-burst"
+
+# burst SERVER PID PORT N: N idle sessions at once; RSS before and at READY (and 1 s later
+# the same), then small with 4 clients while they are held.
+burst() {
+    local server=$1 root=$2 port=$3 n=$4 before during log=$OUT/burst.$1.log lg i
+    sleep 0.5
+    before=$(rss_kib "$root")
+    "$LOADGEN" -w idle -c "$n" -t "$BURST_HOLD" -u 'u%05d' -U "1-$n" "127.0.0.1:$port" \
+        >"$log" 2>&1 &
+    lg=$!
+    for ((i = 0; i < 3000; i++)); do
+        grep -qs '^READY' "$log" && break
+        kill -0 "$lg" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -qs '^READY' "$log" || { cat "$log" >&2; die "idle burst: no READY from $server"; }
+    sleep 1
+    during=$(rss_kib "$root")
+    "$LOADGEN" -w small -c 4 -t 3 -u 'bsmall%02d' -U 1-4 "127.0.0.1:$port" \
+        >"$OUT/burst-small.$server.log" 2>&1 ||
+        say "small beside the burst failed against $server: see $OUT/burst-small.$server.log"
+    # Errors are counted in the table, not fatal.
+    wait "$lg" || say "idle burst against $server had errors: see $log"
+    grep -qs '^RESULT ' "$log" || { cat "$log" >&2; die "idle burst: no RESULT from $server"; }
+    echo "$n $before $during" >"$OUT/burst.$server"
+    say "idle burst $server: $(grep '^READY' "$log"); RSS $before KiB before, $during KiB at READY"
+}
+say "idle burst: pop3d, as pop3bench by --user, Maildirs created at login"
+rm -rf "$BENCH/pop3d-burst" "$BENCH/dovecot-burst"
+mkdir -p "$BENCH/pop3d-burst/mail" "$BENCH/pop3d-burst/state"
+chown "$USER_NAME:$USER_NAME" "$BENCH/pop3d-burst/mail" "$BENCH/pop3d-burst/state"
+fresh_mail pop3d-burst bsmall01 bsmall02 bsmall03 bsmall04
+launch_pop3d "$BENCH/pop3d-burst" $BURST_POP3D_PORT "$BENCH/bin/pop3d" --user "$USER_NAME" \
+    --listen 127.0.0.1:$BURST_POP3D_PORT --state-dir "$BENCH/pop3d-burst/state" \
+    --passwd "$BENCH/passwd-burst" --maildir "$BENCH/pop3d-burst/mail/%u/Maildir" \
+    --max-sessions $((BURST_N + 8)) --max-per-ip 0
+burst pop3d "$STARTED" $BURST_POP3D_PORT "$BURST_N"
+stop "$STARTED"
+[ -d "$BENCH/pop3d-burst/mail/u$(printf %05d "$BURST_N")/Maildir/new" ] ||
+    die "idle burst: pop3d did not create the Maildirs of the u users"
+say "idle burst: Dovecot, pop3 and pop3-login process limits raised to $((DOVECOT_BURST + 100))"
+fresh_mail dovecot-burst bsmall01 bsmall02 bsmall03 bsmall04
+start_dovecot "$BENCH/dovecot-burst" $BURST_DOVECOT_PORT "$BENCH/passwd-burst" \
+    $((DOVECOT_BURST + 100))
+burst dovecot "$STARTED" $BURST_DOVECOT_PORT "$DOVECOT_BURST"
+stop "$STARTED"
+
+# burst_figure SERVER KEY: from the RESULT line of the burst, or of small beside it (KEY
+# small_sps), or the RSS figures (n, before, during, per_session).
+burst_figure() {
+    local line
+    case $2 in
+        n|before|during|per_session)
+            awk -v k="$2" '{ if (k == "n") print $1; else if (k == "before") print $2;
+                else if (k == "during") print $3; else printf "%.1f\n", ($3 - $2) / $1 }' \
+                "$OUT/burst.$1" ;;
+        small_sps)
+            line=$(grep -s '^RESULT ' "$OUT/burst-small.$1.log") || { echo "-"; return; }
+            field "$line" sps ;;
+        *) field "$(grep '^RESULT ' "$OUT/burst.$1.log")" "$2" ;;
+    esac
+}
+row "burst: idle sessions opened at once" "$(burst_figure pop3d n)" \
+    "$(burst_figure dovecot n)" - ""
+row "burst: server RSS KiB before" "$(burst_figure pop3d before)" \
+    "$(burst_figure dovecot before)" 0 ""
+row "burst: server RSS KiB at READY" "$(burst_figure pop3d during)" \
+    "$(burst_figure dovecot during)" - "<512 MiB at 10k"
+row "burst: KiB RSS per session" "$(burst_figure pop3d per_session)" \
+    "$(burst_figure dovecot per_session)" 0 ""
+row "burst: login p50 ms" "$(burst_figure pop3d p50_ms)" "$(burst_figure dovecot p50_ms)" - ""
+row "burst: login p99 ms" "$(burst_figure pop3d p99_ms)" "$(burst_figure dovecot p99_ms)" - ""
+row "burst: errors" "$(burst_figure pop3d errors)" "$(burst_figure dovecot errors)" - "0"
+row "burst: small C=4 beside it, sessions/s" "$(burst_figure pop3d small_sps)" \
+    "$(burst_figure dovecot small_sps)" 1 ""
 
 say "workload small, C=32, {PLAIN}"
 alternate small-plain pop3d dovecot -w small -c 32 -t "$SECS" -u 'bsmall%02d' -U 1-32
@@ -531,7 +637,7 @@ printf '%-40s %12s %12s %8s  %s\n' "figure" "pop3d" "other" "ratio" "target"
 for r in "${ROWS[@]}"; do
     IFS='|' read -r label mine theirs higher target <<<"$r"
     ratio=$(awk -v a="$mine" -v b="$theirs" -v h="$higher" 'BEGIN {
-        if (a == "-" || b == "-" || a + 0 == 0 || b + 0 == 0) { print "-"; exit }
+        if (h == "-" || a == "-" || b == "-" || a + 0 == 0 || b + 0 == 0) { print "-"; exit }
         printf "%.2fx", (h == 1) ? a / b : b / a }')
     printf '%-40s %12s %12s %8s  %s\n' "$label" "$mine" "$theirs" "$ratio" "$target"
 done
