@@ -5,12 +5,12 @@
 #     examples/bench/run.sh [--quick] [--skip-inetd] [--rounds N]
 #
 # What it does, in one run:
-#   1. builds pop3d and the load generator (release);
+#   1. builds pop3d, the load generator and the slow-client attack (release);
 #   2. generates the data sets once with make-maildir.py (next to this script), and gives
 #      each server its own copy of the very same files;
 #   3. writes one passwd file that both servers read unchanged: bsmallNN with {PLAIN},
-#      hsmallNN with {SHA512-CRYPT}, and the big, 10k and 100 MB mailboxes with {PLAIN};
-#      and a copy with N users u00001... more, for the burst;
+#      hsmallNN with {SHA512-CRYPT}, and the big, 10k, 100 MB and probe (one message)
+#      mailboxes with {PLAIN}; and a copy with N users u00001... more, for the burst;
 #   4. starts Dovecot (its default service settings, limits raised for load) and pop3d on
 #      127.0.0.1, both running mail access as the user pop3bench;
 #   5. holds 100 idle logged-in sessions on each, freshly started, for memory per session;
@@ -22,10 +22,12 @@
 #      times PASS to the end of LIST+UIDL on 10,000 messages, first and repeat login, with and
 #      without ,W= in the names; samples RSS while a 100 MB message is retrieved;
 #      memory is always the sum of RSS over all of a server's processes;
-#   7. runs pop3d --inetd and popa3d under the same super-server (systemd-socket-activate)
+#   7. runs examples/starve.rs (500 slow connections from 100 addresses, a real session
+#      once a second) for 30 s against fresh instances of each with a pool of 32;
+#   8. runs pop3d --inetd and popa3d under the same super-server (systemd-socket-activate)
 #      with the same SHA512-CRYPT hash (popa3d reads it from /etc/shadow, and serves the same
 #      messages from an mbox, its only format), unless --skip-inetd;
-#   8. prints a table: figure, pop3d, the other server, ratio, target.
+#   9. prints a table: figure, pop3d, the other server, ratio, target.
 #
 # Everything listens on 127.0.0.1 only. State goes under $POP3D_BENCH_DIR (default
 # /var/tmp/pop3d-bench). Every server started here is stopped by its PID on exit.
@@ -38,10 +40,11 @@ SECS=5          # seconds per small/keep run
 RETR_SECS=8     # seconds per retr run
 BURST_HOLD=10   # seconds the burst of idle sessions is held
 DOVECOT_BURST=1000  # Dovecot's burst: ~5 MB and two processes per session
+STARVE_SECS=30  # seconds of slow clients against each pool of 32
 INETD=1
 while [ $# -gt 0 ]; do
     case $1 in
-        --quick) ROUNDS=1; SECS=2; RETR_SECS=3; DOVECOT_BURST=200 ;;
+        --quick) ROUNDS=1; SECS=2; RETR_SECS=3; DOVECOT_BURST=200; STARVE_SECS=10 ;;
         --rounds) ROUNDS=$2; shift ;;
         --skip-inetd) INETD=0 ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -61,6 +64,8 @@ INETD_PORT=21112
 POPA3D_PORT=21113
 BURST_POP3D_PORT=21114
 BURST_DOVECOT_PORT=21115
+STARVE_POP3D_PORT=21116
+STARVE_DOVECOT_PORT=21117
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -93,13 +98,15 @@ need passwd useradd usermod                         # the pop3bench and ismallNN
 # open files as the hard limit allows.
 ulimit -n "$(ulimit -Hn)"
 
-say "building pop3d and the load generator (release)"
-(cd "$REPO" && cargo build --release --quiet --bin pop3d --example loadgen)
+say "building pop3d, the load generator and the slow-client attack (release)"
+(cd "$REPO" && cargo build --release --quiet --bin pop3d --example loadgen --example starve)
 mkdir -p "$BENCH/bin"
 # A copy, so that a rebuild during the run changes nothing, and pop3bench can run it.
 install -m 755 "$REPO/target/release/pop3d" "$BENCH/bin/pop3d"
 install -m 755 "$REPO/target/release/examples/loadgen" "$BENCH/bin/loadgen"
+install -m 755 "$REPO/target/release/examples/starve" "$BENCH/bin/starve"
 LOADGEN=$BENCH/bin/loadgen
+STARVE=$BENCH/bin/starve
 
 # ------------------------------------------------------------------ cleanup
 PIDS=()
@@ -190,6 +197,7 @@ if ! cmp -s "$BENCH/data/10k/.done" "$BENCH/data/10k-nw/.done"; then
     cp "$BENCH/data/10k/.done" "$BENCH/data/10k-nw/.done"
 fi
 make_set huge --count 1 --seed 5 --profile big --min-size 100000000 --max-size 100000000 --no-mbox
+make_set one --count 1 --seed 6 --profile small --no-mbox
 
 # One passwd file for both servers (no home field: each server has its own mail template).
 sha512() { openssl passwd -6 -salt "$(printf 'pop3bench%s' "$1" | sha256sum | cut -c1-16)" "$PASS"; }
@@ -208,6 +216,7 @@ declare -A HASH
     echo "b10k:{PLAIN}$PASS"
     echo "b10kn:{PLAIN}$PASS"
     echo "bhuge:{PLAIN}$PASS"
+    echo "probe:{PLAIN}$PASS"
 } >"$BENCH/passwd"
 chmod 644 "$BENCH/passwd"
 
@@ -218,6 +227,7 @@ dataset_of() {
         b10k) echo 10k ;;
         b10kn) echo 10k-nw ;;
         bhuge) echo huge ;;
+        probe) echo one ;;
     esac
 }
 ALL_USERS=$(cut -d: -f1 "$BENCH/passwd")
@@ -580,6 +590,62 @@ row "100 MB RETR: RSS growth KiB" "$(growth pop3d)" "$(growth dovecot)" 0 "<1024
 row "server RSS KiB after all of the above" "$(rss_kib "$POP3D_PID")" "$(rss_kib "$DOVECOT_PID")" 0 ""
 stop "$POP3D_PID"
 stop "$DOVECOT_PID"
+
+# Slow clients against a pool of 32: examples/starve.rs opens 500 connections from 100
+# loopback addresses (5 each: under pop3d's default --max-per-ip of 16, so only the pool is
+# tested) that send two bytes and wait, reconnecting when cut; once a second a real user
+# (probe, one message) logs in, runs STAT, RETR 1 and QUIT. Each server is a fresh instance:
+# pop3d with --max-sessions 32; Dovecot with one pop3-login process of 32 clients
+# (service_count = 0, process_limit = 1, client_limit = 32: 32 pre-login clients at once).
+# RSS is taken before the attack and sampled every second while it runs.
+starve_run() {
+    local server=$1 root=$2 port=$3 before now last peak st log=$OUT/starve.$1.log
+    sleep 0.5
+    before=$(rss_kib "$root")
+    peak=$before
+    last=$before
+    "$STARVE" -c 500 -n 100 -t "$STARVE_SECS" -u probe -p "$PASS" "127.0.0.1:$port" \
+        >"$log" 2>&1 &
+    st=$!
+    while kill -0 "$st" 2>/dev/null; do
+        sleep 1
+        now=$(rss_kib "$root")
+        # The last sample is taken while the attack still runs (starve ends after its probes).
+        kill -0 "$st" 2>/dev/null && last=$now
+        ((now > peak)) && peak=$now
+    done
+    # A failed probe is a figure in the table, not a failed run.
+    wait "$st" || say "starve against $server: some probes failed (see $log)"
+    grep -qs '^RESULT ' "$log" || { cat "$log" >&2; die "starve: no RESULT from $server"; }
+    echo "$before $last $peak" >"$OUT/starve.$server"
+    say "starve $server: $(grep '^RESULT ' "$log"); RSS $before KiB at start, $last at end, peak $peak"
+}
+say "slow clients: 500 connections against a pool of 32, ${STARVE_SECS} s each"
+rm -rf "$BENCH/pop3d-starve" "$BENCH/dovecot-starve"
+mkdir -p "$BENCH/pop3d-starve"
+fresh_mail pop3d-starve probe
+fresh_mail dovecot-starve probe
+start_pop3d "$BENCH/pop3d-starve" $STARVE_POP3D_PORT --passwd "$BENCH/passwd" \
+    --maildir "$BENCH/pop3d-starve/mail/%u/Maildir" --max-sessions 32
+starve_run pop3d "$STARTED" $STARVE_POP3D_PORT
+stop "$STARTED"
+start_dovecot "$BENCH/dovecot-starve" $STARVE_DOVECOT_PORT "$BENCH/passwd" 1000 \
+    "  service_count = 0
+  process_limit = 1
+  client_limit = 32"
+starve_run dovecot "$STARTED" $STARVE_DOVECOT_PORT
+stop "$STARTED"
+starve_figure() { field "$(grep '^RESULT ' "$OUT/starve.$1.log")" "$2"; }
+starve_rss() { awk -v i="$2" '{ print $i }' "$OUT/starve.$1"; }
+row "starve, pool 32: probes failed/made" \
+    "$(starve_figure pop3d failed)/$(starve_figure pop3d probes)" \
+    "$(starve_figure dovecot failed)/$(starve_figure dovecot probes)" - "0"
+row "starve, pool 32: slowest probe ms" "$(starve_figure pop3d max_ms)" \
+    "$(starve_figure dovecot max_ms)" 0 "<1000 ms"
+row "starve, pool 32: attackers cut" "$(starve_figure pop3d attackers_cut)" \
+    "$(starve_figure dovecot attackers_cut)" - ""
+row "starve: server RSS KiB at start" "$(starve_rss pop3d 1)" "$(starve_rss dovecot 1)" 0 ""
+row "starve: server RSS KiB at end" "$(starve_rss pop3d 2)" "$(starve_rss dovecot 2)" 0 "flat"
 
 # ------------------------------------------------------------------ inetd mode
 if [ $INETD = 1 ]; then
