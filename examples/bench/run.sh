@@ -5,23 +5,29 @@
 #     examples/bench/run.sh [--quick] [--skip-inetd] [--rounds N]
 #
 # What it does, in one run:
-#   1. builds pop3d and the load generator (release);
+#   1. builds pop3d, the load generator and the slow-client attack (release);
 #   2. generates the data sets once with make-maildir.py (next to this script), and gives
 #      each server its own copy of the very same files;
 #   3. writes one passwd file that both servers read unchanged: bsmallNN with {PLAIN},
-#      hsmallNN with {SHA512-CRYPT}, and the big, 10k and 100 MB mailboxes with {PLAIN};
+#      hsmallNN with {SHA512-CRYPT}, and the big, 10k, 100 MB and probe (one message)
+#      mailboxes with {PLAIN}; and a copy with N users u00001... more, for the burst;
 #   4. starts Dovecot (its default service settings, limits raised for load) and pop3d on
 #      127.0.0.1, both running mail access as the user pop3bench;
 #   5. holds 100 idle logged-in sessions on each, freshly started, for memory per session;
+#      then, on fresh instances of each, opens N idle sessions in one burst (N from the
+#      open-file hard limit, at most 10,000, for pop3d; 1,000 for Dovecot) as users whose
+#      Maildirs do not exist yet, and runs short sessions beside them;
 #   6. runs small ({PLAIN} and {SHA512-CRYPT}), keep and retr against both servers in
 #      alternation (pop3d first in odd rounds, Dovecot first in even ones), median of the rounds;
 #      times PASS to the end of LIST+UIDL on 10,000 messages, first and repeat login, with and
 #      without ,W= in the names; samples RSS while a 100 MB message is retrieved;
 #      memory is always the sum of RSS over all of a server's processes;
-#   7. runs pop3d --inetd and popa3d under the same super-server (systemd-socket-activate)
+#   7. runs examples/starve.rs (500 slow connections from 100 addresses, a real session
+#      once a second) for 30 s against fresh instances of each with a pool of 32;
+#   8. runs pop3d --inetd and popa3d under the same super-server (systemd-socket-activate)
 #      with the same SHA512-CRYPT hash (popa3d reads it from /etc/shadow, and serves the same
 #      messages from an mbox, its only format), unless --skip-inetd;
-#   8. prints a table: figure, pop3d, the other server, ratio, target.
+#   9. prints a table: figure, pop3d, the other server, ratio, target.
 #
 # Everything listens on 127.0.0.1 only. State goes under $POP3D_BENCH_DIR (default
 # /var/tmp/pop3d-bench). Every server started here is stopped by its PID on exit.
@@ -32,10 +38,13 @@ set -euo pipefail
 ROUNDS=3
 SECS=5          # seconds per small/keep run
 RETR_SECS=8     # seconds per retr run
+BURST_HOLD=10   # seconds the burst of idle sessions is held
+DOVECOT_BURST=1000  # Dovecot's burst: ~5 MB and two processes per session
+STARVE_SECS=30  # seconds of slow clients against each pool of 32
 INETD=1
 while [ $# -gt 0 ]; do
     case $1 in
-        --quick) ROUNDS=1; SECS=2; RETR_SECS=3 ;;
+        --quick) ROUNDS=1; SECS=2; RETR_SECS=3; DOVECOT_BURST=200; STARVE_SECS=10 ;;
         --rounds) ROUNDS=$2; shift ;;
         --skip-inetd) INETD=0 ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -53,6 +62,10 @@ DOVECOT_PORT=21110
 POP3D_PORT=21111
 INETD_PORT=21112
 POPA3D_PORT=21113
+BURST_POP3D_PORT=21114
+BURST_DOVECOT_PORT=21115
+STARVE_POP3D_PORT=21116
+STARVE_DOVECOT_PORT=21117
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -81,14 +94,19 @@ need passwd useradd usermod                         # the pop3bench and ismallNN
 [ $INETD = 0 ] || need systemd systemd-socket-activate   # the inetd super-server
 [[ " ${missing[*]} " != *" systemd "* ]] || missing+=("(or run with --skip-inetd)")
 [ ${#missing[@]} = 0 ] || die "missing Debian packages: apt-get install ${missing[*]}"
+# Every program started here (loadgen above all: one descriptor per client) may use as many
+# open files as the hard limit allows.
+ulimit -n "$(ulimit -Hn)"
 
-say "building pop3d and the load generator (release)"
-(cd "$REPO" && cargo build --release --quiet --bin pop3d --example loadgen)
+say "building pop3d, the load generator and the slow-client attack (release)"
+(cd "$REPO" && cargo build --release --quiet --bin pop3d --example loadgen --example starve)
 mkdir -p "$BENCH/bin"
 # A copy, so that a rebuild during the run changes nothing, and pop3bench can run it.
 install -m 755 "$REPO/target/release/pop3d" "$BENCH/bin/pop3d"
 install -m 755 "$REPO/target/release/examples/loadgen" "$BENCH/bin/loadgen"
+install -m 755 "$REPO/target/release/examples/starve" "$BENCH/bin/starve"
 LOADGEN=$BENCH/bin/loadgen
+STARVE=$BENCH/bin/starve
 
 # ------------------------------------------------------------------ cleanup
 PIDS=()
@@ -179,6 +197,7 @@ if ! cmp -s "$BENCH/data/10k/.done" "$BENCH/data/10k-nw/.done"; then
     cp "$BENCH/data/10k/.done" "$BENCH/data/10k-nw/.done"
 fi
 make_set huge --count 1 --seed 5 --profile big --min-size 100000000 --max-size 100000000 --no-mbox
+make_set one --count 1 --seed 6 --profile small --no-mbox
 
 # One passwd file for both servers (no home field: each server has its own mail template).
 sha512() { openssl passwd -6 -salt "$(printf 'pop3bench%s' "$1" | sha256sum | cut -c1-16)" "$PASS"; }
@@ -197,6 +216,7 @@ declare -A HASH
     echo "b10k:{PLAIN}$PASS"
     echo "b10kn:{PLAIN}$PASS"
     echo "bhuge:{PLAIN}$PASS"
+    echo "probe:{PLAIN}$PASS"
 } >"$BENCH/passwd"
 chmod 644 "$BENCH/passwd"
 
@@ -207,6 +227,7 @@ dataset_of() {
         b10k) echo 10k ;;
         b10kn) echo 10k-nw ;;
         bhuge) echo huge ;;
+        probe) echo one ;;
     esac
 }
 ALL_USERS=$(cut -d: -f1 "$BENCH/passwd")
@@ -228,14 +249,20 @@ fresh_mail() {
 # ------------------------------------------------------------------ servers
 DOVECOT_PID=
 POP3D_PID=
+STARTED=
+# start_dovecot DIR PORT PASSWD PROCESS_LIMIT [LOGIN_SETTINGS]: a Dovecot instance of its own
+# under DIR on 127.0.0.1:PORT, mail in DIR/mail; LOGIN_SETTINGS go into its pop3-login service.
+# Sets STARTED to its master's PID.
 start_dovecot() {
-    local d=$BENCH/dovecot
-    port_free $DOVECOT_PORT || die "127.0.0.1:$DOVECOT_PORT is already in use"
-    mkdir -p "$d/base" "$d/state"
+    local d=$1 port=$2 passwd=$3 process_limit=$4 login=${5:-}
+    port_free "$port" || die "127.0.0.1:$port is already in use"
+    mkdir -p "$d/base" "$d/state" "$d/mail"
+    chown "$USER_NAME:$USER_NAME" "$d/mail"
     cat >"$d/dovecot.conf" <<EOF
 # Written by examples/bench/run.sh: Dovecot's default service settings (one login process
-# and one pop3 process per connection), limits raised so that the load is not refused.
-instance_name = pop3d-bench
+# and one pop3 process per connection), limits raised so that the load is not refused,
+# unless the pop3-login service below says otherwise.
+instance_name = pop3d-bench-${d##*/}
 base_dir = $d/base
 state_dir = $d/state
 protocols = pop3
@@ -246,12 +273,12 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = $UID_N
 mail_location = maildir:$d/mail/%u/Maildir
-default_process_limit = 1000
-default_client_limit = 4000
+default_process_limit = $process_limit
+default_client_limit = $((4 * process_limit))
 default_vsz_limit = 1G
 passdb {
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u $BENCH/passwd
+  args = scheme=PLAIN username_format=%u $passwd
 }
 userdb {
   driver = static
@@ -260,33 +287,44 @@ userdb {
 service pop3-login {
   inet_listener pop3 {
     address = 127.0.0.1
-    port = $DOVECOT_PORT
+    port = $port
   }
   inet_listener pop3s {
     port = 0
   }
+$login
 }
 protocol pop3 {
   mail_max_userip_connections = 1000
 }
 EOF
     dovecot -F -c "$d/dovecot.conf" </dev/null >>"$d/console.log" 2>&1 &
-    DOVECOT_PID=$!
-    PIDS+=("$DOVECOT_PID")
-    { wait_port $DOVECOT_PORT && kill -0 "$DOVECOT_PID" 2>/dev/null; } ||
+    STARTED=$!
+    PIDS+=("$STARTED")
+    { wait_port "$port" && kill -0 "$STARTED" 2>/dev/null; } ||
         die "Dovecot did not start: see $d/console.log and $d/dovecot.log"
 }
 
+# start_pop3d DIR PORT ARGS...: pop3d on 127.0.0.1:PORT with ARGS, running as pop3bench
+# (started so by setpriv), its log and --state-dir under DIR. Sets STARTED to its PID.
 start_pop3d() {
-    port_free $POP3D_PORT || die "127.0.0.1:$POP3D_PORT is already in use"
-    setpriv --reuid="$UID_N" --regid="$GID_N" --clear-groups \
-        "$BENCH/bin/pop3d" --listen 127.0.0.1:$POP3D_PORT --passwd "$BENCH/passwd" \
-        --maildir "$BENCH/pop3d/mail/%u/Maildir" --max-sessions 128 \
-        </dev/null 2>>"$BENCH/pop3d/pop3d.log" &
-    POP3D_PID=$!
-    PIDS+=("$POP3D_PID")
-    { wait_port $POP3D_PORT && kill -0 "$POP3D_PID" 2>/dev/null; } ||
-        die "pop3d did not start: see $BENCH/pop3d/pop3d.log"
+    local d=$1 port=$2; shift 2
+    mkdir -p "$d/state"
+    chown "$USER_NAME:$USER_NAME" "$d/state"
+    launch_pop3d "$d" "$port" setpriv --reuid="$UID_N" --regid="$GID_N" --clear-groups \
+        "$BENCH/bin/pop3d" --listen "127.0.0.1:$port" --state-dir "$d/state" "$@"
+}
+
+# launch_pop3d DIR PORT COMMAND...: runs COMMAND (a pop3d listening on PORT), its standard
+# error in DIR/pop3d.log, and waits for the port. Sets STARTED to its PID.
+launch_pop3d() {
+    local d=$1 port=$2; shift 2
+    port_free "$port" || die "127.0.0.1:$port is already in use"
+    "$@" </dev/null 2>>"$d/pop3d.log" &
+    STARTED=$!
+    PIDS+=("$STARTED")
+    { wait_port "$port" && kill -0 "$STARTED" 2>/dev/null; } ||
+        die "pop3d did not start: see $d/pop3d.log"
 }
 
 port_of() { case $1 in pop3d) echo $POP3D_PORT ;; dovecot) echo $DOVECOT_PORT ;;
@@ -298,8 +336,12 @@ rm -rf "$BENCH/pop3d" "$BENCH/dovecot"
 mkdir -p "$BENCH/pop3d" "$BENCH/dovecot"
 fresh_mail pop3d
 fresh_mail dovecot
-start_dovecot
-start_pop3d
+start_dovecot "$BENCH/dovecot" $DOVECOT_PORT "$BENCH/passwd" 1000
+DOVECOT_PID=$STARTED
+# Every client comes from 127.0.0.1: no per-address limit (the pool is what is measured).
+start_pop3d "$BENCH/pop3d" $POP3D_PORT --passwd "$BENCH/passwd" \
+    --maildir "$BENCH/pop3d/mail/%u/Maildir" --max-sessions 128 --max-per-ip 0
+POP3D_PID=$STARTED
 say "Dovecot pid $DOVECOT_PID on :$DOVECOT_PORT, pop3d pid $POP3D_PID on :$POP3D_PORT"
 
 # ------------------------------------------------------------------ measuring
@@ -341,8 +383,8 @@ alternate() {
 }
 
 ROWS=()
-# row LABEL POP3D OTHER HIGHER_IS_BETTER(1|0) TARGET: a table row; the ratio is pop3d's
-# advantage (other/pop3d when lower is better).
+# row LABEL POP3D OTHER HIGHER_IS_BETTER(1|0|-) TARGET: a table row; the ratio is pop3d's
+# advantage (other/pop3d when lower is better), none for -.
 row() { ROWS+=("$1|$2|$3|$4|$5"); }
 
 # idle first, on servers that have served nothing yet, so that the memory the sessions take
@@ -374,6 +416,104 @@ row "server RSS KiB, freshly started" "$(awk '{print $1}' "$OUT/idle.pop3d")" \
     "$(awk '{print $1}' "$OUT/idle.dovecot")" 0 ""
 row "idle: server RSS KiB, 100 sessions" "$(awk '{print $2}' "$OUT/idle.pop3d")" \
     "$(awk '{print $2}' "$OUT/idle.dovecot")" 0 ""
+
+# Idle sessions at scale, opened in one burst (loadgen starts every client at once), each
+# server a fresh instance of its own, with users u00001... whose Maildirs do not exist yet
+# (both servers create a missing one). While they are held, 4 clients run short sessions
+# (small) as other users: the server still serves.
+# pop3d holds two descriptors per idle session (the socket and the Maildir root), loadgen one
+# per client, each process under its own limit: the hard limit H allows (H - 100) / 2
+# sessions, 100 left for listeners, logs and the like; 10,000 at most.
+HARD=$(ulimit -Hn)
+if [ "$HARD" = unlimited ] || ((HARD >= 2 * 10000 + 100)); then
+    BURST_N=10000
+    why="the open-file hard limit ($HARD) allows the full 10,000"
+else
+    BURST_N=$(((HARD - 100) / 2))
+    why="open-file hard limit $HARD: 2 per pop3d session, 100 spare: ($HARD - 100) / 2"
+fi
+((DOVECOT_BURST <= BURST_N)) || DOVECOT_BURST=$BURST_N
+say "idle burst: N=$BURST_N sessions for pop3d ($why); $DOVECOT_BURST for Dovecot"
+{
+    cat "$BENCH/passwd"
+    seq -f "u%05g:{PLAIN}$PASS" 1 "$BURST_N"
+} >"$BENCH/passwd-burst"
+chmod 644 "$BENCH/passwd-burst"
+
+# burst SERVER PID PORT N: N idle sessions at once; RSS before and at READY (and 1 s later
+# the same), then small with 4 clients while they are held.
+burst() {
+    local server=$1 root=$2 port=$3 n=$4 before during log=$OUT/burst.$1.log lg i
+    sleep 0.5
+    before=$(rss_kib "$root")
+    "$LOADGEN" -w idle -c "$n" -t "$BURST_HOLD" -u 'u%05d' -U "1-$n" "127.0.0.1:$port" \
+        >"$log" 2>&1 &
+    lg=$!
+    for ((i = 0; i < 3000; i++)); do
+        grep -qs '^READY' "$log" && break
+        kill -0 "$lg" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -qs '^READY' "$log" || { cat "$log" >&2; die "idle burst: no READY from $server"; }
+    sleep 1
+    during=$(rss_kib "$root")
+    "$LOADGEN" -w small -c 4 -t 3 -u 'bsmall%02d' -U 1-4 "127.0.0.1:$port" \
+        >"$OUT/burst-small.$server.log" 2>&1 ||
+        say "small beside the burst failed against $server: see $OUT/burst-small.$server.log"
+    # Errors are counted in the table, not fatal.
+    wait "$lg" || say "idle burst against $server had errors: see $log"
+    grep -qs '^RESULT ' "$log" || { cat "$log" >&2; die "idle burst: no RESULT from $server"; }
+    echo "$n $before $during" >"$OUT/burst.$server"
+    say "idle burst $server: $(grep '^READY' "$log"); RSS $before KiB before, $during KiB at READY"
+}
+say "idle burst: pop3d, as pop3bench by --user, Maildirs created at login"
+rm -rf "$BENCH/pop3d-burst" "$BENCH/dovecot-burst"
+mkdir -p "$BENCH/pop3d-burst/mail" "$BENCH/pop3d-burst/state"
+chown "$USER_NAME:$USER_NAME" "$BENCH/pop3d-burst/mail" "$BENCH/pop3d-burst/state"
+fresh_mail pop3d-burst bsmall01 bsmall02 bsmall03 bsmall04
+launch_pop3d "$BENCH/pop3d-burst" $BURST_POP3D_PORT "$BENCH/bin/pop3d" --user "$USER_NAME" \
+    --listen 127.0.0.1:$BURST_POP3D_PORT --state-dir "$BENCH/pop3d-burst/state" \
+    --passwd "$BENCH/passwd-burst" --maildir "$BENCH/pop3d-burst/mail/%u/Maildir" \
+    --max-sessions $((BURST_N + 8)) --max-per-ip 0
+burst pop3d "$STARTED" $BURST_POP3D_PORT "$BURST_N"
+stop "$STARTED"
+[ -d "$BENCH/pop3d-burst/mail/u$(printf %05d "$BURST_N")/Maildir/new" ] ||
+    die "idle burst: pop3d did not create the Maildirs of the u users"
+say "idle burst: Dovecot, pop3 and pop3-login process limits raised to $((DOVECOT_BURST + 100))"
+fresh_mail dovecot-burst bsmall01 bsmall02 bsmall03 bsmall04
+start_dovecot "$BENCH/dovecot-burst" $BURST_DOVECOT_PORT "$BENCH/passwd-burst" \
+    $((DOVECOT_BURST + 100))
+burst dovecot "$STARTED" $BURST_DOVECOT_PORT "$DOVECOT_BURST"
+stop "$STARTED"
+
+# burst_figure SERVER KEY: from the RESULT line of the burst, or of small beside it (KEY
+# small_sps), or the RSS figures (n, before, during, per_session).
+burst_figure() {
+    local line
+    case $2 in
+        n|before|during|per_session)
+            awk -v k="$2" '{ if (k == "n") print $1; else if (k == "before") print $2;
+                else if (k == "during") print $3; else printf "%.1f\n", ($3 - $2) / $1 }' \
+                "$OUT/burst.$1" ;;
+        small_sps)
+            line=$(grep -s '^RESULT ' "$OUT/burst-small.$1.log") || { echo "-"; return; }
+            field "$line" sps ;;
+        *) field "$(grep '^RESULT ' "$OUT/burst.$1.log")" "$2" ;;
+    esac
+}
+row "burst: idle sessions opened at once" "$(burst_figure pop3d n)" \
+    "$(burst_figure dovecot n)" - ""
+row "burst: server RSS KiB before" "$(burst_figure pop3d before)" \
+    "$(burst_figure dovecot before)" 0 ""
+row "burst: server RSS KiB at READY" "$(burst_figure pop3d during)" \
+    "$(burst_figure dovecot during)" - "<512 MiB at 10k"
+row "burst: KiB RSS per session" "$(burst_figure pop3d per_session)" \
+    "$(burst_figure dovecot per_session)" 0 ""
+row "burst: login p50 ms" "$(burst_figure pop3d p50_ms)" "$(burst_figure dovecot p50_ms)" - ""
+row "burst: login p99 ms" "$(burst_figure pop3d p99_ms)" "$(burst_figure dovecot p99_ms)" - ""
+row "burst: errors" "$(burst_figure pop3d errors)" "$(burst_figure dovecot errors)" - "0"
+row "burst: small C=4 beside it, sessions/s" "$(burst_figure pop3d small_sps)" \
+    "$(burst_figure dovecot small_sps)" 1 ""
 
 say "workload small, C=32, {PLAIN}"
 alternate small-plain pop3d dovecot -w small -c 32 -t "$SECS" -u 'bsmall%02d' -U 1-32
@@ -451,6 +591,62 @@ row "server RSS KiB after all of the above" "$(rss_kib "$POP3D_PID")" "$(rss_kib
 stop "$POP3D_PID"
 stop "$DOVECOT_PID"
 
+# Slow clients against a pool of 32: examples/starve.rs opens 500 connections from 100
+# loopback addresses (5 each: under pop3d's default --max-per-ip of 16, so only the pool is
+# tested) that send two bytes and wait, reconnecting when cut; once a second a real user
+# (probe, one message) logs in, runs STAT, RETR 1 and QUIT. Each server is a fresh instance:
+# pop3d with --max-sessions 32; Dovecot with one pop3-login process of 32 clients
+# (service_count = 0, process_limit = 1, client_limit = 32: 32 pre-login clients at once).
+# RSS is taken before the attack and sampled every second while it runs.
+starve_run() {
+    local server=$1 root=$2 port=$3 before now last peak st log=$OUT/starve.$1.log
+    sleep 0.5
+    before=$(rss_kib "$root")
+    peak=$before
+    last=$before
+    "$STARVE" -c 500 -n 100 -t "$STARVE_SECS" -u probe -p "$PASS" "127.0.0.1:$port" \
+        >"$log" 2>&1 &
+    st=$!
+    while kill -0 "$st" 2>/dev/null; do
+        sleep 1
+        now=$(rss_kib "$root")
+        # The last sample is taken while the attack still runs (starve ends after its probes).
+        kill -0 "$st" 2>/dev/null && last=$now
+        ((now > peak)) && peak=$now
+    done
+    # A failed probe is a figure in the table, not a failed run.
+    wait "$st" || say "starve against $server: some probes failed (see $log)"
+    grep -qs '^RESULT ' "$log" || { cat "$log" >&2; die "starve: no RESULT from $server"; }
+    echo "$before $last $peak" >"$OUT/starve.$server"
+    say "starve $server: $(grep '^RESULT ' "$log"); RSS $before KiB at start, $last at end, peak $peak"
+}
+say "slow clients: 500 connections against a pool of 32, ${STARVE_SECS} s each"
+rm -rf "$BENCH/pop3d-starve" "$BENCH/dovecot-starve"
+mkdir -p "$BENCH/pop3d-starve"
+fresh_mail pop3d-starve probe
+fresh_mail dovecot-starve probe
+start_pop3d "$BENCH/pop3d-starve" $STARVE_POP3D_PORT --passwd "$BENCH/passwd" \
+    --maildir "$BENCH/pop3d-starve/mail/%u/Maildir" --max-sessions 32
+starve_run pop3d "$STARTED" $STARVE_POP3D_PORT
+stop "$STARTED"
+start_dovecot "$BENCH/dovecot-starve" $STARVE_DOVECOT_PORT "$BENCH/passwd" 1000 \
+    "  service_count = 0
+  process_limit = 1
+  client_limit = 32"
+starve_run dovecot "$STARTED" $STARVE_DOVECOT_PORT
+stop "$STARTED"
+starve_figure() { field "$(grep '^RESULT ' "$OUT/starve.$1.log")" "$2"; }
+starve_rss() { awk -v i="$2" '{ print $i }' "$OUT/starve.$1"; }
+row "starve, pool 32: probes failed/made" \
+    "$(starve_figure pop3d failed)/$(starve_figure pop3d probes)" \
+    "$(starve_figure dovecot failed)/$(starve_figure dovecot probes)" - "0"
+row "starve, pool 32: slowest probe ms" "$(starve_figure pop3d max_ms)" \
+    "$(starve_figure dovecot max_ms)" 0 "<1000 ms"
+row "starve, pool 32: attackers cut" "$(starve_figure pop3d attackers_cut)" \
+    "$(starve_figure dovecot attackers_cut)" - ""
+row "starve: server RSS KiB at start" "$(starve_rss pop3d 1)" "$(starve_rss dovecot 1)" 0 ""
+row "starve: server RSS KiB at end" "$(starve_rss pop3d 2)" "$(starve_rss dovecot 2)" 0 "flat"
+
 # ------------------------------------------------------------------ inetd mode
 if [ $INETD = 1 ]; then
     say "inetd mode: pop3d --inetd and popa3d under systemd-socket-activate, SHA512-CRYPT"
@@ -479,8 +675,11 @@ if [ $INETD = 1 ]; then
     { port_free $INETD_PORT && port_free $POPA3D_PORT; } ||
         die "127.0.0.1:$INETD_PORT or :$POPA3D_PORT is already in use"
     # pop3d refuses to serve as root: --user makes it drop root itself, as popa3d does.
+    mkdir -p "$BENCH/inetd-state"
+    chown "$USER_NAME:$USER_NAME" "$BENCH/inetd-state"
     systemd-socket-activate --inetd -a -l 127.0.0.1:$INETD_PORT \
-        "$BENCH/bin/pop3d" --inetd --user "$USER_NAME" --passwd "$BENCH/passwd" \
+        "$BENCH/bin/pop3d" --inetd --user "$USER_NAME" --state-dir "$BENCH/inetd-state" \
+        --passwd "$BENCH/passwd" \
         --maildir "$BENCH/pop3d/mail/%u/Maildir" </dev/null >/dev/null 2>"$BENCH/inetd.log" &
     INETD_PID=$!; PIDS+=("$INETD_PID")
     systemd-socket-activate --inetd -a -l 127.0.0.1:$POPA3D_PORT "$POPA3D" \
@@ -504,7 +703,7 @@ printf '%-40s %12s %12s %8s  %s\n' "figure" "pop3d" "other" "ratio" "target"
 for r in "${ROWS[@]}"; do
     IFS='|' read -r label mine theirs higher target <<<"$r"
     ratio=$(awk -v a="$mine" -v b="$theirs" -v h="$higher" 'BEGIN {
-        if (a == "-" || b == "-" || a + 0 == 0 || b + 0 == 0) { print "-"; exit }
+        if (h == "-" || a == "-" || b == "-" || a + 0 == 0 || b + 0 == 0) { print "-"; exit }
         printf "%.2fx", (h == 1) ? a / b : b / a }')
     printf '%-40s %12s %12s %8s  %s\n' "$label" "$mine" "$theirs" "$ratio" "$target"
 done
