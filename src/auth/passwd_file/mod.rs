@@ -50,6 +50,8 @@ pub struct PasswdFile {
     summary: Arc<Mutex<Option<(FileStamp, Summary)>>>,
     /// The cost of the costliest check, and the file's stamp (none with `%d`) when measured.
     cost: Arc<Mutex<Option<MeasuredCost>>>,
+    /// Where the measured cost is kept for other processes, if anywhere.
+    shared_cost: Option<Arc<std::fs::File>>,
     cache: Option<Arc<LoginCache>>,
     /// Checks a password against a stored hash: [`password::verify`], but for the tests, which
     /// record the checks made to see which were spent and which were skipped.
@@ -73,6 +75,7 @@ impl PasswdFile {
             template,
             summary: Arc::default(),
             cost: Arc::default(),
+            shared_cost: None,
             cache: None,
             verify: password::verify,
         })
@@ -85,6 +88,16 @@ impl PasswdFile {
     /// password and the user's whole passwd line, so it matches only that password against that
     /// line. Any change to the passwd file (its inode, size or times) drops every entry, and the
     /// file is still read at every login, so a removed or locked account is refused at once.
+    /// Keeps the measured cost of the costliest check (see
+    /// [`Authenticator::costliest_check`]) in `file`, for the other processes that read the
+    /// same passwd file: under inetd each connection is a new process, and measuring in each
+    /// would double the cost of every login. The file must be writable and trusted (a state
+    /// directory only the server can write): a smaller cost in it would shorten the padding.
+    pub fn with_shared_cost(mut self, file: std::fs::File) -> PasswdFile {
+        self.shared_cost = Some(Arc::new(file));
+        self
+    }
+
     /// Failed logins are never cached. Clients poll every minute or few; a TTL of a few minutes
     /// covers that. The cache holds at most 10,000 logins (about 1 MB). Without a random secret from the system the cache stays off.
     pub fn with_login_cache(mut self, ttl: Duration) -> PasswdFile {

@@ -66,6 +66,11 @@ impl PasswdFile {
                 return cost;
             }
         }
+        let shared = self.shared_cost.as_deref().zip(stamp.as_ref());
+        if let Some(cost) = shared.and_then(|(file, stamp)| shared_cost::read(file, stamp)) {
+            *cache = Some((stamp, cost));
+            return cost;
+        }
         let samples = match stamp {
             Some(_) => self.summary().samples,
             None => Vec::new(),
@@ -81,8 +86,66 @@ impl PasswdFile {
             .fold(time(password::DUMMY_HASH), Duration::max);
         let cost = (most * (100 + CHECK_COST_MARGIN_PERCENT) / 100).min(FAILURE_PAD_MAX);
         log::debug!("costliest password check: {} ms", cost.as_millis());
+        if let Some((file, stamp)) = shared {
+            shared_cost::write(file, stamp, cost);
+        }
         *cache = Some((stamp, cost));
         cost
+    }
+}
+
+/// The measured cost in a file shared by processes: one line, the passwd file's stamp and the
+/// cost in nanoseconds, read and written under `flock`.
+mod shared_cost {
+    use super::FileStamp;
+    use std::fs::File;
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    /// The cost kept for the passwd file as `stamp` says it is now, if there is one.
+    pub(super) fn read(file: &File, stamp: &FileStamp) -> Option<Duration> {
+        let _lock = Flock::take(file, libc::LOCK_SH)?;
+        let mut text = String::new();
+        let mut file = file;
+        file.rewind().ok()?;
+        file.take(512).read_to_string(&mut text).ok()?;
+        let (key, nanos) = text.trim_end().rsplit_once(' ')?;
+        if key != format!("{stamp:?}") {
+            return None;
+        }
+        nanos.parse().ok().map(Duration::from_nanos)
+    }
+
+    /// Keeps `cost` for the passwd file at `stamp`; a failure only means the next process
+    /// measures again.
+    pub(super) fn write(file: &File, stamp: &FileStamp, cost: Duration) {
+        let Some(_lock) = Flock::take(file, libc::LOCK_EX) else {
+            return;
+        };
+        let line = format!("{stamp:?} {}\n", cost.as_nanos());
+        let mut writer = file;
+        let _ = file
+            .set_len(0)
+            .and_then(|()| writer.rewind())
+            .and_then(|()| writer.write_all(line.as_bytes()));
+    }
+
+    /// An flock held until dropped.
+    struct Flock<'a>(&'a File);
+
+    impl<'a> Flock<'a> {
+        fn take(file: &'a File, how: libc::c_int) -> Option<Self> {
+            // SAFETY: a valid descriptor, held open by `file` for the lock's lifetime.
+            (unsafe { libc::flock(file.as_raw_fd(), how) } == 0).then_some(Flock(file))
+        }
+    }
+
+    impl Drop for Flock<'_> {
+        fn drop(&mut self) {
+            // SAFETY: as in take.
+            unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+        }
     }
 }
 
@@ -162,7 +225,32 @@ fn cost_class(stored: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::cost_class;
+    use super::{cost_class, shared_cost, FileStamp};
+    use std::time::Duration;
+
+    #[test]
+    fn a_shared_cost_is_read_back_only_for_the_same_version_of_the_file() {
+        let dir = crate::test_dir::TestDir::new("shared-cost");
+        let passwd = dir.path().join("passwd");
+        std::fs::write(&passwd, "a:{PLAIN}x\n").unwrap();
+        let stamp = FileStamp::of(&std::fs::metadata(&passwd).unwrap());
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.path().join("cost"))
+            .unwrap();
+        assert_eq!(shared_cost::read(&file, &stamp), None, "nothing kept yet");
+        shared_cost::write(&file, &stamp, Duration::from_millis(250));
+        assert_eq!(
+            shared_cost::read(&file, &stamp),
+            Some(Duration::from_millis(250))
+        );
+        std::fs::write(&passwd, "a:{PLAIN}x\nb:{PLAIN}y\n").unwrap();
+        let changed = FileStamp::of(&std::fs::metadata(&passwd).unwrap());
+        assert_eq!(shared_cost::read(&file, &changed), None, "the file changed");
+    }
 
     #[test]
     fn cost_classes() {

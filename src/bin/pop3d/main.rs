@@ -374,6 +374,11 @@ fn run(s: Settings) -> Result<(), String> {
         );
         return Ok(());
     }
+    if s.inetd {
+        if let Some(file) = state::cost_file(&s.state_dir) {
+            passwd = passwd.with_shared_cost(file);
+        }
+    }
     let passwd = Arc::new(passwd);
     if !s.inetd {
         // Measured now rather than at the first login (see Authenticator::costliest_check).

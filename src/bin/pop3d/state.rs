@@ -7,35 +7,65 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 /// The file of the failure penalty shared by `--inetd` processes, in the state directory.
 pub const PENALTY_FILE: &str = "penalty";
 
-/// The server secret from `dir` (created at the first start), and under inetd the failure
-/// penalty file there, both opened while still privileged. Without them pop3d still serves,
-/// with a secret of its own and a penalty of its own, and says so.
-pub fn open(mut service: Service, dir: &std::path::Path, inetd: bool) -> Service {
+/// The file where `--inetd` processes keep the measured cost of the costliest password check,
+/// so that each does not measure it again.
+pub const COST_FILE: &str = "check-cost";
+
+/// The shared cost file in `dir`, opened while still privileged; `None` (each process then
+/// measures for itself) if it cannot be.
+pub fn cost_file(dir: &std::path::Path) -> Option<std::fs::File> {
+    create_dir(dir);
+    let path = dir.join(COST_FILE);
+    match open_rw(&path) {
+        Ok(file) => Some(file),
+        Err(e) => {
+            log::warn!(
+                "cannot open {}: {e}; each process measures the cost of a password check",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+fn create_dir(dir: &std::path::Path) {
     let _ = std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir);
+}
+
+fn open_rw(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
+/// The server secret from `dir` (created at the first start), and under inetd the failure
+/// penalty file there, both opened while still privileged. Without them pop3d still serves,
+/// with a secret of its own and a penalty of its own, and says so.
+pub fn open(mut service: Service, dir: &std::path::Path, inetd: bool) -> Service {
+    create_dir(dir);
     let secret = dir.join(SECRET_FILE);
     match server_secret::load_or_create(&secret) {
         Ok(key) => service = service.server_secret(key),
         Err(e) => log::warn!(
-            "cannot use the server secret {}: {e}; an unknown user's SCRAM salt will change              with each process",
+            "cannot use the server secret {}: {e}; an unknown user's SCRAM salt will change \
+             with each process",
             secret.display()
         ),
     }
     if inetd {
         let path = dir.join(PENALTY_FILE);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path);
-        match file {
+        match open_rw(&path) {
             Ok(file) => service = service.shared_penalty(file),
             Err(e) => log::warn!(
-                "cannot open {}: {e}; the failure penalty will not carry from one connection                  to the next",
+                "cannot open {}: {e}; the failure penalty will not carry from one connection \
+                 to the next",
                 path.display()
             ),
         }
