@@ -123,3 +123,22 @@ impl Pop<TcpStream> {
         (status, body)
     }
 }
+
+#[test]
+fn an_overlong_line_inside_auth_is_an_abandoned_login() {
+    // Each exchange cut by a line over the SASL limit counts as a failed login (with the
+    // delay), not as a mere bad command: otherwise a client could start and cut exchanges
+    // without end, each costing the server a lookup (and for SCRAM a key derivation).
+    let server = server();
+    let (mut c, _) = Pop::connect(server.addr);
+    let long = "A".repeat(5000);
+    for round in 1..=3 {
+        assert_eq!(c.cmd("AUTH PLAIN"), "+ ", "round {round}");
+        let reply = c.cmd(&long);
+        assert_eq!(reply, "-ERR PLAIN response too long", "round {round}");
+    }
+    assert!(
+        c.closed(),
+        "the third abandoned exchange ends the connection"
+    );
+}
