@@ -17,8 +17,8 @@ pub enum PasswordErrorKind {
     /// The stored hash is not a valid hash of its scheme: empty, truncated, with characters or
     /// parameters the scheme does not take.
     MalformedHash,
-    /// The stored hash asks for more work or memory than pop3d allows (see
-    /// [`cost`](super::cost)): checking it could stall or abort the server.
+    /// The stored hash asks for more work or memory than pop3d allows (the caps are in the
+    /// manual's LIMITS section): checking it could stall or abort the server.
     TooCostly,
     /// A new hash could not be made: the password cannot go through the scheme (a NUL for
     /// crypt(3)), or the system failed (no randomness, crypt(3) refused).

@@ -53,8 +53,9 @@ enum Scheme {
 ///
 /// `Ok(false)` for a wrong password, for a locked crypt hash, and for a password containing NUL
 /// (crypt(3) cannot take one, so no scheme accepts it). `Err` when `stored` cannot be checked at
-/// all: an unknown scheme, a malformed hash, or one whose cost is over a [cap](cost) (checked
-/// before any work is done); the message says why, never the password.
+/// all: an unknown scheme, a malformed hash, or one whose cost is over a cap (checked before
+/// any work is done; the manual's LIMITS section lists the caps); the message says why, never
+/// the password.
 pub fn verify(stored: &str, password: &[u8]) -> Result<bool, PasswordError> {
     let (scheme, hash) = parse(stored)?;
     if password.contains(&0) {
