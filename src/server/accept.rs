@@ -35,15 +35,9 @@ pub(super) fn accept_loop(listener: &TcpListener, kind: ListenerKind, context: &
                 continue;
             }
         };
-        if shared.in_flight.fetch_add(1, Ordering::SeqCst) >= context.max_sessions {
-            shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-            // Full: the newcomer takes the place of the connection that has waited longest
-            // before login, if there is one.
-            let from = (!kind.proxy).then_some(peer.ip());
-            if !shared.registry.evict_longest_waiting(from) {
-                refuse_busy(&stream, peer, kind, context);
-                continue;
-            }
+        if !take_place(context, kind, peer) {
+            refuse_busy(&stream, peer, kind, context);
+            continue;
         }
         // The tracker owns the socket (one descriptor per connection, none duplicated): it
         // closes when the session's thread and the registry have both let go of it.
@@ -62,6 +56,25 @@ pub(super) fn accept_loop(listener: &TcpListener, kind: ListenerKind, context: &
             refuse_busy(tracker.socket(), peer, kind, context);
         }
     }
+}
+
+/// Takes one of the `max_sessions` places for a newcomer: a free one, or when there is none
+/// the place of the connection that has waited longest before login, which is cut. False if
+/// neither can be had.
+fn take_place(context: &Context, kind: ListenerKind, peer: SocketAddr) -> bool {
+    let shared = &context.shared;
+    // Twice at most: a place may come free while the registry is searched.
+    for _ in 0..2 {
+        if shared.in_flight.fetch_add(1, Ordering::SeqCst) < context.max_sessions {
+            return true;
+        }
+        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let from = (!kind.proxy).then_some(peer.ip());
+        if shared.registry.evict_longest_waiting(from) {
+            return true;
+        }
+    }
+    false
 }
 
 fn refuse_busy(stream: &TcpStream, peer: SocketAddr, kind: ListenerKind, context: &Context) {

@@ -101,7 +101,11 @@ impl Registry {
         let open = lock(&self.open);
         let victim = open
             .values()
-            .filter(|t| !t.logged_in.load(Ordering::SeqCst) && !t.evicted.load(Ordering::SeqCst))
+            .filter(|t| {
+                !t.logged_in.load(Ordering::SeqCst)
+                    && !t.evicted.load(Ordering::SeqCst)
+                    && !t.released.load(Ordering::SeqCst)
+            })
             .filter_map(|t| match t.waiting_since.load(Ordering::SeqCst) {
                 0 => None,
                 since => Some(((t.spoke.load(Ordering::SeqCst), since), t)),
@@ -110,9 +114,12 @@ impl Registry {
         let Some((_, victim)) = victim else {
             return false;
         };
+        // Its place passes to the newcomer, unless it has just given it up itself (it is
+        // finishing): then there is room already, and nobody is cut.
+        if victim.released.swap(true, Ordering::SeqCst) {
+            return false;
+        }
         victim.evicted.store(true, Ordering::SeqCst);
-        // Its place passes to the newcomer.
-        victim.released.store(true, Ordering::SeqCst);
         let peer = victim.socket.peer_addr().ok();
         log::info!(
             "evicted: peer={} (waited longest before login, to make room)",
