@@ -30,14 +30,44 @@ pub fn run(
 }
 
 /// stdin and stdout as one stream, with a timeout on each wait: a pipe or an inherited socket
-/// may have none of its own, so every read and write waits in poll(2).
+/// may have none of its own, so every read and write waits in poll(2). Both descriptors are
+/// made non-blocking: poll's "ready to write" only promises some room, and a blocking write of
+/// a whole reply to a client that reads nothing would wait for ever, past every time limit.
 struct Stdio {
     timeout_ms: i32,
 }
 
 impl Stdio {
     fn new() -> Self {
+        for fd in [0, 1] {
+            // SAFETY: fcntl on a descriptor number; a bad one only returns an error.
+            unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                if flags >= 0 {
+                    libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+                }
+            }
+        }
         Stdio { timeout_ms: -1 }
+    }
+
+    /// Waits until `fd` is ready for `events`, then runs `io`, again while it finds nothing to
+    /// do (a non-blocking descriptor that another reader or writer got to first).
+    fn ready(&self, fd: RawFd, events: libc::c_short, io: impl Fn() -> isize) -> io::Result<usize> {
+        loop {
+            self.wait(fd, events)?;
+            let n = io();
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) {
+                return Err(e);
+            }
+        }
     }
 
     fn wait(&self, fd: RawFd, events: libc::c_short) -> io::Result<()> {
@@ -65,25 +95,20 @@ impl Stdio {
 
 impl Read for Stdio {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.wait(0, libc::POLLIN)?;
-        // SAFETY: buf is valid for buf.len() bytes.
-        let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
+        let (ptr, len) = (buf.as_mut_ptr(), buf.len());
+        // SAFETY: buf is valid for len bytes.
+        self.ready(0, libc::POLLIN, || unsafe {
+            libc::read(0, ptr.cast(), len)
+        })
     }
 }
 
 impl Write for Stdio {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.wait(1, libc::POLLOUT)?;
         // SAFETY: buf is valid for buf.len() bytes.
-        let n = unsafe { libc::write(1, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
+        self.ready(1, libc::POLLOUT, || unsafe {
+            libc::write(1, buf.as_ptr().cast(), buf.len())
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -161,7 +161,15 @@ impl<S: Stream> Connecting<S> {
                 }
                 // into_inner sends the "+OK Begin TLS" and throws away whatever the client
                 // sent after STLS: nothing said in plaintext may run inside TLS (CVE-2011-0411).
-                let mut conn = Connection::new(config.accept(conn.into_inner()?)?);
+                // The handshake is a wait for the client like any other before login.
+                if let Some(s) = supervisor {
+                    s.waiting(true);
+                }
+                let tls = config.accept(conn.into_inner()?);
+                if let Some(s) = supervisor {
+                    s.waiting(false);
+                }
+                let mut conn = Connection::new(tls?);
                 session.tls_started();
                 let end = session.run(&mut conn);
                 // The session (and its mailbox) goes first: the client may be reconnecting.

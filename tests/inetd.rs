@@ -245,3 +245,37 @@ fn a_pipe_is_not_a_loopback_client_for_the_plaintext_rule() {
         "-ERR [AUTH] Plaintext authentication disallowed on non-secure connection"
     );
 }
+
+#[test]
+fn a_client_that_reads_no_replies_is_cut_at_the_login_timeout() {
+    // poll(2) says a pipe has room; a blocking write of a whole reply would then wait for
+    // ever on a client that reads nothing, past every limit.
+    let corpus = Corpus::new("inetd-unread");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
+        .args(["--inetd", "--allow-root", "--login-timeout", "2"])
+        .args(corpus.server_args())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pop3d --inetd");
+    let mut input = child.stdin.take().unwrap();
+    let _unread = child.stdout.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&b"CAPA\r\n".repeat(3000));
+        input
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("pop3d --inetd still blocked after {LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let _ = writer.join();
+}

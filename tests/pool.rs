@@ -99,3 +99,34 @@ fn shutdown_ends_idle_sessions_without_update() {
     assert!(c.closed());
     assert_eq!(store.count("bob"), 1, "shutdown must not run UPDATE");
 }
+
+/// An account database with a bug: it panics for one user.
+struct Buggy;
+
+impl pop3d::Authenticator for Buggy {
+    fn authenticate(&self, user: &str, _: &[u8]) -> Result<pop3d::Account, pop3d::AuthError> {
+        match user {
+            "boom" => panic!("a bug in the host's authenticator"),
+            _ => Ok(pop3d::Account::new(user)),
+        }
+    }
+}
+
+#[test]
+fn a_session_that_panics_gives_its_place_back() {
+    let service = pop3d::Service::new(
+        std::sync::Arc::new(Buggy),
+        std::sync::Arc::new(MemoryStore::new()),
+    )
+    .auth_failure_delay(Duration::ZERO);
+    let server = LibServer::serving(service, 1);
+    for _ in 0..3 {
+        let (mut c, greeting) = Pop::connect(server.addr);
+        assert!(greeting.starts_with("+OK"), "{greeting}");
+        c.cmd("USER boom");
+        c.send(b"PASS x\r\n");
+        assert!(c.closed(), "the panicked session's connection is closed");
+    }
+    let mut c = Pop::login(server.addr, "alice", "any");
+    assert!(c.cmd("STAT").starts_with("+OK"));
+}

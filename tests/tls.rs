@@ -951,3 +951,16 @@ fn inetd_tls_serves_python_pop3_ssl() {
         text(&served.stderr)
     );
 }
+
+#[test]
+fn a_session_after_stls_keeps_its_place_and_can_be_cut_to_make_room() {
+    // STLS is not the end of a session: it must still count among --max-sessions, and, not
+    // logged in, give way to a newcomer when the server is full.
+    let setup = Setup::new("stls-place");
+    let server = setup.start(&["--max-sessions", "1", "--exempt-loopback"]);
+    let mut first = TlsPop::starttls(server.addr);
+    let (mut second, greeting) = Pop::connect(server.addr);
+    assert!(greeting.starts_with("+OK"), "{greeting}");
+    assert_eq!(first.line(), "-ERR [SYS/TEMP] Server busy, try again later");
+    assert!(second.cmd("CAPA").starts_with("+OK"));
+}

@@ -45,9 +45,12 @@ pub(super) fn accept_loop(listener: &TcpListener, kind: ListenerKind, context: &
         let job_tracker = tracker.clone();
         let job_context = context.clone();
         let job = Box::new(move || {
+            // Forgotten and its place given back however the session ends, a panic included.
+            let _done = Done {
+                context: &job_context,
+                tracker: &job_tracker,
+            };
             handle_connection(job_tracker.socket(), peer, kind, &job_context, &job_tracker);
-            job_context.shared.registry.remove(&job_tracker);
-            job_tracker.release();
         });
         if let Err(e) = context.pool.run(job) {
             log::warn!("cannot start a session: peer={peer} ({e})");
@@ -55,6 +58,19 @@ pub(super) fn accept_loop(listener: &TcpListener, kind: ListenerKind, context: &
             tracker.release();
             refuse_busy(tracker.socket(), peer, kind, context);
         }
+    }
+}
+
+/// Takes a finished connection out of the registry and gives its place back, when dropped.
+struct Done<'a> {
+    context: &'a Context,
+    tracker: &'a Tracker,
+}
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.context.shared.registry.remove(self.tracker);
+        self.tracker.release();
     }
 }
 

@@ -55,7 +55,8 @@ impl Session<'_> {
             Reply::Ok(text) => status(conn, "+OK", &text)?,
             Reply::Err(text) | Reply::Bad(text) => status(conn, "-ERR", &text)?,
             Reply::Close(text, end) => {
-                if let Some(s) = self.supervisor {
+                // STLS is no end: the session goes on over TLS, in the place it holds.
+                if let (Some(s), false) = (self.supervisor, end == End::StartTls) {
                     s.finishing();
                 }
                 let sign = match end {
