@@ -48,17 +48,43 @@ impl fmt::Display for UserNameError {
 
 impl std::error::Error for UserNameError {}
 
+/// Whether login names are folded to lower case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Case {
+    /// `Bob@Example.org` and `bob@example.org` are one account: virtual accounts, whose
+    /// names are mail addresses (the default).
+    #[default]
+    Fold,
+    /// `Bob` and `bob` are two accounts, as Unix account names are.
+    Keep,
+}
+
 /// Checks a login name and returns its canonical form: lower case, with `default_domain`
-/// appended to a bare name when one is configured.
+/// appended to a bare name when one is configured. The same as [`normalize_with`] and
+/// [`Case::Fold`].
 pub fn normalize(raw: &str, default_domain: Option<&str>) -> Result<String, UserNameError> {
+    normalize_with(raw, default_domain, Case::Fold)
+}
+
+/// Checks a login name and returns its canonical form, folded to lower case or not as `case`
+/// says, with `default_domain` appended to a bare name when one is configured.
+pub fn normalize_with(
+    raw: &str,
+    default_domain: Option<&str>,
+    case: Case,
+) -> Result<String, UserNameError> {
     if raw.is_empty() {
         return Err(UserNameError::Empty);
     }
-    let mut name = raw.to_lowercase();
+    let fold = |text: &str| match case {
+        Case::Fold => text.to_lowercase(),
+        Case::Keep => text.to_owned(),
+    };
+    let mut name = fold(raw);
     if !name.contains('@') {
         if let Some(domain) = default_domain {
             name.push('@');
-            name.push_str(&domain.to_lowercase());
+            name.push_str(&fold(domain));
         }
     }
     if name.len() > MAX_USER_NAME {
@@ -134,6 +160,19 @@ mod tests {
         assert_eq!(normalize("bob", Some("Ex.org")).unwrap(), "bob@ex.org");
         assert_eq!(normalize("bob@a.org", Some("ex.org")).unwrap(), "bob@a.org");
         assert_eq!(normalize("first.last+tag", None).unwrap(), "first.last+tag");
+    }
+
+    #[test]
+    fn keeps_case_when_asked() {
+        assert_eq!(normalize_with("Bob", None, Case::Keep).unwrap(), "Bob");
+        assert_eq!(
+            normalize_with("Bob", Some("Ex.org"), Case::Keep).unwrap(),
+            "Bob@Ex.org"
+        );
+        assert_eq!(
+            normalize_with("..Bob", None, Case::Keep),
+            Err(UserNameError::BadDot)
+        );
     }
 
     #[test]

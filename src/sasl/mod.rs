@@ -61,6 +61,8 @@ impl Mechanism {
 pub(crate) struct Names<'a> {
     /// Completes login names without a domain.
     pub(crate) default_domain: Option<&'a str>,
+    /// Whether login names are folded to lower case.
+    pub(crate) case: user_name::Case,
     /// The server's name, for challenges.
     pub(crate) host: &'a str,
     /// The server secret: SCRAM salts of accounts without stored keys derive from it.
@@ -74,7 +76,7 @@ impl Names<'_> {
     fn user(&self, raw: &[u8]) -> Result<String, Outcome> {
         let raw =
             std::str::from_utf8(raw).map_err(|_| Outcome::Malformed("user name is not UTF-8"))?;
-        user_name::normalize(raw, self.default_domain)
+        user_name::normalize_with(raw, self.default_domain, self.case)
             .map_err(|e| Outcome::Failed(AuthError::rejected(format!("bad user name: {e}"))))
     }
 }

@@ -279,6 +279,7 @@ mod tests {
 
     const NAMES: Names<'static> = Names {
         default_domain: None,
+        case: crate::user_name::Case::Fold,
         host: "test",
         secret: &[7; 32],
         scram_iterations: 4096,

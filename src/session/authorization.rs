@@ -13,7 +13,6 @@ use crate::limits::MAX_FAILED_LOGINS;
 use crate::observer::Event;
 use crate::penalty::Penalty;
 use crate::store::StoreErrorKind;
-use crate::user_name;
 use md5::{Digest, Md5};
 use std::time::Instant;
 
@@ -27,7 +26,7 @@ impl Session<'_> {
         if !self.plaintext_allowed() {
             return Reply::Err(PLAINTEXT_REFUSED.into());
         }
-        let name = user_name::normalize(name, self.service.config.default_domain.as_deref());
+        let name = self.service.config.user_name(name);
         let (user, reply) = match name {
             Ok(name) => (Some(name), Reply::Ok("Send your password".into())),
             Err(e) => (None, Reply::Bad(format!("[AUTH] Invalid user name: {e}"))),
@@ -114,7 +113,7 @@ impl Session<'_> {
         };
         self.wait_penalty();
         let started = Instant::now();
-        let user = match user_name::normalize(name, self.service.config.default_domain.as_deref()) {
+        let user = match self.service.config.user_name(name) {
             Ok(user) => user,
             Err(e) => return Reply::Bad(format!("[AUTH] Invalid user name: {e}")),
         };

@@ -9,6 +9,7 @@ use crate::limits::{
 use crate::observer::Observer;
 use crate::penalty::Penalty;
 use crate::store::MailStore;
+use crate::user_name::{self, Case, UserNameError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ pub(crate) struct Config {
     pub(crate) login_timeout: Duration,
     pub(crate) implementation: Option<String>,
     pub(crate) default_domain: Option<String>,
+    pub(crate) case: Case,
     pub(crate) auth_failure_delay: Duration,
     pub(crate) max_bad_commands: u32,
     pub(crate) apop: bool,
@@ -29,6 +31,13 @@ pub(crate) struct Config {
     pub(crate) hostname: String,
 }
 
+impl Config {
+    /// A login name from the client, checked and put in canonical form.
+    pub(crate) fn user_name(&self, raw: &str) -> Result<String, UserNameError> {
+        user_name::normalize_with(raw, self.default_domain.as_deref(), self.case)
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -36,6 +45,7 @@ impl Default for Config {
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
             implementation: None,
             default_domain: None,
+            case: Case::Fold,
             auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
             max_bad_commands: MAX_BAD_COMMANDS,
             apop: false,
@@ -139,6 +149,14 @@ impl Service {
     /// The domain added to a login name that has none. Default: none, bare names stay bare.
     pub fn default_domain(mut self, domain: impl Into<String>) -> Self {
         self.config.default_domain = Some(domain.into());
+        self
+    }
+
+    /// Whether login names are folded to lower case before the authenticator sees them
+    /// (default: yes, as mail addresses are compared). Turn it off for Unix accounts, whose
+    /// names are case-sensitive.
+    pub fn fold_case(mut self, fold: bool) -> Self {
+        self.config.case = if fold { Case::Fold } else { Case::Keep };
         self
     }
 

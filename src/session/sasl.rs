@@ -68,6 +68,7 @@ impl Session<'_> {
     fn names(&self) -> Names<'_> {
         Names {
             default_domain: self.service.config.default_domain.as_deref(),
+            case: self.service.config.case,
             host: &self.service.config.hostname,
             secret: &self.service.secret,
             scram_iterations: self.service.auth.scram_iterations(),

@@ -1,23 +1,20 @@
 //! The pop3d daemon: standalone, or one session under inetd.
 
+mod accounts;
 mod descriptors;
+mod mailstore;
 mod options;
 mod privileges;
 mod state;
 mod syslog;
 
-use pop3d::auth::passwd_file::PasswdFile;
 use pop3d::auth::password;
 use pop3d::auth::server_secret::{self, SECRET_FILE};
-use pop3d::store::maildir::MaildirStore;
-use pop3d::{
-    Authenticator, ListenerKind, MinVersion, NetRange, Server, Service, TlsConfig, TlsMode,
-};
+use pop3d::{ListenerKind, MinVersion, NetRange, Server, Service, TlsConfig, TlsMode};
 use std::io::BufRead;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Exit status for a command line that cannot be understood.
@@ -35,12 +32,10 @@ struct Settings {
     inetd_tls: bool,
     inetd: bool,
     check: bool,
-    passwd: String,
-    maildir: String,
+    accounts: accounts::Accounts,
+    store: mailstore::Spec,
     max_sessions: Option<usize>,
     max_per_ip: Option<usize>,
-    /// Seconds to remember successful logins (0: not at all).
-    login_cache: u64,
     /// Listener addresses that expect a PROXY protocol header.
     proxy_listeners: Vec<SocketAddr>,
     proxy_trusted: Vec<NetRange>,
@@ -254,16 +249,10 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
         inetd_tls: m.opt_present("tls"),
         inetd: m.opt_present("inetd"),
         check: m.opt_present("check"),
-        passwd: m
-            .opt_str("passwd")
-            .unwrap_or_else(|| "/etc/pop3d/passwd".into()),
-        maildir: m.opt_str("maildir").unwrap_or_else(|| "%h/Maildir".into()),
+        accounts: accounts::Accounts::from_matches(m)?,
+        store: mailstore::Spec::from_matches(m)?,
         max_sessions,
         max_per_ip,
-        login_cache: match m.opt_str("login-cache") {
-            Some(secs) => number(&secs, "--login-cache")?,
-            None => 0,
-        },
         proxy_listeners,
         proxy_trusted,
         user: m.opt_str("user"),
@@ -324,18 +313,7 @@ fn number(text: &str, option: &str) -> Result<u64, String> {
 }
 
 fn run(s: Settings) -> Result<(), String> {
-    let mut passwd = PasswdFile::new(&s.passwd).map_err(|e| format!("--passwd: {e}"))?;
-    if s.login_cache > 0 {
-        passwd = passwd.with_login_cache(Duration::from_secs(s.login_cache));
-    }
-    if s.session.apop && !passwd.secret_kinds().plain {
-        log::warn!(
-            "--apop: not every account in {} has a {{PLAIN}} password, so APOP is not offered \
-             (it would lock the others out)",
-            s.passwd
-        );
-    }
-    let store = MaildirStore::new(&s.maildir).map_err(|e| format!("--maildir: {e}"))?;
+    let store = s.store.open()?;
     // Read while still privileged: a TLS key is usually readable by root alone.
     let tls = match &s.tls {
         Some((cert, key)) => {
@@ -359,7 +337,7 @@ fn run(s: Settings) -> Result<(), String> {
         None => None,
     };
     if s.check {
-        let accounts = passwd.check().map_err(|e| format!("{}: {e}", s.passwd))?;
+        let accounts = s.accounts.source.check()?;
         let secret = s.state_dir.join(SECRET_FILE);
         match server_secret::load(&secret) {
             Ok(_) => {}
@@ -368,24 +346,21 @@ fn run(s: Settings) -> Result<(), String> {
             }
             Err(e) => return Err(format!("{}: {e}", secret.display())),
         }
-        println!(
-            "pop3d: configuration OK ({accounts} accounts in {})",
-            s.passwd
-        );
+        println!("pop3d: configuration OK ({accounts})");
         return Ok(());
     }
-    if s.inetd {
-        if let Some(file) = state::cost_file(&s.state_dir) {
-            passwd = passwd.with_shared_cost(file);
-        }
-    }
-    let passwd = Arc::new(passwd);
+    let auth = s
+        .accounts
+        .source
+        .open(s.session.apop, s.inetd, &s.state_dir)?;
     if !s.inetd {
         // Measured now rather than at the first login (see Authenticator::costliest_check).
-        passwd.costliest_check();
+        auth.costliest_check();
     }
     let service = state::open(
-        s.session.apply(Service::new(passwd, Arc::new(store))),
+        s.session
+            .apply(Service::new(auth, store))
+            .fold_case(s.accounts.folds_case()),
         &s.state_dir,
         s.inetd,
     );

@@ -29,6 +29,8 @@ pub const OPTIONS: &[Opt] = &[
           help: "serve one session on stdin/stdout (inetd, xinetd, systemd sockets)" },
     Opt { short: "p", long: "passwd", takes: Takes::One, value: "FILE",
           help: "passwd-file of accounts; may contain %d [default: /etc/pop3d/passwd]" },
+    Opt { short: "", long: "keep-case", takes: Takes::Nothing, value: "",
+          help: "login names are case-sensitive (always so for system accounts; passwd-file names are folded to lower case otherwise)" },
     Opt { short: "m", long: "maildir", takes: Takes::One, value: "TEMPLATE",
           help: "where a user's Maildir is: %u user, %n local part, %d domain, %h home [default: %h/Maildir]" },
     Opt { short: "d", long: "default-domain", takes: Takes::One, value: "DOMAIN",
