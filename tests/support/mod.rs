@@ -5,6 +5,7 @@
 pub mod maildir;
 pub mod pop;
 pub mod poplib;
+pub mod system_user;
 pub mod temp_dir;
 pub mod wire;
 
