@@ -87,7 +87,6 @@ impl Dir {
     }
 
     /// Opens the directory at `path`, following symlinks all the way.
-    #[cfg(test)]
     pub(crate) fn open_following(path: &Path) -> io::Result<Dir> {
         Self::open_with(path, 0)
     }
@@ -181,6 +180,15 @@ impl Dir {
         let (from, to) = (c_name(from)?, c_name(to)?);
         // SAFETY: both names are NUL-terminated and our descriptor is open for the whole call.
         cvt(|| unsafe { libc::renameat(self.raw(), from.as_ptr(), self.raw(), to.as_ptr()) })
+            .map(drop)
+    }
+
+    /// Makes `to` a second name of the file `from`, both in this directory; fails if `to`
+    /// exists. A symlink at `from` is linked as the symlink itself.
+    pub(crate) fn link(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        let (from, to) = (c_name(from)?, c_name(to)?);
+        // SAFETY: both names are NUL-terminated and our descriptor is open for the whole call.
+        cvt(|| unsafe { libc::linkat(self.raw(), from.as_ptr(), self.raw(), to.as_ptr(), 0) })
             .map(drop)
     }
 

@@ -8,6 +8,7 @@ mod dir;
 mod error;
 mod lock;
 pub mod maildir;
+pub mod mbox;
 pub mod memory;
 
 pub use error::{StoreError, StoreErrorKind};

@@ -33,6 +33,8 @@ pub const OPTIONS: &[Opt] = &[
           help: "login names are case-sensitive (always so for system accounts; passwd-file names are folded to lower case otherwise)" },
     Opt { short: "m", long: "maildir", takes: Takes::One, value: "TEMPLATE",
           help: "where a user's Maildir is: %u user, %n local part, %d domain, %h home [default: %h/Maildir]" },
+    Opt { short: "", long: "mbox", takes: Takes::One, value: "TEMPLATE",
+          help: "serve mbox spools instead of Maildirs, e.g. /var/mail/%u (escapes as for --maildir)" },
     Opt { short: "d", long: "default-domain", takes: Takes::One, value: "DOMAIN",
           help: "domain added to login names that have none" },
     Opt { short: "n", long: "max-sessions", takes: Takes::One, value: "N",

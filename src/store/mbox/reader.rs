@@ -1,0 +1,81 @@
+//! Serving one message of the snapshot: its octets read with large `pread(2)`s, the hidden
+//! header lines skipped.
+
+use super::scan::read_full;
+use std::fs::File;
+use std::io::{self, Read};
+use std::ops::Range;
+
+/// Octets read from the spool at a time.
+const READ_SIZE: usize = 256 * 1024;
+
+/// The served octets of a message: `range` without the `hidden` ranges (sorted, inside it).
+pub(super) struct MessageReader<'a> {
+    file: &'a File,
+    /// The rest to serve, as ranges of the file.
+    parts: Vec<Range<u64>>,
+    next: usize,
+    buf: Vec<u8>,
+    /// buf[at..len] is read but not yet handed out.
+    at: usize,
+    len: usize,
+}
+
+impl<'a> MessageReader<'a> {
+    pub(super) fn new(file: &'a File, range: Range<u64>, hidden: &[Range<u64>]) -> Self {
+        let mut parts = Vec::with_capacity(hidden.len() + 1);
+        let mut from = range.start;
+        for h in hidden {
+            if h.start > from {
+                parts.push(from..h.start);
+            }
+            from = from.max(h.end);
+        }
+        if range.end > from {
+            parts.push(from..range.end);
+        }
+        let total: u64 = parts.iter().map(|p| p.end - p.start).sum();
+        MessageReader {
+            file,
+            parts,
+            next: 0,
+            buf: vec![0; READ_SIZE.min(total as usize)],
+            at: 0,
+            len: 0,
+        }
+    }
+
+    /// Fills the buffer from the next part; false at the end of the message.
+    fn fill(&mut self) -> io::Result<bool> {
+        let Some(part) = self.parts.get_mut(self.next) else {
+            return Ok(false);
+        };
+        let want = (part.end - part.start).min(self.buf.len() as u64) as usize;
+        let got = read_full(self.file, &mut self.buf[..want], part.start)?;
+        if got < want {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the mbox is shorter than when the session began (another program rewrote it)",
+            ));
+        }
+        part.start += got as u64;
+        if part.start == part.end {
+            self.next += 1;
+        }
+        self.at = 0;
+        self.len = got;
+        Ok(true)
+    }
+}
+
+impl Read for MessageReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.len && !self.fill()? {
+            return Ok(0);
+        }
+        let n = out.len().min(self.len - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}

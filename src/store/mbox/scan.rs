@@ -1,0 +1,136 @@
+//! Reading a spool through the [parser](super::parse): large reads, lines found with `memchr`,
+//! the same [`Line`]s as [`split_lines`](super::parse::split_lines) gives for the same bytes.
+
+use super::parse::{boundary_at, Line, Parser, LINE_HEAD};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+/// Octets read at a time.
+const READ_CHUNK: usize = 1024 * 1024;
+
+/// How much of the file a Content-Length probe reads: a `From ` line's start is enough.
+const PROBE: usize = 512;
+
+/// Parses `file` from `offset`, which must start a line, to its end as it is now. Returns the
+/// parser ended at that end, and the end.
+pub(super) fn scan(file: &File, offset: u64) -> io::Result<(Parser, u64)> {
+    let mut parser = Parser::default();
+    let mut probe = |at: u64| {
+        let mut buf = [0u8; PROBE];
+        match read_full(file, &mut buf, at) {
+            Ok(n) => boundary_at(&buf[..n]),
+            Err(_) => false,
+        }
+    };
+    let mut buf = vec![0u8; READ_CHUNK + LINE_HEAD];
+    // buf[start..filled] is unparsed; its first octet is at `base` in the file.
+    let (mut start, mut filled, mut base) = (0usize, 0usize, offset);
+    // A line longer than the buffer: its head, its offset, and its length so far.
+    let mut long: Option<(Vec<u8>, u64, u64)> = None;
+    let mut last_cr = false;
+    loop {
+        if start > 0 {
+            buf.copy_within(start..filled, 0);
+            base += start as u64;
+            filled -= start;
+            start = 0;
+        }
+        let n = if filled < buf.len() {
+            read_full(file, &mut buf[filled..], base + filled as u64)?
+        } else {
+            0
+        };
+        let eof = n == 0 && filled < buf.len();
+        filled += n;
+        let mut search = start;
+        loop {
+            let found = memchr::memchr(b'\n', &buf[search..filled]).map(|i| search + i);
+            if let Some((head, at, len)) = &mut long {
+                let Some(nl) = found else {
+                    if eof {
+                        *len += (filled - start) as u64;
+                        parser.line(line(*at, *len, 0, head), &mut probe);
+                        long = None;
+                        start = filled;
+                    } else {
+                        *len += (filled - start) as u64;
+                        last_cr = filled > start && buf[filled - 1] == b'\r';
+                        start = filled;
+                    }
+                    break;
+                };
+                let cr = if nl > start {
+                    buf[nl - 1] == b'\r'
+                } else {
+                    last_cr
+                };
+                *len += (nl + 1 - start) as u64;
+                parser.line(line(*at, *len, if cr { 2 } else { 1 }, head), &mut probe);
+                long = None;
+                start = nl + 1;
+                search = start;
+                continue;
+            }
+            match found {
+                Some(nl) => {
+                    let len = nl + 1 - start;
+                    let cr = nl > start && buf[nl - 1] == b'\r';
+                    let l = &buf[start..start + len.min(LINE_HEAD)];
+                    parser.line(
+                        line(base + start as u64, len as u64, if cr { 2 } else { 1 }, l),
+                        &mut probe,
+                    );
+                    start = nl + 1;
+                    search = start;
+                }
+                None if eof => {
+                    if filled > start {
+                        let len = filled - start;
+                        let l = &buf[start..start + len.min(LINE_HEAD)];
+                        parser.line(line(base + start as u64, len as u64, 0, l), &mut probe);
+                        start = filled;
+                    }
+                    break;
+                }
+                None if filled - start >= LINE_HEAD + READ_CHUNK / 2 => {
+                    // Too long to keep whole: keep its head, count the rest.
+                    let head = buf[start..start + LINE_HEAD].to_vec();
+                    let len = (filled - start) as u64;
+                    last_cr = buf[filled - 1] == b'\r';
+                    long = Some((head, base + start as u64, len));
+                    start = filled;
+                    break;
+                }
+                None => break,
+            }
+        }
+        if eof && long.is_none() && start == filled {
+            let end = base + filled as u64;
+            return Ok((parser.end(end), end));
+        }
+    }
+}
+
+fn line(offset: u64, len: u64, term: u8, head: &[u8]) -> Line<'_> {
+    Line {
+        offset,
+        len,
+        term,
+        head,
+    }
+}
+
+/// Reads into `buf` from `offset` until it is full or the file ends; the count read.
+pub(super) fn read_full(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
