@@ -2,16 +2,16 @@
 //! message after a `From ` line, as Postfix, Exim and procmail write it on a classic Unix host.
 //!
 //! A session opens the spool (never through a symlink: it must be a regular file, the
-//! account's when the account has a uid), takes the session lock ([`locks`]), then, under the
-//! locks MTAs and mail readers take ([`dotlock`] and `fcntl`), finishes any UPDATE a crash
-//! interrupted ([`journal`]), reads the whole spool once to find its messages ([`parse`]) and
+//! account's when the account has a uid), takes the session lock (`locks.rs`), then, under the
+//! locks MTAs and mail readers take (`dotlock.rs` and `fcntl`), finishes any UPDATE a crash
+//! interrupted (`journal.rs`), reads the whole spool once to find its messages (`parse.rs`) and
 //! lets the locks go: deliveries go on during the session. RETR reads a message where the
-//! snapshot found it, after checking that its first octets are still those ([`reader`]).
+//! snapshot found it, after checking that its first octets are still those (`reader.rs`).
 //! UPDATE takes the MTA locks again, makes sure the spool is still the snapshot plus what was
-//! appended since, and rewrites it in place without the deleted messages ([`update`]).
+//! appended since, and rewrites it in place without the deleted messages (`update.rs`).
 //!
 //! A missing spool is an empty mailbox. Everything the manual's MBOX section says about what
-//! is served (hidden headers, `>From ` lines, sizes, UIDLs) is in [`parse`] and [`uidl`].
+//! is served (hidden headers, `>From ` lines, sizes, UIDLs) is in `parse.rs` and `uidl.rs`.
 
 mod dotlock;
 mod from_line;
