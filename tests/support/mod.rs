@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod maildir;
+pub mod mbox;
 pub mod pop;
 pub mod poplib;
 pub mod system_user;

@@ -55,3 +55,16 @@ fn sent_lines(msg: &[u8], top: Option<u64>) -> Vec<&[u8]> {
     }
     lines
 }
+
+/// `wire` with every CRLF turned into LF: what clients that hand back lines with LF hold.
+pub fn crlf_to_lf(wire: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(wire.len());
+    let mut rest = wire;
+    while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
+        out.extend_from_slice(&rest[..i]);
+        out.push(b'\n');
+        rest = &rest[i + 2..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
