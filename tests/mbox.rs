@@ -324,13 +324,13 @@ fn numbered_spool(spool: &Spool, n: usize) -> Vec<Vec<u8>> {
 /// One trial: a session deletes a third of 1,000 messages and QUITs, and pop3d is killed with
 /// SIGKILL `delay` after the QUIT is sent. Then the spool holds every kept message exactly
 /// once, byte-exact, and either all the deleted ones or none of them.
-fn kill_during_update(trial: u64, delay: Duration) {
+fn kill_during_update(trial: u64, delay: Option<Duration>) -> (Duration, bool) {
     let spool = Spool::new(&format!("mbox-kill{trial}"), false);
     let all = numbered_spool(&spool, 1000);
     let mut server = start(&spool);
     let mut pop = Pop::login(server.addr, USER, PASSWORD);
     let deleted: Vec<usize> = (0..1000)
-        .filter(|i| (i * 7 + trial as usize) % 3 == 0)
+        .filter(|i| (i * 7 + trial as usize % 3) % 3 == 0)
         .collect();
     let mut dele = String::new();
     for i in &deleted {
@@ -340,8 +340,14 @@ fn kill_during_update(trial: u64, delay: Duration) {
     for _ in &deleted {
         assert!(pop.line().starts_with("+OK"));
     }
+    let quit = Instant::now();
     pop.send(b"QUIT\r\n");
-    std::thread::sleep(delay);
+    match delay {
+        Some(delay) => std::thread::sleep(delay),
+        // Calibration: how long UPDATE takes here, from QUIT to its answer.
+        None => assert!(pop.line().starts_with("+OK")),
+    }
+    let took = quit.elapsed();
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 
@@ -375,28 +381,35 @@ fn kill_during_update(trial: u64, delay: Duration) {
             1000 - deleted.len()
         }
     );
+    (took, gone > 0)
 }
 
-/// A delay from 0 to 40 ms (UPDATE of this spool takes about that), different each trial.
-fn random_delay(trial: u64) -> Duration {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    Duration::from_micros((nanos ^ trial.wrapping_mul(0x9E37_79B9)) % 40_000)
+/// Kill delays spread over the time UPDATE takes here (measured first), and a little after.
+fn trials(count: u64) {
+    let (update, done) = kill_during_update(u64::MAX, None);
+    assert!(done, "an UPDATE left alone deletes");
+    let span = update.as_micros() as u64 * 5 / 4 + 1;
+    let mut deleted = 0;
+    for trial in 0..count {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64;
+        let delay = Duration::from_micros((nanos ^ trial.wrapping_mul(0x9E37_79B9)) % span);
+        deleted += u64::from(kill_during_update(trial, Some(delay)).1);
+    }
+    println!(
+        "UPDATE took {update:?}; of {count} kills, {deleted} came after the deletions were done"
+    );
 }
 
 #[test]
 fn kill_9_during_update_loses_nothing() {
-    for trial in 0..4 {
-        kill_during_update(trial, random_delay(trial));
-    }
+    trials(4);
 }
 
 #[test]
 #[ignore = "long: 100 trials; run with --ignored"]
 fn kill_9_during_update_100_times() {
-    for trial in 0..100 {
-        kill_during_update(trial, random_delay(trial));
-    }
+    trials(100);
 }
