@@ -231,8 +231,9 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
     };
     let tls_min = match m.opt_str("tls-min").as_deref() {
         None | Some("1.2") => MinVersion::Tls12,
+        Some("1.3") => MinVersion::Tls13,
         Some("1.0") => MinVersion::Tls10,
-        Some(other) => return Err(format!("--tls-min: {other:?} is not 1.2 or 1.0")),
+        Some(other) => return Err(format!("--tls-min: {other:?} is not 1.2, 1.3 or 1.0")),
     };
     let max_sessions = match m.opt_str("max-sessions") {
         Some(n) => match number(&n, "--max-sessions")? {
@@ -323,7 +324,12 @@ fn run(s: Settings) -> Result<(), String> {
                 tls.self_test()
                     .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
             }
-            Some(tls)
+            // Under inetd each connection is a process of its own: tickets sealed with a
+            // key derived from the server secret let a client resume with the next one.
+            match (s.inetd && !s.check).then(|| state::secret(&s.state_dir)) {
+                Some(Some(secret)) => Some(tls.share_tickets(&secret).map_err(|e| e.to_string())?),
+                _ => Some(tls),
+            }
         }
         None => None,
     };

@@ -52,7 +52,7 @@ pub const OPTIONS: &[Opt] = &[
     Opt { short: "", long: "tls", takes: Takes::Nothing, value: "",
           help: "with --inetd: TLS from the first byte (a port 995 service)" },
     Opt { short: "", long: "tls-min", takes: Takes::One, value: "VERSION",
-          help: "oldest TLS version accepted: 1.2, or 1.0 for old clients (unsafe) [default: 1.2]" },
+          help: "oldest TLS version accepted: 1.2, 1.3, or 1.0 for old clients (unsafe) [default: 1.2]" },
     Opt { short: "", long: "allow-plaintext", takes: Takes::Nothing, value: "",
           help: "accept passwords before STLS on non-loopback connections" },
     Opt { short: "", long: "insecure-loopback", takes: Takes::Nothing, value: "",
