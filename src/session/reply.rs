@@ -200,7 +200,9 @@ impl Session<'_> {
             None => status(conn, "+OK", &format!("{size} octets"))?,
             Some(_) => status(conn, "+OK", "Top of message follows")?,
         }
-        let mut encoder = top.map_or_else(MessageEncoder::new, |n| MessageEncoder::top(n.into()));
+        let mut encoder = top
+            .map_or_else(MessageEncoder::new, |n| MessageEncoder::top(n.into()))
+            .with_workarounds(self.service.config.workarounds);
         let mut chunk = vec![0u8; MESSAGE_CHUNK];
         while !encoder.is_done() {
             let n = match reader.read(&mut chunk) {

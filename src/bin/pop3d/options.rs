@@ -59,6 +59,8 @@ pub const OPTIONS: &[Opt] = &[
           help: "apply the plaintext rule to loopback connections too" },
     Opt { short: "", long: "exempt-loopback", takes: Takes::Nothing, value: "",
           help: "exempt loopback clients from the failure penalty and --max-per-ip (a local webmail)" },
+    Opt { short: "", long: "workarounds", takes: Takes::One, value: "LIST",
+          help: "comma-separated fixes for old clients: outlook-no-nuls, oe-ns-eoh [default: none]" },
     Opt { short: "", long: "apop", takes: Takes::Nothing, value: "",
           help: "offer APOP (needs {PLAIN} secrets); the greeting then carries a timestamp" },
     Opt { short: "", long: "hash-password", takes: Takes::Maybe, value: "SCHEME",
