@@ -122,7 +122,7 @@ fn the_log_names_user_peer_and_counts_but_never_the_password() {
     };
     line(&["connect:", &format!("peer={bad_peer}")]);
     line(&[
-        "login failed:",
+        "auth failed:",
         &format!("user={USER}"),
         &format!("peer={bad_peer}"),
     ]);

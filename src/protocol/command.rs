@@ -46,6 +46,40 @@ pub enum Command<'a> {
     Lang(Option<&'a str>),
 }
 
+impl Command<'_> {
+    /// The command as a debug trace shows it: keyword and arguments, except that a password,
+    /// an APOP digest and a SASL initial response are never shown.
+    pub fn trace(&self) -> String {
+        let number = |n: &Option<MessageNumber>| n.map_or(String::new(), |n| format!(" {n}"));
+        match self {
+            Command::User(name) => format!("USER {}", name.escape_debug()),
+            Command::Pass(_) => "PASS <hidden>".into(),
+            Command::Quit => "QUIT".into(),
+            Command::Stat => "STAT".into(),
+            Command::List(n) => format!("LIST{}", number(n)),
+            Command::Retr(n) => format!("RETR {n}"),
+            Command::Dele(n) => format!("DELE {n}"),
+            Command::Noop => "NOOP".into(),
+            Command::Rset => "RSET".into(),
+            Command::Top(n, lines) => format!("TOP {n} {lines}"),
+            Command::Uidl(n) => format!("UIDL{}", number(n)),
+            Command::Capa => "CAPA".into(),
+            Command::Stls => "STLS".into(),
+            Command::Auth(None) => "AUTH".into(),
+            Command::Auth(Some((mechanism, initial))) => format!(
+                "AUTH {}{}",
+                String::from_utf8_lossy(mechanism).escape_debug(),
+                if initial.is_some() { " <hidden>" } else { "" }
+            ),
+            Command::Apop(name, _) => format!("APOP {} <hidden>", name.escape_debug()),
+            Command::Utf8 => "UTF8".into(),
+            Command::Lang(range) => {
+                format!("LANG{}", range.map_or(String::new(), |r| format!(" {r}")))
+            }
+        }
+    }
+}
+
 /// Why a line is not a command. Each maps to one precise `-ERR` text, and none echoes the
 /// client's bytes (which could forge a reply line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,6 +337,25 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(line)
             );
+        }
+    }
+
+    #[test]
+    fn the_trace_never_shows_a_secret() {
+        for (line, want) in [
+            (&b"PASS hunter2"[..], "PASS <hidden>"),
+            (
+                b"APOP bob c4c9334bac560ecc979e58001b3e22fb",
+                "APOP bob <hidden>",
+            ),
+            (b"AUTH PLAIN AGJvYgBwdw==", "AUTH PLAIN <hidden>"),
+            (b"AUTH CRAM-MD5", "AUTH CRAM-MD5"),
+            (b"USER bob", "USER bob"),
+            (b"USER b\xc3\xb6b\x1b", "USER b\u{f6}b\\u{1b}"),
+            (b"TOP 2 10", "TOP 2 10"),
+            (b"LIST", "LIST"),
+        ] {
+            assert_eq!(parse(line).unwrap().trace(), want);
         }
     }
 

@@ -24,7 +24,7 @@ pub(super) const PLAINTEXT_REFUSED: &str =
 impl Session<'_> {
     pub(super) fn user_command(&mut self, name: &str) -> Reply {
         if !self.plaintext_allowed() {
-            return Reply::Err(PLAINTEXT_REFUSED.into());
+            return self.plaintext_refused("USER");
         }
         let name = self.service.config.user_name(name);
         let (user, reply) = match name {
@@ -40,12 +40,19 @@ impl Session<'_> {
     pub(super) fn pass(&mut self, user: Option<String>, password: &[u8]) -> Reply {
         match user {
             None => Reply::Bad("Send USER first".into()),
-            Some(_) if !self.plaintext_allowed() => Reply::Err(PLAINTEXT_REFUSED.into()),
+            Some(_) if !self.plaintext_allowed() => self.plaintext_refused("PASS"),
             Some(name) => {
                 self.wait_penalty();
                 self.check_password(&name, password, "USER", Instant::now())
             }
         }
+    }
+
+    /// A password refused because it would cross the network in clear text: logged, so that an
+    /// administrator can see which clients still try.
+    pub(super) fn plaintext_refused(&self, command: &str) -> Reply {
+        log::info!("plaintext refused: peer={} command={command}", self.peer);
+        Reply::Err(PLAINTEXT_REFUSED.into())
     }
 
     pub(super) fn stls(&self) -> Reply {
@@ -141,12 +148,23 @@ impl Session<'_> {
         let mailbox = match self.service.store.open(&account) {
             Ok(mailbox) => mailbox,
             Err(e) => {
-                log::warn!(
-                    "cannot open mailbox: user={} peer={} ({})",
-                    account.name,
-                    self.peer,
-                    e.detail()
-                );
+                // Another session holding the mailbox is the client's business (two clients
+                // polling one account); a mailbox that cannot be opened is the administrator's.
+                if e.kind() == StoreErrorKind::InUse {
+                    log::info!(
+                        "mailbox in use: user={} peer={} ({})",
+                        account.name,
+                        self.peer,
+                        e.detail()
+                    );
+                } else {
+                    log::error!(
+                        "mailbox error: user={} peer={} ({})",
+                        account.name,
+                        self.peer,
+                        e.detail()
+                    );
+                }
                 return Reply::Err(
                     match e.kind() {
                         StoreErrorKind::InUse => "[IN-USE] Mailbox is in use by another session",
@@ -173,7 +191,7 @@ impl Session<'_> {
             .fold(0u64, |sum, m| sum.saturating_add(m.size));
         let tls = self.tls == TlsState::Active;
         log::info!(
-            "login: user={} peer={}{} messages={count}",
+            "login: user={} peer={} mech={mechanism}{} messages={count}",
             account.name,
             self.peer,
             if tls { " tls" } else { "" }
@@ -187,6 +205,7 @@ impl Session<'_> {
         });
         self.state = State::Transaction(Box::new(Transaction {
             account,
+            mechanism,
             deleted: vec![false; count],
             mailbox,
         }));
@@ -235,12 +254,22 @@ impl Session<'_> {
                 self.service.penalty.failed(ip, name, tried);
             }
         }
-        log::info!(
-            "login failed: user={} peer={} ({})",
-            user.unwrap_or("-"),
-            self.peer,
-            e.detail()
-        );
+        // A wrong password is the client's; an account source that cannot answer is the
+        // administrator's, under a label of its own that a fail2ban filter does not match.
+        match e.kind() {
+            AuthErrorKind::Rejected => log::info!(
+                "auth failed: user={} peer={} mech={mechanism} ({})",
+                user.unwrap_or("-"),
+                self.peer,
+                e.detail()
+            ),
+            _ => log::error!(
+                "auth unavailable: user={} peer={} mech={mechanism} ({})",
+                user.unwrap_or("-"),
+                self.peer,
+                e.detail()
+            ),
+        }
         self.failed_logins += 1;
         self.pad(started);
         self.service.notify(&Event::LoginFailed {

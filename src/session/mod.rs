@@ -128,7 +128,7 @@ pub(crate) struct Session<'s> {
     failed_logins: u32,
     stats: Stats,
     /// The user of a session that has run UPDATE, for the logout log line.
-    logged_out: Option<String>,
+    logged_out: Option<(String, &'static str)>,
 }
 
 enum State {
@@ -203,7 +203,15 @@ impl<'s> Session<'s> {
     pub(crate) fn user(&self) -> Option<&str> {
         match &self.state {
             State::Transaction(t) => Some(&t.account.name),
-            State::Authorization { .. } => self.logged_out.as_deref(),
+            State::Authorization { .. } => self.logged_out.as_ref().map(|(name, _)| &name[..]),
+        }
+    }
+
+    /// How the logged-in user logged in, if someone did.
+    fn mechanism(&self) -> Option<&'static str> {
+        match &self.state {
+            State::Transaction(t) => Some(t.mechanism),
+            State::Authorization { .. } => self.logged_out.as_ref().map(|(_, mech)| *mech),
         }
     }
 
@@ -291,10 +299,19 @@ impl<'s> Session<'s> {
                         Reply::Bad("Line too long".into())
                     }
                 }
-                Some(Line::Complete(line)) if self.sasl.is_some() => self.sasl_response(line),
+                Some(Line::Complete(line)) if self.sasl.is_some() => {
+                    log::debug!("command: peer={} <SASL response hidden>", self.peer);
+                    self.sasl_response(line)
+                }
                 Some(Line::Complete(line)) => match parse(line) {
-                    Ok(cmd) => self.dispatch(cmd),
-                    Err(e) => Reply::Bad(e.message().into()),
+                    Ok(cmd) => {
+                        log::debug!("command: peer={} {}", self.peer, cmd.trace());
+                        self.dispatch(cmd)
+                    }
+                    Err(e) => {
+                        log::debug!("command: peer={} unparsed ({})", self.peer, e.message());
+                        Reply::Bad(e.message().into())
+                    }
                 },
             };
             if let Some(end) = self.answer(conn, reply)? {
@@ -350,16 +367,22 @@ impl<'s> Session<'s> {
     fn ended(&self, how: &str, end: Option<End>) {
         let s = &self.stats;
         let user = self.user();
+        let secs = self.connected.elapsed().as_secs_f64();
         match user {
             Some(user) => log::info!(
-                "logout: user={user} peer={} end={how} retrieved={}/{} deleted={}/{}",
+                "logout: user={user} peer={} mech={} end={how} duration={secs:.3}s \
+                 retrieved={}/{} deleted={}/{}",
                 self.peer,
+                self.mechanism().unwrap_or("-"),
                 s.retrieved,
                 s.retrieved_bytes,
                 s.deleted,
                 s.deleted_bytes
             ),
-            None => log::info!("disconnect: peer={} end={how}", self.peer),
+            None => log::info!(
+                "disconnect: peer={} end={how} duration={secs:.3}s",
+                self.peer
+            ),
         }
         self.service.notify(&Event::Ended {
             user,

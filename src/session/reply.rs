@@ -37,6 +37,29 @@ pub(super) enum Reply {
     Close(String, End),
 }
 
+impl Reply {
+    /// The reply as a debug trace shows it: the status line, or what a multi-line reply or a
+    /// challenge is (the lines themselves can be long, and a challenge is the exchange's own).
+    fn trace(&self) -> String {
+        match self {
+            Reply::Ok(text) => format!("+OK {text}"),
+            Reply::Err(text) | Reply::Bad(text) => format!("-ERR {text}"),
+            Reply::Close(text, end) => format!("{text} (then {end:?})"),
+            Reply::Capa => "+OK <capability list>".into(),
+            Reply::Mechanisms => "+OK <mechanism list>".into(),
+            Reply::Languages(_) => "+OK <language list>".into(),
+            Reply::Challenge(_) => "+ <SASL challenge>".into(),
+            Reply::Listing { uidl: false } => "+OK <scan listing>".into(),
+            Reply::Listing { uidl: true } => "+OK <unique-id listing>".into(),
+            Reply::Message { index, top: None } => format!("+OK <message {}>", index + 1),
+            Reply::Message {
+                index,
+                top: Some(lines),
+            } => format!("+OK <top {lines} lines of message {}>", index + 1),
+        }
+    }
+}
+
 impl Session<'_> {
     /// Sends `reply`; says whether the session ends.
     pub(super) fn answer<S: Read + Write + HasTimeouts>(
@@ -52,6 +75,9 @@ impl Session<'_> {
             }
         } else {
             self.bad_commands = 0;
+        }
+        if log::log_enabled!(log::Level::Debug) {
+            log::debug!("reply: peer={} {}", self.peer, reply.trace());
         }
         match reply {
             Reply::Ok(text) => status(conn, "+OK", &text)?,

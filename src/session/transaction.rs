@@ -9,6 +9,8 @@ use crate::store::Mailbox;
 /// A logged-in session's mailbox and deletion marks.
 pub(super) struct Transaction {
     pub(super) account: Account,
+    /// How the account logged in (USER, APOP, or the SASL mechanism), for the log.
+    pub(super) mechanism: &'static str,
     pub(super) mailbox: Box<dyn Mailbox>,
     /// One mark per message: true once DELE'd (RSET clears them all).
     pub(super) deleted: Vec<bool>,

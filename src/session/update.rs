@@ -12,7 +12,7 @@ impl Session<'_> {
         };
         // The mailbox (and its lock) goes when `t` does, at the end of this function: before
         // the reply is sent, so a client that reconnects at once finds it free.
-        self.logged_out = Some(t.account.name.clone());
+        self.logged_out = Some((t.account.name.clone(), t.mechanism));
         let doomed: Vec<usize> = (0..t.deleted.len()).filter(|&i| t.deleted[i]).collect();
         if doomed.is_empty() {
             return Reply::Close("Bye".into(), End::Quit);

@@ -300,8 +300,14 @@ impl BinServer {
     /// the address that follows it: `"listening for PROXY on "` for a server whose only
     /// listener is a PROXY one (`--proxy-listener 127.0.0.1:0`).
     pub fn start_announcing(args: &[&str], marker: &str) -> Self {
+        Self::start_with_env(args, marker, &[])
+    }
+
+    /// As [`start_announcing`](Self::start_announcing), with `env` added to the environment.
+    pub fn start_with_env(args: &[&str], marker: &str, env: &[(&str, &str)]) -> Self {
         let state = (!args.contains(&"--state-dir")).then(|| temp_dir::TempDir::new("state"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
+            .envs(env.iter().copied())
             .args(["--listen", "127.0.0.1:0", "--allow-root"])
             .args(args)
             .args(
