@@ -177,6 +177,20 @@ fn pam_logs_a_system_account_in_and_refuses_the_rest() {
     let user = account("pam", "pam secret 1");
     let server = server(&["--pam", &service.name]);
     logs_in_and_refuses(&server, &user);
+    // pam_acct_mgmt refuses an expired account, with the right password.
+    expire(&user);
+    let (refused, _) = login(&server, &user.name, &user.password);
+    assert!(refused.unwrap_err().starts_with("-ERR [AUTH]"));
+    assert!(server.log().contains("expired"), "{}", server.log());
+}
+
+/// Sets the account's expiry date to 1970-01-02, long past.
+fn expire(user: &SystemUser) {
+    let chage = Command::new("chage")
+        .args(["-E", "1", &user.name])
+        .output()
+        .unwrap();
+    assert!(chage.status.success(), "chage: {chage:?}");
 }
 
 #[test]
@@ -195,6 +209,17 @@ fn shadow_logs_a_system_account_in_and_refuses_the_rest() {
     assert!(locked.status.success());
     let (refused, _) = login(&server, &user.name, &user.password);
     assert!(refused.unwrap_err().starts_with("-ERR [AUTH]"));
+    // Unlocked but past its expiry date: refused too.
+    let unlocked = Command::new("usermod")
+        .args(["-U", &user.name])
+        .output()
+        .unwrap();
+    assert!(unlocked.status.success());
+    assert_eq!(login(&server, &user.name, &user.password).0, Ok(1));
+    expire(&user);
+    let (refused, _) = login(&server, &user.name, &user.password);
+    assert!(refused.unwrap_err().starts_with("-ERR [AUTH]"));
+    assert!(server.log().contains("has expired"), "{}", server.log());
 }
 
 /// `~/Maildir/.password` for checkpw: the password, readable by the account alone.
@@ -293,6 +318,48 @@ fn a_name_with_capitals_logs_in_only_as_written() {
     }
 }
 
+/// A checkpassword program that does not answer is killed at the time limit and reaped, and
+/// the login fails as unavailable. Needs no root.
+#[test]
+fn a_checkpassword_program_that_hangs_is_killed_and_reaped() {
+    let dir = TempDir::new("checkpassword-hang");
+    let program = dir.path().join("hang");
+    let pid_file = dir.path().join("pid");
+    fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 30\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+    let reply = vec![
+        env!("CARGO_BIN_EXE_pop3d").into(),
+        "--checkpassword-reply".into(),
+    ];
+    let source = CheckPassword::new(&program, reply).time_limit(Duration::from_millis(500));
+    let start = Instant::now();
+    let refused = source.authenticate("p3thang", b"pw").unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(
+        refused.kind(),
+        pop3d::AuthErrorKind::Unavailable,
+        "{refused}"
+    );
+    assert!(refused.detail().contains("killed"), "{refused}");
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    // Not even a zombie: /proc/PID goes only once the process is reaped.
+    assert!(
+        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "pid {pid} still there"
+    );
+}
+
 fn pop3d(args: &[&str]) -> Output {
     run_bounded(
         Command::new(env!("CARGO_BIN_EXE_pop3d")).args(args),
@@ -309,6 +376,8 @@ fn check_and_usage_errors_name_the_source() {
     assert!(String::from_utf8_lossy(&both.stderr).contains("one account source per run"));
     let stray = pop3d(&["--check", "--first-uid", "500"]);
     assert_eq!(stray.status.code(), Some(2));
+    let domain = pop3d(&["--check", "--shadow", "--default-domain", "example.org"]);
+    assert_eq!(domain.status.code(), Some(2));
     let missing = pop3d(&[
         "--check",
         "--state-dir",

@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The most a checkpassword run may take before it is killed: local programs answer in
-/// milliseconds, and one waiting on a network database longer than this is broken; the client
-/// is then told to try again later.
+/// The most a checkpassword run may take before it is killed, unless set: local programs answer
+/// in milliseconds, and one waiting on a network database longer than this is broken; the
+/// client is then told to try again later.
 const TIME_LIMIT: Duration = Duration::from_secs(20);
 /// The interface's limit on what descriptor 3 carries (name, password and timestamp with their
 /// NULs): checkpassword programs read at most 512 bytes.
@@ -31,7 +31,7 @@ const INPUT_FD: RawFd = 3;
 /// runs it: `user\0password\0timestamp\0` on descriptor 3 (the timestamp empty: there is no
 /// APOP here), the reply program as its arguments. Exit status 0 is success, 1 a rejected
 /// login, 111 a temporary failure, anything else (or a signal, or no answer within 20
-/// seconds, when it is killed) a failure of the program; all but 1 are reported as
+/// seconds, when it is killed and reaped) a failure of the program; all but 1 are reported as
 /// [`Unavailable`](crate::AuthErrorKind::Unavailable).
 ///
 /// On success the program has become the account and run the reply program, which writes the
@@ -51,6 +51,7 @@ pub struct CheckPassword {
     program: PathBuf,
     reply_program: Vec<OsString>,
     first_uid: u32,
+    time_limit: Duration,
 }
 
 impl CheckPassword {
@@ -61,7 +62,15 @@ impl CheckPassword {
             program: program.into(),
             reply_program,
             first_uid: DEFAULT_FIRST_UID,
+            time_limit: TIME_LIMIT,
         }
+    }
+
+    /// Kills the program (and fails the login as unavailable) when it has not answered
+    /// within `limit`. Default 20 seconds.
+    pub fn time_limit(mut self, limit: Duration) -> CheckPassword {
+        self.time_limit = limit;
+        self
     }
 
     /// Refuses accounts whose uid is under `uid` (root is refused whatever it is).
@@ -116,12 +125,12 @@ impl CheckPassword {
         drop((input_read, reply_write));
         // At most 512 bytes: the pipe takes them at once, whether the program reads or not.
         let _ = std::fs::File::from(input_write).write_all(input);
-        let deadline = Instant::now() + TIME_LIMIT;
+        let deadline = Instant::now() + self.time_limit;
         let stderr = child.stderr.take().map(OwnedFd::from);
         let outputs = drain(&reply_read, stderr.as_ref(), deadline);
         let status = wait_until(&mut child, deadline);
-        let (reply, errors) = outputs?;
         let status = status?;
+        let (reply, errors) = outputs?;
         let code = match (status.code(), status.signal()) {
             (Some(code), _) => code,
             (None, Some(signal)) => return Err(format!("killed by signal {signal}")),
@@ -231,7 +240,7 @@ fn drain(
     while !open.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("no answer within {} s", TIME_LIMIT.as_secs()));
+            return Err("no answer in time".into());
         }
         let mut polls: Vec<libc::pollfd> = open
             .iter()
@@ -294,10 +303,7 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Result<std::process::Exit
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
-                    "no answer within {} s: killed",
-                    TIME_LIMIT.as_secs()
-                ));
+                return Err("no answer in time: killed".into());
             }
             Err(e) => return Err(format!("wait: {e}")),
         }

@@ -68,6 +68,11 @@ impl Source {
         if m.opt_present("login-cache") && system {
             return Err("--login-cache is for --passwd accounts".into());
         }
+        if m.opt_present("default-domain") && system {
+            return Err(
+                "--default-domain is for --passwd accounts: system names have no domain".into(),
+            );
+        }
         let first_uid = match m.opt_str("first-uid") {
             Some(_) if !system => {
                 return Err("--first-uid goes with --pam, --shadow or --checkpassword".into())
