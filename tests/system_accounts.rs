@@ -318,6 +318,41 @@ fn a_name_with_capitals_logs_in_only_as_written() {
     }
 }
 
+/// The reply must be the account's: a program that accepts anyone and runs the reply as one
+/// fixed account serves that account, and no other system account; run as root, nobody.
+#[test]
+fn a_checkpassword_reply_serves_only_the_account_it_names() {
+    if skipped() {
+        return;
+    }
+    let owner = account("rpa", "reply secret 7");
+    let other = account("rpb", "reply secret 8");
+    let dir = TempDir::new("checkpassword-reply");
+    let as_owner = dir.path().join("as-owner");
+    fs::write(
+        &as_owner,
+        format!(
+            "#!/bin/sh\nexec 3<&-\nHOME={} exec setpriv --reuid={} --regid={} --clear-groups \"$@\"\n",
+            owner.home.display(),
+            owner.uid,
+            owner.gid
+        ),
+    )
+    .unwrap();
+    let as_root = dir.path().join("as-root");
+    fs::write(&as_root, "#!/bin/sh\nexec 3<&-\nexec \"$@\"\n").unwrap();
+    for program in [&as_owner, &as_root] {
+        fs::set_permissions(program, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let owner_server = server(&["--checkpassword", as_owner.to_str().unwrap()]);
+    assert_eq!(login(&owner_server, &owner.name, "anything").0, Ok(1));
+    let refused = login(&owner_server, &other.name, "anything").0.unwrap_err();
+    assert!(refused.starts_with("-ERR [SYS/TEMP]"), "{refused}");
+    let root_server = server(&["--checkpassword", as_root.to_str().unwrap()]);
+    let refused = login(&root_server, &owner.name, "anything").0.unwrap_err();
+    assert!(refused.starts_with("-ERR [AUTH]"), "{refused}");
+}
+
 /// A checkpassword program that does not answer is killed at the time limit and reaped, and
 /// the login fails as unavailable. Needs no root.
 #[test]

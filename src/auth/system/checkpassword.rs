@@ -1,7 +1,7 @@
 //! [`CheckPassword`]: qmail's checkpassword interface, an external program per login.
 
 use super::reply::{Reply, REPLY_FD, REPLY_MAX};
-use super::{uid_refusal, unavailable, DEFAULT_FIRST_UID};
+use super::{lookup, uid_refusal, unavailable, DEFAULT_FIRST_UID};
 use crate::account::Account;
 use crate::auth::{AuthError, Authenticator};
 use std::ffi::OsString;
@@ -37,7 +37,10 @@ const INPUT_FD: RawFd = 3;
 /// On success the program has become the account and run the reply program, which writes the
 /// uid, gid and home to descriptor 4 ([`checkpassword_reply`](super::checkpassword_reply));
 /// those make the [`Account`]. Root and uids under [`first_uid`](Self::first_uid) are refused
-/// then. A program that exits 0 without running its arguments gives no reply, and the login
+/// then, and so is a login name of the passwd database whose reply gives another uid than the
+/// database does (the reply program runs as the account, whose other processes could tamper
+/// with it; names that are not in the database, a virtual-user program's, are taken as the
+/// reply says). A program that exits 0 without running its arguments gives no reply, and the login
 /// fails as unavailable.
 ///
 /// How long an unknown user takes against a wrong password is the program's affair; the
@@ -196,6 +199,16 @@ impl Authenticator for CheckPassword {
         })?;
         if let Some(why) = uid_refusal(user, reply.uid, self.first_uid) {
             return Err(AuthError::rejected(why));
+        }
+        // The reply comes from a process of the account, which the account's other processes
+        // could tamper with: a system account may only be itself.
+        let system = lookup::passwd(user)
+            .map_err(|e| unavailable(format!("cannot read the passwd database: {e}")))?;
+        if let Some(entry) = system.filter(|entry| entry.uid != reply.uid) {
+            return Err(unavailable(format!(
+                "{program} made {user} uid {}, but the passwd database says uid {}",
+                reply.uid, entry.uid
+            )));
         }
         Ok(Account::new(user)
             .with_home(reply.home)

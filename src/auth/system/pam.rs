@@ -246,7 +246,12 @@ unsafe extern "C" fn converse(
     responses: *mut *mut PamResponse,
     appdata: *mut c_void,
 ) -> c_int {
-    if count <= 0 || count > MAX_MESSAGES || messages.is_null() || responses.is_null() {
+    if count <= 0
+        || count > MAX_MESSAGES
+        || messages.is_null()
+        || responses.is_null()
+        || appdata.is_null()
+    {
         return ffi::PAM_CONV_ERR;
     }
     let n = count as usize;
