@@ -28,6 +28,7 @@ packages=(
     haproxy         # a real PROXY-protocol balancer in front of two servers (haproxy.rs)
     util-linux      # flock(1): a mailbox lock held by another process (src/store tests)
     mount           # mount(8), umount(8): faults.rs fills a small tmpfs (as root)
+    postfix         # a real MTA, one instance per test on its own port (support/postfix.rs)
     passwd          # useradd, chpasswd, userdel, usermod: test system accounts (system_accounts.rs)
     libpam-modules  # pam_unix.so for the PAM service file system_accounts.rs installs
     libpam0g        # libpam.so.0, which --pam loads at run time (system_accounts.rs)
@@ -61,6 +62,12 @@ else
             exit 1
         fi
         say "installing ${missing[*]}"
+        # Postfix's "No configuration": no /etc/postfix/main.cf and no system Postfix
+        # running; the tests start their own instances, each with its configuration and port.
+        if [[ " ${missing[*]} " == *" postfix "* ]]; then
+            echo 'postfix postfix/main_mailer_type select No configuration' |
+                "${as_root[@]}" debconf-set-selections
+        fi
         "${as_root[@]}" apt-get update -q
         "${as_root[@]}" "${install[@]}"
     fi
