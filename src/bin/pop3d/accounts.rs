@@ -5,6 +5,7 @@ use pop3d::auth::passwd_file::PasswdFile;
 use pop3d::auth::system::{CheckPassword, Pam, Shadow, DEFAULT_FIRST_UID};
 use pop3d::Authenticator;
 use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,4 +186,19 @@ fn checkpassword(program: &str) -> Result<CheckPassword, String> {
         program,
         vec![me.into_os_string(), "--checkpassword-reply".into()],
     ))
+}
+
+/// `pop3d --checkpassword-reply`, when it is the first argument: what a checkpassword program
+/// runs as the account after a good password; `None` for any other command line.
+pub fn checkpassword_reply(args: &[String]) -> Option<ExitCode> {
+    if args.first().map(String::as_str) != Some("--checkpassword-reply") {
+        return None;
+    }
+    Some(match pop3d::auth::system::checkpassword_reply() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pop3d --checkpassword-reply: {e}");
+            ExitCode::from(111) // checkpassword's "temporary failure"
+        }
+    })
 }

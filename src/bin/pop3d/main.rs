@@ -94,14 +94,8 @@ impl SessionSettings {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // Not an option: what a checkpassword program runs, as the account, after a good password.
-    if args.first().map(String::as_str) == Some("--checkpassword-reply") {
-        return match pop3d::auth::system::checkpassword_reply() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("pop3d --checkpassword-reply: {e}");
-                ExitCode::from(111) // checkpassword's "temporary failure"
-            }
-        };
+    if let Some(status) = accounts::checkpassword_reply(&args) {
+        return status;
     }
     // Under inetd, stderr is the client's socket: everything goes to syslog, from the start.
     let inetd = args.iter().any(|a| a == "--inetd" || a == "-i");
