@@ -6,6 +6,7 @@ pub mod passwd_file;
 pub mod password;
 pub mod secret;
 pub mod server_secret;
+pub mod system;
 
 pub use error::{AuthError, AuthErrorKind};
 pub use passwd_file::PasswdFile;

@@ -93,6 +93,10 @@ impl SessionSettings {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Not an option: what a checkpassword program runs, as the account, after a good password.
+    if let Some(status) = accounts::checkpassword_reply(&args) {
+        return status;
+    }
     // Under inetd, stderr is the client's socket: everything goes to syslog, from the start.
     let inetd = args.iter().any(|a| a == "--inetd" || a == "-i");
     let level = std::env::var("POP3D_LOG")
