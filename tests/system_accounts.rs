@@ -450,16 +450,22 @@ fn check_and_usage_errors_name_the_source() {
 }
 
 /// The median time of `trials` calls of `check`.
-fn median(trials: usize, mut check: impl FnMut()) -> Duration {
-    let mut times: Vec<Duration> = (0..trials)
-        .map(|_| {
-            let start = Instant::now();
-            check();
-            start.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[trials / 2]
+/// The median times of `a` and of `b` over `trials` each, taken in turns so that a load on
+/// the machine that comes and goes weighs on both alike.
+fn medians(trials: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
+    let time = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed()
+    };
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for _ in 0..trials {
+        ta.push(time(&mut a));
+        tb.push(time(&mut b));
+    }
+    ta.sort();
+    tb.sort();
+    (ta[trials / 2], tb[trials / 2])
 }
 
 /// Median times of a wrong password for a real account and of an unknown user, per source,
@@ -493,12 +499,11 @@ fn an_unknown_user_costs_what_a_wrong_password_costs() {
                 .is_ok(),
             "{name}"
         );
-        let wrong = median(31, || {
-            assert!(source.authenticate(&user.name, b"wrong").is_err());
-        });
-        let unknown = median(31, || {
-            assert!(source.authenticate("p3tnosuchuser", b"wrong").is_err());
-        });
+        let (wrong, unknown) = medians(
+            31,
+            || assert!(source.authenticate(&user.name, b"wrong").is_err()),
+            || assert!(source.authenticate("p3tnosuchuser", b"wrong").is_err()),
+        );
         note(&format!(
             "{name}: median wrong password {wrong:?}, unknown user {unknown:?}; costliest check {:?}",
             source.costliest_check()
