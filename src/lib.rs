@@ -8,7 +8,8 @@
 //! - Accounts: [`Authenticator`], [`Account`], [`auth::PasswdFile`] (Dovecot's passwd-file).
 //! - Mail: [`MailStore`] and [`Mailbox`], [`store::maildir::MaildirStore`],
 //!   [`store::memory::MemoryStore`].
-//! - Serving: [`Service`], [`Server`], [`ShutdownHandle`], [`run_session`], [`TlsConfig`].
+//! - Serving: [`Service`], [`Server`], [`ShutdownHandle`], [`TlsHandle`], [`run_session`],
+//!   [`TlsConfig`].
 //! - Watching: [`Observer`] hears of logins, retrievals and how each session [`End`]s.
 //!
 //! Bytes flow one way inside: the stream's time limits, a line reader, the pure command
@@ -50,7 +51,7 @@ pub use net_range::NetRange;
 pub use observer::{Event, Observer, Refusal};
 pub use protocol::{wire_size, Workarounds};
 pub use run::{run_session, TlsMode};
-pub use server::{ListenerKind, Server, ShutdownHandle};
+pub use server::{ListenerKind, Server, ShutdownHandle, TlsHandle};
 pub use session::{End, Service, Stats};
 pub use store::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
 pub use stream::Stream;
