@@ -2,16 +2,15 @@
 
 mod accounts;
 mod descriptors;
+mod hash_password;
 mod mailstore;
 mod options;
 mod privileges;
 mod state;
 mod syslog;
 
-use pop3d::auth::password;
 use pop3d::auth::server_secret::{self, SECRET_FILE};
 use pop3d::{ListenerKind, MinVersion, NetRange, Server, Service, TlsConfig, TlsMode, Workarounds};
-use std::io::BufRead;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -145,7 +144,7 @@ fn main() -> ExitCode {
         if let Some(extra) = free.next() {
             return report(EXIT_USAGE, &format!("unexpected argument {extra:?}"));
         }
-        return match hash_password(&scheme) {
+        return match hash_password::run(&scheme) {
             Ok(line) => {
                 println!("{line}");
                 ExitCode::SUCCESS
@@ -307,22 +306,6 @@ fn hostname() -> String {
         Ok(name) if rc == 0 && !name.is_empty() => name.to_owned(),
         _ => "localhost".into(),
     }
-}
-
-/// `--hash-password`: one password from stdin (a line; its line end is not part of it).
-fn hash_password(scheme: &str) -> Result<String, String> {
-    let mut line = Vec::new();
-    std::io::stdin()
-        .lock()
-        .read_until(b'\n', &mut line)
-        .map_err(|e| format!("cannot read the password: {e}"))?;
-    while matches!(line.last(), Some(b'\n' | b'\r')) {
-        line.pop();
-    }
-    if line.is_empty() {
-        return Err("no password on standard input".into());
-    }
-    password::hash(scheme, &line).map_err(|e| e.to_string())
 }
 
 fn number(text: &str, option: &str) -> Result<u64, String> {
