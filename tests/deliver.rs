@@ -397,3 +397,114 @@ fn an_agent_killed_at_any_moment_leaves_no_partial_message() {
     assert!(got.iter().all(|(_, m)| *m == whole));
     assert_eq!(got.len(), site.files("carol").len());
 }
+
+/// Waits for `pid` (a child not yet waited for) at most `limit`, killing it on overrun, and
+/// returns its exit code and its peak resident memory in kilobytes.
+fn wait_measured(pid: u32, limit: Duration) -> (Option<i32>, i64) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: plain integers and pointers to our own locals, valid for the call.
+        let r = unsafe { libc::wait4(pid as i32, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid as i32 {
+            let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+            return (code, usage.ru_maxrss);
+        }
+        if Instant::now() > deadline {
+            // SAFETY: kill takes plain integers; the child is ours and not yet reaped.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("the agent did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+// The agents are reaped by wait4 in wait_measured, which std cannot see.
+#[allow(clippy::zombie_processes)]
+fn memory_stays_flat_for_a_100_mb_message() {
+    let site = Site::new("deliver-big", &[("big", "")]);
+    let run = |megabytes: usize| {
+        let mut agent = site
+            .agent("big@example.org", &[])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = agent.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let chunk = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopq\n"
+                .repeat(16 * 1024);
+            for _ in 0..megabytes {
+                stdin.write_all(&chunk).unwrap();
+            }
+        });
+        let measured = wait_measured(agent.id(), Duration::from_secs(120));
+        writer.join().unwrap();
+        measured
+    };
+    let (code, small) = run(1);
+    assert_eq!(code, Some(0));
+    let (code, big) = run(100);
+    assert_eq!(code, Some(0));
+    let name = site.files("big")[1]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let size = 100 << 20;
+    assert!(
+        name.ends_with(&format!(",S={size},W={}", size + size / 64)),
+        "{name}"
+    );
+    println!("peak RSS: {small} kB for 1 MB, {big} kB for 100 MB");
+    // The same peak for 1 MB and 100 MB, give or take a few pages.
+    assert!(
+        big < small + 4096,
+        "peak RSS {big} kB for 100 MB, {small} kB for 1 MB"
+    );
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_keeps_the_mail_queued_and_leaves_nothing_behind() {
+    // SAFETY: geteuid takes nothing and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipped: needs root");
+        return;
+    }
+    let site = Site::new("deliver-full", &[("tiny", "")]);
+    let maildir = site.maildir("tiny");
+    fs::create_dir(&maildir).unwrap();
+    let (uid, gid) = owner();
+    let options = format!("size=1m,mode=0700,uid={uid},gid={gid}");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &options, "p3tdeliver"])
+        .arg(&maildir)
+        .status()
+        .expect("mount(8)");
+    assert!(mounted.success());
+    let _mount = Tmpfs(maildir.clone());
+
+    let big = b"x".repeat(2 << 20);
+    let out = site.deliver("tiny@example.org", &big, &[]);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("4.3.0 "));
+    assert!(site.files("tiny").is_empty());
+    assert_eq!(fs::read_dir(maildir.join("tmp")).unwrap().count(), 0);
+    let out = site.deliver("tiny@example.org", b"Subject: small\n\nfits\n", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(site.files("tiny").len(), 1);
+}
