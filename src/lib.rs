@@ -50,7 +50,7 @@ pub use account::Account;
 pub use auth::{AuthError, AuthErrorKind, Authenticator};
 pub use net_range::NetRange;
 pub use observer::{Event, Observer, Refusal};
-pub use protocol::wire_size;
+pub use protocol::{wire_size, Workarounds};
 pub use run::{run_session, TlsMode};
 pub use server::{ListenerKind, Server, ShutdownHandle};
 pub use session::{End, Service, Stats};

@@ -28,6 +28,7 @@ packages=(
     haproxy         # a real PROXY-protocol balancer in front of two servers (haproxy.rs)
     util-linux      # flock(1): a mailbox lock held by another process (src/store tests)
     mount           # mount(8), umount(8): faults.rs fills a small tmpfs (as root)
+    postfix         # a real MTA, one instance per test on its own port (support/postfix.rs)
 )
 # pip, only when it is needed to install scramp (a SCRAM-SHA-256 client, sasl.rs).
 if ! python3 -c 'import scramp' 2>/dev/null && ! python3 -m pip --version >/dev/null 2>&1; then
@@ -57,6 +58,12 @@ else
             exit 1
         fi
         say "installing ${missing[*]}"
+        # Postfix's "No configuration": no /etc/postfix/main.cf and no system Postfix
+        # running; the tests start their own instances, each with its configuration and port.
+        if [[ " ${missing[*]} " == *" postfix "* ]]; then
+            echo 'postfix postfix/main_mailer_type select No configuration' |
+                "${as_root[@]}" debconf-set-selections
+        fi
         "${as_root[@]}" apt-get update -q
         "${as_root[@]}" "${install[@]}"
     fi

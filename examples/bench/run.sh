@@ -27,7 +27,9 @@
 #   8. runs pop3d --inetd and popa3d under the same super-server (systemd-socket-activate)
 #      with the same SHA512-CRYPT hash (popa3d reads it from /etc/shadow, and serves the same
 #      messages from an mbox, its only format), unless --skip-inetd;
-#   9. prints a table: figure, pop3d, the other server, ratio, target.
+#   9. runs short sessions over implicit TLS (TLS 1.3) against both, each client doing full
+#      handshakes, then resuming its last session (loadgen --resume);
+#  10. prints a table: figure, pop3d, the other server, ratio, target.
 #
 # Everything listens on 127.0.0.1 only. State goes under $POP3D_BENCH_DIR (default
 # /var/tmp/pop3d-bench). Every server started here is stopped by its PID on exit.
@@ -66,6 +68,8 @@ BURST_POP3D_PORT=21114
 BURST_DOVECOT_PORT=21115
 STARVE_POP3D_PORT=21116
 STARVE_DOVECOT_PORT=21117
+TLS_POP3D_PORT=21118        # plain; its implicit-TLS port is the next
+TLS_DOVECOT_PORT=21120      # plain; its implicit-TLS port is the next
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -268,7 +272,8 @@ state_dir = $d/state
 protocols = pop3
 listen = 127.0.0.1
 log_path = $d/dovecot.log
-ssl = no
+ssl = ${DOVECOT_SSL:-no}
+${DOVECOT_SSL_FILES:-}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = $UID_N
@@ -646,6 +651,63 @@ row "starve, pool 32: attackers cut" "$(starve_figure pop3d attackers_cut)" \
     "$(starve_figure dovecot attackers_cut)" - ""
 row "starve: server RSS KiB at start" "$(starve_rss pop3d 1)" "$(starve_rss dovecot 1)" 0 ""
 row "starve: server RSS KiB at end" "$(starve_rss pop3d 2)" "$(starve_rss dovecot 2)" 0 "flat"
+
+# ------------------------------------------------------------------ TLS
+# Short sessions over implicit TLS: every handshake a full one, then every client resuming
+# its last session (a ticket, as a client polling every few minutes would). Dovecot runs
+# each login in a process of its own (its default), so its clients cannot resume.
+say "TLS: short sessions on implicit TLS, full handshakes and resumed ones"
+rm -rf "$BENCH/pop3d-tls" "$BENCH/dovecot-tls"
+mkdir -p "$BENCH/pop3d-tls" "$BENCH/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 2 \
+    -keyout "$BENCH/tls/key.pem" -out "$BENCH/tls/cert.pem" 2>/dev/null
+# Dovecot 2.3 wants DH parameters for the DHE suites it offers.
+openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048 -out "$BENCH/tls/dh.pem" \
+    2>/dev/null
+chown "$USER_NAME:$USER_NAME" "$BENCH/tls/key.pem"
+fresh_mail pop3d-tls $(seq -f 'bsmall%02g' 1 32)
+fresh_mail dovecot-tls $(seq -f 'bsmall%02g' 1 32)
+start_pop3d "$BENCH/pop3d-tls" $TLS_POP3D_PORT --passwd "$BENCH/passwd" \
+    --maildir "$BENCH/pop3d-tls/mail/%u/Maildir" --max-sessions 128 --max-per-ip 0 \
+    --listen-tls "127.0.0.1:$((TLS_POP3D_PORT + 1))" \
+    --tls-cert "$BENCH/tls/cert.pem" --tls-key "$BENCH/tls/key.pem"
+TLS_POP3D_PID=$STARTED
+DOVECOT_SSL=yes DOVECOT_SSL_FILES="ssl_cert = <$BENCH/tls/cert.pem
+ssl_key = <$BENCH/tls/key.pem
+ssl_dh = <$BENCH/tls/dh.pem" start_dovecot "$BENCH/dovecot-tls" $TLS_DOVECOT_PORT \
+    "$BENCH/passwd" 1000 "  inet_listener pop3s_bench {
+    address = 127.0.0.1
+    port = $((TLS_DOVECOT_PORT + 1))
+    ssl = yes
+  }"
+TLS_DOVECOT_PID=$STARTED
+tls_port_of() { case $1 in pop3d) echo $((TLS_POP3D_PORT + 1)) ;;
+    dovecot) echo $((TLS_DOVECOT_PORT + 1)) ;; esac; }
+# tls_load SERVER NAME ARGS...: as load, on SERVER's implicit-TLS port.
+tls_load() {
+    local server=$1 name=$2; shift 2
+    local log=$OUT/$name.$server.log line
+    "$LOADGEN" "$@" --tls --insecure "127.0.0.1:$(tls_port_of "$server")" >"$log" 2>&1 ||
+        { cat "$log" >&2; die "loadgen failed against $server ($name): see $log"; }
+    line=$(grep '^RESULT ' "$log")
+    echo "$line" >>"$OUT/$name.$server"
+    say "$name $server: sps=$(field "$line" sps) resumed=$(field "$line" resumed)"
+}
+for ((r = 1; r <= ROUNDS; r++)); do
+    for server in pop3d dovecot; do
+        tls_load "$server" tls-full -w small -c 32 -t "$SECS" -u 'bsmall%02d' -U 1-32
+        tls_load "$server" tls-resume -w small -c 32 -t "$SECS" -u 'bsmall%02d' -U 1-32 --resume
+    done
+done
+stop "$TLS_POP3D_PID"
+stop "$TLS_DOVECOT_PID"
+row "TLS small C=32, full handshakes /s" "$(median tls-full pop3d sps)" \
+    "$(median tls-full dovecot sps)" 1 ""
+row "TLS small C=32, resuming /s" "$(median tls-resume pop3d sps)" \
+    "$(median tls-resume dovecot sps)" 1 ">=1.5x own full"
+row "TLS C=32: sessions resumed (last round)" \
+    "$(field "$(tail -1 "$OUT/tls-resume.pop3d")" resumed)" \
+    "$(field "$(tail -1 "$OUT/tls-resume.dovecot")" resumed)" - ""
 
 # ------------------------------------------------------------------ inetd mode
 if [ $INETD = 1 ]; then

@@ -40,6 +40,10 @@ pub enum Command<'a> {
     Auth(Option<(&'a [u8], Option<&'a [u8]>)>),
     /// `APOP name digest` (RFC 1939 §7)
     Apop(&'a str, &'a [u8]),
+    /// `UTF8` (RFC 6856 §2)
+    Utf8,
+    /// `LANG [range]` (RFC 6856 §3): no argument asks for the list.
+    Lang(Option<&'a str>),
 }
 
 /// Why a line is not a command. Each maps to one precise `-ERR` text, and none echoes the
@@ -64,6 +68,8 @@ pub enum ParseError {
     InvalidLineCount,
     /// The user name is not valid UTF-8.
     BadUtf8,
+    /// A LANG argument that is not a language range (letters, digits and `-`, or `*`).
+    BadLanguage,
 }
 
 impl ParseError {
@@ -79,6 +85,7 @@ impl ParseError {
             ParseError::NumberOutOfRange => "Message number out of range",
             ParseError::InvalidLineCount => "Invalid line count",
             ParseError::BadUtf8 => "User name is not valid UTF-8",
+            ParseError::BadLanguage => "Invalid language range",
         }
     }
 }
@@ -150,10 +157,29 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
             let name = std::str::from_utf8(name).map_err(|_| ParseError::BadUtf8)?;
             Command::Apop(name, args.required()?)
         }
+        b"UTF8" => Command::Utf8,
+        b"LANG" => Command::Lang(match args.next() {
+            None => None,
+            Some(range) => Some(language_range(range)?),
+        }),
         _ => return Err(ParseError::UnknownCommand),
     };
     args.end()?;
     Ok(cmd)
+}
+
+/// A LANG argument: `*`, or a language range of letters, digits and `-` (RFC 4647 §2.1), at
+/// most as long as any real one.
+fn language_range(arg: &[u8]) -> Result<&str, ParseError> {
+    let ok = arg == b"*"
+        || (!arg.is_empty()
+            && arg.len() <= 64
+            && arg[0].is_ascii_alphabetic()
+            && arg.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-'));
+    match std::str::from_utf8(arg) {
+        Ok(range) if ok => Ok(range),
+        _ => Err(ParseError::BadLanguage),
+    }
 }
 
 /// The space-separated arguments after a keyword.
@@ -264,6 +290,11 @@ mod tests {
                 b"APOP bob c4c9334bac560ecc979e58001b3e22fb",
                 Command::Apop("bob", b"c4c9334bac560ecc979e58001b3e22fb"),
             ),
+            (b"USER j\xc3\xbcrgen", Command::User("j\u{fc}rgen")),
+            (b"utf8", Command::Utf8),
+            (b"LANG", Command::Lang(None)),
+            (b"LANG *", Command::Lang(Some("*"))),
+            (b"lang en-US", Command::Lang(Some("en-US"))),
         ];
         for (line, want) in cases {
             assert_eq!(
@@ -282,6 +313,11 @@ mod tests {
             (b"", Empty),
             (b"   ", Empty),
             (b" STAT", UnknownCommand),
+            (b"UTF8 x", TooManyArguments),
+            (b"LANG en fr", TooManyArguments),
+            (b"LANG -en", BadLanguage),
+            (b"LANG e\xc3\xa9", BadLanguage),
+            (b"LANG en_US", BadLanguage),
             (b"XYZZY", UnknownCommand),
             (b"STA", UnknownCommand),
             (b"STATS", UnknownCommand),

@@ -8,6 +8,7 @@ use crate::limits::{
 };
 use crate::observer::Observer;
 use crate::penalty::Penalty;
+use crate::protocol::Workarounds;
 use crate::store::MailStore;
 use crate::user_name::{self, Case, UserNameError};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) trust_loopback: bool,
     pub(crate) exempt_loopback: bool,
     pub(crate) hostname: String,
+    pub(crate) workarounds: Workarounds,
 }
 
 impl Config {
@@ -53,6 +55,7 @@ impl Default for Config {
             trust_loopback: true,
             exempt_loopback: false,
             hostname: "localhost".into(),
+            workarounds: Workarounds::default(),
         }
     }
 }
@@ -149,6 +152,13 @@ impl Service {
     /// The domain added to a login name that has none. Default: none, bare names stay bare.
     pub fn default_domain(mut self, domain: impl Into<String>) -> Self {
         self.config.default_domain = Some(domain.into());
+        self
+    }
+
+    /// Changes to the messages sent, for old clients that break on valid mail (see
+    /// [`Workarounds`]). Default: none.
+    pub fn workarounds(mut self, workarounds: Workarounds) -> Self {
+        self.config.workarounds = workarounds;
         self
     }
 

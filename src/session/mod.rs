@@ -6,6 +6,7 @@
 
 mod authorization;
 mod config;
+mod i18n;
 mod reply;
 mod sasl;
 mod slowest;
@@ -320,6 +321,8 @@ impl<'s> Session<'s> {
                 Auth(None) => Reply::Mechanisms,
                 Auth(Some((name, initial))) => self.auth(name, initial),
                 Stls => self.stls(),
+                Utf8 => self.utf8(),
+                Lang(range) => i18n::lang(range),
                 Stat | List(_) | Uidl(_) | Retr(_) | Top(..) | Dele(_) | Noop | Rset => {
                     Reply::Bad("Not allowed before login".into())
                 }
@@ -337,6 +340,8 @@ impl<'s> Session<'s> {
                 Rset => t.rset(),
                 User(_) | Pass(_) | Apop(..) | Auth(_) => Reply::Bad("Already logged in".into()),
                 Stls => Reply::Bad("STLS is only allowed before login".into()),
+                Utf8 => Reply::Bad("UTF8 is only allowed before login".into()),
+                Lang(range) => i18n::lang(range),
             },
         }
     }
@@ -459,7 +464,7 @@ mod tests {
 
     const WANT: &[u8] = b"+OK POP3 server ready\r\n\
         +OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n\
-        PIPELINING\r\nSASL PLAIN LOGIN\r\n.\r\n\
+        PIPELINING\r\nUTF8 USER\r\nLANG\r\nSASL PLAIN LOGIN\r\n.\r\n\
         +OK Send your password\r\n-ERR [AUTH] Authentication failed\r\n\
         +OK Send your password\r\n+OK Logged in, 2 messages (52 octets)\r\n+OK 2 52\r\n\
         +OK Scan listing follows\r\n1 26\r\n2 26\r\n.\r\n+OK 2 m0000000002\r\n\

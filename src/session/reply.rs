@@ -20,6 +20,8 @@ pub(super) enum Reply {
     Capa,
     /// The SASL mechanisms, for a bare AUTH.
     Mechanisms,
+    /// The languages, for a bare LANG: (tag, description).
+    Languages(&'static [(&'static str, &'static str)]),
     /// A SASL challenge: `+ ` and the base64 of these bytes.
     Challenge(Vec<u8>),
     /// The scan listing (LIST) or the unique-id listing (UIDL) of the open mailbox.
@@ -68,6 +70,14 @@ impl Session<'_> {
             }
             Reply::Capa => self.write_capa(conn)?,
             Reply::Mechanisms => self.write_mechanisms(conn)?,
+            Reply::Languages(languages) => {
+                let mut out = String::from("+OK Language listing follows\r\n");
+                for (tag, description) in languages {
+                    let _ = write!(out, "{tag} {description}\r\n");
+                }
+                out.push_str(".\r\n");
+                conn.send(out.as_bytes())?;
+            }
             Reply::Challenge(bytes) => {
                 let mut line = String::from("+ ");
                 B64.encode_string(bytes, &mut line);
@@ -86,10 +96,14 @@ impl Session<'_> {
     ) -> io::Result<()> {
         let mut out = String::from("+OK Capability list follows\r\nTOP\r\n");
         let before_login = matches!(self.state, State::Authorization { .. });
-        if before_login && self.plaintext_allowed() {
+        let user = before_login && self.plaintext_allowed();
+        if user {
             out.push_str("USER\r\n");
         }
         out.push_str("UIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
+        // RFC 6856: UTF-8 user names and passwords are welcome wherever USER is.
+        out.push_str(if user { "UTF8 USER\r\n" } else { "UTF8\r\n" });
+        out.push_str("LANG\r\n");
         if before_login {
             let mechanisms = self.mechanisms();
             if !mechanisms.is_empty() {
@@ -186,7 +200,9 @@ impl Session<'_> {
             None => status(conn, "+OK", &format!("{size} octets"))?,
             Some(_) => status(conn, "+OK", "Top of message follows")?,
         }
-        let mut encoder = top.map_or_else(MessageEncoder::new, |n| MessageEncoder::top(n.into()));
+        let mut encoder = top
+            .map_or_else(MessageEncoder::new, |n| MessageEncoder::top(n.into()))
+            .with_workarounds(self.service.config.workarounds);
         let mut chunk = vec![0u8; MESSAGE_CHUNK];
         while !encoder.is_done() {
             let n = match reader.read(&mut chunk) {

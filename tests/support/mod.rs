@@ -1,10 +1,13 @@
 //! Shared test helpers: real servers on loopback port 0, the POP3 client ([`pop`]), a temporary
-//! directory ([`temp_dir`]), and the corpus and real clients ([`maildir`]).
+//! directory ([`temp_dir`]), the corpus and real clients ([`maildir`]), and a real Postfix
+//! ([`postfix`]) fed over SMTP ([`smtp`]).
 #![allow(dead_code)]
 
 pub mod maildir;
 pub mod pop;
 pub mod poplib;
+pub mod postfix;
+pub mod smtp;
 pub mod system_user;
 pub mod temp_dir;
 pub mod wire;

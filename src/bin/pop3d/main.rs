@@ -11,7 +11,7 @@ mod syslog;
 
 use pop3d::auth::password;
 use pop3d::auth::server_secret::{self, SECRET_FILE};
-use pop3d::{ListenerKind, MinVersion, NetRange, Server, Service, TlsConfig, TlsMode};
+use pop3d::{ListenerKind, MinVersion, NetRange, Server, Service, TlsConfig, TlsMode, Workarounds};
 use std::io::BufRead;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -62,6 +62,7 @@ struct SessionSettings {
     allow_plaintext: bool,
     insecure_loopback: bool,
     exempt_loopback: bool,
+    workarounds: Workarounds,
 }
 
 impl SessionSettings {
@@ -86,6 +87,7 @@ impl SessionSettings {
             .allow_plaintext(self.allow_plaintext)
             .trust_loopback(!self.insecure_loopback)
             .exempt_loopback(self.exempt_loopback)
+            .workarounds(self.workarounds)
             .hostname(hostname())
     }
 }
@@ -196,6 +198,17 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
     session.allow_plaintext = m.opt_present("allow-plaintext");
     session.insecure_loopback = m.opt_present("insecure-loopback");
     session.exempt_loopback = m.opt_present("exempt-loopback");
+    if let Some(list) = m.opt_str("workarounds") {
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if !session.workarounds.enable(name) {
+                let known: Vec<&str> = Workarounds::NAMES.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "--workarounds: {name:?} is not one of {}",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
     let listen_tls = addresses(m, "listen-tls")?;
     let mut listen = addresses(m, "listen")?;
     if listen.is_empty() && listen_tls.is_empty() {
@@ -238,8 +251,9 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
     };
     let tls_min = match m.opt_str("tls-min").as_deref() {
         None | Some("1.2") => MinVersion::Tls12,
+        Some("1.3") => MinVersion::Tls13,
         Some("1.0") => MinVersion::Tls10,
-        Some(other) => return Err(format!("--tls-min: {other:?} is not 1.2 or 1.0")),
+        Some(other) => return Err(format!("--tls-min: {other:?} is not 1.2, 1.3 or 1.0")),
     };
     let max_sessions = match m.opt_str("max-sessions") {
         Some(n) => match number(&n, "--max-sessions")? {
@@ -330,7 +344,12 @@ fn run(s: Settings) -> Result<(), String> {
                 tls.self_test()
                     .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
             }
-            Some(tls)
+            // Under inetd each connection is a process of its own: tickets sealed with a
+            // key derived from the server secret let a client resume with the next one.
+            match (s.inetd && !s.check).then(|| state::secret(&s.state_dir)) {
+                Some(Some(secret)) => Some(tls.share_tickets(&secret).map_err(|e| e.to_string())?),
+                _ => Some(tls),
+            }
         }
         None => None,
     };

@@ -45,19 +45,28 @@ fn open_rw(path: &std::path::Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
+/// The server secret from `dir`, created at the first start; `None`, with a warning, when it
+/// cannot be read or made.
+pub fn secret(dir: &std::path::Path) -> Option<[u8; 32]> {
+    create_dir(dir);
+    let secret = dir.join(SECRET_FILE);
+    server_secret::load_or_create(&secret)
+        .map_err(|e| {
+            log::warn!(
+                "cannot use the server secret {}: {e}; an unknown user's SCRAM salt and the TLS \
+                 session tickets of --inetd will change with each process",
+                secret.display()
+            )
+        })
+        .ok()
+}
+
 /// The server secret from `dir` (created at the first start), and under inetd the failure
 /// penalty file there, both opened while still privileged. Without them pop3d still serves,
 /// with a secret of its own and a penalty of its own, and says so.
 pub fn open(mut service: Service, dir: &std::path::Path, inetd: bool) -> Service {
-    create_dir(dir);
-    let secret = dir.join(SECRET_FILE);
-    match server_secret::load_or_create(&secret) {
-        Ok(key) => service = service.server_secret(key),
-        Err(e) => log::warn!(
-            "cannot use the server secret {}: {e}; an unknown user's SCRAM salt will change \
-             with each process",
-            secret.display()
-        ),
+    if let Some(key) = secret(dir) {
+        service = service.server_secret(key);
     }
     if inetd {
         let path = dir.join(PENALTY_FILE);
