@@ -26,6 +26,7 @@ pub(crate) struct Stat {
     pub(crate) dev: u64,
     pub(crate) ino: u64,
     pub(crate) uid: u32,
+    pub(crate) gid: u32,
     pub(crate) mode: u32,
     pub(crate) size: u64,
     /// Last modification: seconds and nanoseconds since the epoch.
@@ -296,6 +297,7 @@ fn to_stat(st: &libc::stat) -> Stat {
         dev: st.st_dev,
         ino: st.st_ino,
         uid: st.st_uid,
+        gid: st.st_gid,
         mode: st.st_mode,
         size: u64::try_from(st.st_size).unwrap_or(0),
         mtime: (st.st_mtime, st.st_mtime_nsec),

@@ -60,8 +60,9 @@ impl Quota {
     /// Reads pop3d's syntax, Dovecot's rule without the mailbox part: comma-separated
     /// `storage=SIZE`, `bytes=SIZE` and `messages=N`, e.g. `storage=1G,messages=10000`.
     ///
-    /// As in Dovecot, `storage` is in kilobytes unless a unit follows (`b`, `k`, `M`, `G`, `T`,
-    /// powers of 1024), `bytes` in bytes, and `0` means no limit. `none` is no quota.
+    /// As in Dovecot, `storage` is in kilobytes unless a unit follows (`b`, `k`, `M`, `G`, `T`
+    /// in either case, powers of 1024), `bytes` in bytes, and `0` means no limit. `none` is no
+    /// quota.
     pub fn parse(text: &str) -> Result<Quota, QuotaError> {
         let mut quota = Quota::default();
         if text.trim() == "none" {
@@ -76,7 +77,8 @@ impl Quota {
     /// Reads one Dovecot `quota_rule` value (`*:storage=1G`, `*:messages=1000`, or both as
     /// `*:storage=1G:messages=1000`) into this quota. Only the rule for all mailboxes (`*`)
     /// applies; a rule for one folder (`Trash:storage=+100M`) is ignored (`Ok(false)`), since
-    /// POP3 serves the inbox alone. Relative limits (`+100M`, `10%`) are refused.
+    /// POP3 serves the inbox alone. `*:ignore` is no quota. Relative limits (`+100M`, `10%`)
+    /// are refused.
     pub fn apply_dovecot_rule(&mut self, rule: &str) -> Result<bool, QuotaError> {
         let Some((mailbox, limits)) = rule.split_once(':') else {
             return Err(error(format!(
@@ -85,6 +87,11 @@ impl Quota {
         };
         if mailbox != "*" {
             return Ok(false);
+        }
+        if limits == "ignore" {
+            // Dovecot's way of saying the account has no quota.
+            *self = Quota::default();
+            return Ok(true);
         }
         for part in limits.split(':') {
             if part == "noenforcing" || part.is_empty() {
@@ -157,10 +164,11 @@ fn size(value: &str, default_unit: u64) -> Result<u64, QuotaError> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
-    let multiplier: u64 = match unit {
+    // Either case, as Dovecot reads them.
+    let multiplier: u64 = match unit.to_ascii_uppercase().as_str() {
         "" => default_unit,
-        "b" | "B" => 1,
-        "k" | "K" => 1 << 10,
+        "B" => 1,
+        "K" => 1 << 10,
         "M" => 1 << 20,
         "G" => 1 << 30,
         "T" => 1 << 40,
@@ -184,6 +192,7 @@ mod tests {
         assert_eq!(Quota::parse("storage=100").unwrap().storage, Some(102_400));
         assert_eq!(Quota::parse("bytes=100").unwrap().storage, Some(100));
         assert_eq!(Quota::parse("storage=100b").unwrap().storage, Some(100));
+        assert_eq!(Quota::parse("storage=2g").unwrap().storage, Some(2 << 30));
         assert_eq!(Quota::parse("storage=0").unwrap(), Quota::default());
         assert_eq!(Quota::parse("none").unwrap(), Quota::default());
         for bad in [
@@ -212,6 +221,8 @@ mod tests {
         both.apply_dovecot_rule("*:storage=10M:messages=5").unwrap();
         assert_eq!((both.storage, both.messages), (Some(10 << 20), Some(5)));
         assert!(Quota::default().apply_dovecot_rule("storage=1G").is_err());
+        assert!(both.apply_dovecot_rule("*:ignore").unwrap());
+        assert_eq!(both, Quota::default());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::maildirsize::{self, now_secs, Refusal};
 use super::naming::uidl;
-use super::open::{open_root, open_subdirs};
+use super::open::{give_to_owner, open_root, open_subdirs};
 use super::MaildirStore;
 use crate::account::Account;
 use crate::limits;
@@ -52,6 +52,8 @@ impl Deliver for MaildirStore {
                     MESSAGE_MODE,
                 )
                 .map_err(|e| DeliveryError::io(format!("{}: create", shown("tmp", &name)), e))?;
+            give_to_owner(&root, &file)
+                .map_err(|e| DeliveryError::io(format!("{}: chown", shown("tmp", &name)), e))?;
             let limit = quota.and_then(|q| q.storage_limit());
             let (disk, wire) = copy(message, &mut file, limit)
                 .map_err(|e| DeliveryError::io(format!("{}: write", shown("tmp", &name)), e))?

@@ -34,6 +34,7 @@
 //! holds between processes but not between threads of one process.
 
 use super::naming::disk_size_hint;
+use super::open::give_to_owner;
 use crate::store::delivery::{Quota, Usage};
 use crate::store::dir::{Dir, Kind};
 use std::ffi::OsStr;
@@ -71,8 +72,11 @@ pub(super) struct QuotaLock {
 
 impl QuotaLock {
     fn take(root: &Dir, exclusive: bool) -> io::Result<QuotaLock> {
-        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_NONBLOCK;
-        let file = root.open_file(OsStr::new(LOCK_FILE), flags, 0o600)?;
+        // Read-only and readable by all who may enter the Maildir: whoever created it, the
+        // owner's delivery agent and the server (even as root) can both lock it.
+        let flags = libc::O_RDONLY | libc::O_CREAT | libc::O_NONBLOCK;
+        let file = root.open_file(OsStr::new(LOCK_FILE), flags, 0o644)?;
+        give_to_owner(root, &file)?;
         let op = if exclusive {
             libc::LOCK_EX
         } else {
@@ -331,6 +335,7 @@ fn recalculate(root: &Dir, quota: &Quota) -> io::Result<Usage> {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
     let result = (|| {
         let mut file = tmp.open_file(OsStr::new(&name), flags, 0o600)?;
+        give_to_owner(root, &file)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         tmp.rename_into(OsStr::new(&name), root, OsStr::new(FILE))

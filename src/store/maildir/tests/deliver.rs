@@ -286,3 +286,32 @@ fn leftovers_older_than_36_hours_are_cleaned_from_tmp() {
     assert!(!old.exists());
     assert!(young.exists());
 }
+
+#[test]
+fn files_made_as_root_belong_to_the_maildir_owner() {
+    // SAFETY: geteuid takes nothing and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipped: needs root");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let home = Home::with_maildir();
+    for sub in ["", "new", "cur", "tmp"] {
+        std::os::unix::fs::chown(home.maildir().join(sub), Some(65534), Some(65534)).unwrap();
+    }
+    let account = bob(&home).with_ids(65534, 65534);
+    store()
+        .with_quota(quota(1 << 20, 100))
+        .deliver(&account, &mut &b"x\n"[..])
+        .unwrap();
+    let mut made = vec![
+        home.maildir().join("maildirsize"),
+        home.maildir().join("pop3d.quota.lock"),
+    ];
+    made.extend(names(&home, "new").iter().map(|n| home.maildir().join("new").join(n)));
+    assert_eq!(made.len(), 3);
+    for path in made {
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{}", path.display());
+    }
+}
