@@ -308,10 +308,19 @@ fn files_made_as_root_belong_to_the_maildir_owner() {
         home.maildir().join("maildirsize"),
         home.maildir().join("pop3d.quota.lock"),
     ];
-    made.extend(names(&home, "new").iter().map(|n| home.maildir().join("new").join(n)));
+    made.extend(
+        names(&home, "new")
+            .iter()
+            .map(|n| home.maildir().join("new").join(n)),
+    );
     assert_eq!(made.len(), 3);
     for path in made {
         let meta = fs::metadata(&path).unwrap();
-        assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{}", path.display());
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (65534, 65534),
+            "{}",
+            path.display()
+        );
     }
 }

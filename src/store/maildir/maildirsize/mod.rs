@@ -33,37 +33,32 @@
 //! change whole or not at all. On NFS, where Linux turns `flock` into per-process locks, that
 //! holds between processes but not between threads of one process.
 
-use super::naming::disk_size_hint;
+mod count;
+mod format;
+
+pub(super) use self::count::counts;
+use self::count::{count, stamps};
+use self::format::{parse, quota_line, Contents, RECALCULATE_AT};
 use super::open::give_to_owner;
 use crate::store::delivery::{Quota, Usage};
-use crate::store::dir::{Dir, Kind};
+use crate::store::dir::Dir;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::AsRawFd;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The quota file, in the Maildir's root.
 pub(super) const FILE: &str = "maildirsize";
 
-/// The mtimes of the directories a count looked at (`None` for one that is missing).
-type Stamps = Vec<Option<(i64, i64)>>;
-
 /// The lock that makes recalculations exact among pop3d processes (see the module doc).
 const LOCK_FILE: &str = "pop3d.quota.lock";
-
-/// A file this large is recalculated (Courier's and Dovecot's threshold).
-const RECALCULATE_AT: usize = 5120;
 
 /// An over-quota sum older than this is checked by a recalculation before a bounce.
 const STALE: Duration = Duration::from_secs(15 * 60);
 
 /// Scans repeated when a directory changed during one (another program delivering).
 const SCAN_ATTEMPTS: usize = 3;
-
-/// The Trash folder, left out of the count as Courier leaves it out.
-const TRASH: &[u8] = b".Trash";
 
 /// A `flock` on [`LOCK_FILE`], released when dropped.
 pub(super) struct QuotaLock {
@@ -105,78 +100,6 @@ impl QuotaLock {
 
 fn exists(root: &Dir) -> bool {
     root.stat(OsStr::new(FILE)).is_ok_and(|st| st.is_file())
-}
-
-/// What the file says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Contents {
-    quota: Quota,
-    usage: Usage,
-    /// Lines of figures after the quota line.
-    lines: usize,
-    /// The sums cannot be used: the file must be recalculated.
-    damaged: bool,
-    modified: SystemTime,
-}
-
-/// Reads the quota line: `NNNS` and `NNNC` in any order, comma-separated; `0` is no limit.
-fn parse_quota(line: &[u8]) -> Option<Quota> {
-    let mut quota = Quota::default();
-    for part in line.split(|&b| b == b',').filter(|p| !p.is_empty()) {
-        let (&unit, digits) = part.split_last()?;
-        let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
-        let n = (n > 0).then_some(n);
-        match unit {
-            b'S' => quota.storage = n,
-            b'C' => quota.messages = n,
-            _ => return None,
-        }
-    }
-    Some(quota)
-}
-
-/// The quota line (without its LF). No limit at all is written `0S`, as Dovecot writes it, so
-/// that the line is never empty.
-fn quota_line(quota: &Quota) -> String {
-    let mut parts = Vec::new();
-    if quota.storage_limit().is_some() || quota.message_limit().is_none() {
-        parts.push(format!("{}S", quota.storage_limit().unwrap_or(0)));
-    }
-    if let Some(m) = quota.message_limit() {
-        parts.push(format!("{m}C"));
-    }
-    parts.join(",")
-}
-
-/// Parses the whole file. A last line without its LF is being written: left out.
-fn parse(bytes: &[u8], modified: SystemTime) -> Option<Contents> {
-    let end = bytes.iter().rposition(|&b| b == b'\n')?;
-    let mut lines = bytes[..end].split(|&b| b == b'\n');
-    let quota = parse_quota(lines.next()?)?;
-    let (mut sum_bytes, mut sum_count, mut n, mut damaged) = (0i64, 0i64, 0, false);
-    for line in lines {
-        let text = std::str::from_utf8(line).unwrap_or("");
-        let mut figures = text.split_ascii_whitespace().map(str::parse::<i64>);
-        match (figures.next(), figures.next(), figures.next()) {
-            (Some(Ok(b)), Some(Ok(c)), None) => {
-                sum_bytes = sum_bytes.saturating_add(b);
-                sum_count = sum_count.saturating_add(c);
-            }
-            _ => damaged = true,
-        }
-        n += 1;
-    }
-    damaged |= sum_bytes < 0 || sum_count < 0 || bytes.len() >= RECALCULATE_AT;
-    Some(Contents {
-        quota,
-        usage: Usage {
-            bytes: sum_bytes.max(0) as u64,
-            messages: sum_count.max(0) as u64,
-        },
-        lines: n,
-        damaged,
-        modified,
-    })
 }
 
 /// Reads the file; `None` if there is none, or it cannot be made sense of at all.
@@ -221,94 +144,6 @@ pub(super) fn record_removals(root: &Dir, _lock: &QuotaLock, usage: Usage) -> io
         return Ok(());
     }
     append(root, -(usage.bytes as i64), -(usage.messages as i64))
-}
-
-/// The size a quota counts for the file `name` of `file_size` octets: its `,S=`, else its size.
-pub(super) fn counted_size(name: &OsStr, file_size: u64) -> u64 {
-    disk_size_hint(super::naming::basename(name)).unwrap_or(file_size)
-}
-
-/// Whether a message file counts at all: not when flagged deleted (`T` after `:2,`).
-pub(super) fn counts(name: &OsStr) -> bool {
-    let bytes = name.as_bytes();
-    match bytes.windows(3).position(|w| w == b":2,") {
-        Some(at) => !bytes[at + 3..]
-            .iter()
-            .take_while(|b| b.is_ascii_alphabetic())
-            .any(|&b| b == b'T'),
-        None => true,
-    }
-}
-
-/// Counts one message directory; returns its mtime. A missing directory counts nothing.
-fn count_dir(parent: &Dir, sub: &OsStr, usage: &mut Usage) -> io::Result<Option<(i64, i64)>> {
-    let dir = match parent.open_dir(sub) {
-        Ok(dir) => dir,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mtime = dir.stat_self()?.mtime;
-    for (name, kind) in dir.entries()? {
-        if name.as_bytes().first() == Some(&b'.') || !counts(&name) {
-            continue;
-        }
-        let size = match (kind, disk_size_hint(super::naming::basename(&name))) {
-            (Kind::File, Some(size)) => size,
-            (Kind::File | Kind::Unknown, _) => match dir.stat(&name) {
-                Ok(st) if st.is_file() => counted_size(&name, st.size),
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            },
-            _ => continue,
-        };
-        usage.bytes = usage.bytes.saturating_add(size);
-        usage.messages += 1;
-    }
-    Ok(Some(mtime))
-}
-
-/// The folders of the Maildir that count: every `.Name` directory but Trash, opened.
-fn folders(root: &Dir) -> io::Result<Vec<Dir>> {
-    let mut folders = Vec::new();
-    for (name, kind) in root.entries()? {
-        let bytes = name.as_bytes();
-        if bytes.first() != Some(&b'.')
-            || bytes == TRASH
-            || !matches!(kind, Kind::Other | Kind::Unknown)
-        {
-            continue;
-        }
-        // Not a directory, a symlink, or gone: not a folder to count.
-        if let Ok(dir) = root.open_dir(&name) {
-            folders.push(dir);
-        }
-    }
-    Ok(folders)
-}
-
-/// Counts the whole Maildir: the inbox and every folder but Trash. Returns the figures and the
-/// mtimes of the directories counted, to tell whether one changed meanwhile.
-fn count(root: &Dir) -> io::Result<(Usage, Stamps)> {
-    let mut usage = Usage::default();
-    let mut stamps = Vec::new();
-    for dir in std::iter::once(root).chain(&folders(root)?) {
-        for sub in ["new", "cur"] {
-            stamps.push(count_dir(dir, OsStr::new(sub), &mut usage)?);
-        }
-    }
-    Ok((usage, stamps))
-}
-
-/// The mtimes of the directories [`count`] looks at, in the same order.
-fn stamps(root: &Dir) -> io::Result<Stamps> {
-    let mut stamps = Vec::new();
-    for dir in std::iter::once(root).chain(&folders(root)?) {
-        for sub in ["new", "cur"] {
-            stamps.push(dir.stat(OsStr::new(sub)).ok().map(|st| st.mtime));
-        }
-    }
-    Ok(stamps)
 }
 
 /// Counts the Maildir again and replaces the file with `quota` and the total, through a file
@@ -449,54 +284,4 @@ pub(super) fn now_secs() -> u64 {
 pub(super) fn sum_and_count(root: &Dir) -> (Option<Usage>, Usage) {
     let sum = read(root).unwrap().map(|c| c.usage);
     (sum, count(root).unwrap().0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quota_lines() {
-        let q = |s: &str| parse_quota(s.as_bytes());
-        assert_eq!(
-            q("1000S,20C"),
-            Some(Quota {
-                storage: Some(1000),
-                messages: Some(20)
-            })
-        );
-        assert_eq!(q("20C").unwrap().storage, None);
-        assert_eq!(q("0S").unwrap(), Quota::default());
-        assert_eq!(q("10X"), None);
-        for quota in [q("1000S,20C"), q("20C"), q("0S"), q("5S")] {
-            let quota = quota.unwrap();
-            assert_eq!(parse_quota(quota_line(&quota).as_bytes()), Some(quota));
-        }
-        assert_eq!(quota_line(&Quota::default()), "0S");
-    }
-
-    #[test]
-    fn figures_add_up_as_courier_and_dovecot_write_them() {
-        let t = UNIX_EPOCH;
-        let c = parse(b"1000S,20C\n  300   3\n12 1\n-12 -1\n5 1", t).unwrap();
-        assert_eq!((c.usage.bytes, c.usage.messages, c.lines), (300, 3, 3));
-        assert!(!c.damaged, "the unfinished last line is left out");
-        assert!(parse(b"1000S\n5 1\n-10 -2\n", t).unwrap().damaged);
-        assert!(parse(b"1000S\nfive 1\n", t).unwrap().damaged);
-        let mut big = b"1000S\n".to_vec();
-        while big.len() < RECALCULATE_AT {
-            big.extend_from_slice(b"1 1\n");
-        }
-        assert!(parse(&big, t).unwrap().damaged);
-        assert_eq!(parse(b"", t), None);
-    }
-
-    #[test]
-    fn deleted_messages_do_not_count() {
-        assert!(counts(OsStr::new("1.M1.h,S=5:2,S")));
-        assert!(!counts(OsStr::new("1.M1.h,S=5:2,ST")));
-        assert!(counts(OsStr::new("1.M1.h,S=5")));
-        assert_eq!(counted_size(OsStr::new("1.h,S=5:2,"), 9), 5);
-        assert_eq!(counted_size(OsStr::new("1.h"), 9), 9);
-    }
 }
