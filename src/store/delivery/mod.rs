@@ -6,6 +6,23 @@
 //! SMTP reply with [`DeliveryError::smtp_reply`]. The `pop3d --deliver` agent does the same and
 //! turns the error into an exit status instead.
 //!
+//! ```
+//! use pop3d::store::delivery::{Deliver, DeliveryErrorKind, OverQuota};
+//! use pop3d::store::{memory::MemoryStore, Quota};
+//! use pop3d::Account;
+//!
+//! let one_message = Quota { storage: None, messages: Some(1) };
+//! let store = MemoryStore::new().with_quota(one_message);
+//! let store: &dyn Deliver = &store; // any store that ships: the same call
+//! let bob = Account::new("bob@example.org");
+//! let uidl = store.deliver(&bob, &mut &b"Subject: hi\r\n\r\nHello\r\n"[..]).unwrap();
+//! # assert!(!uidl.is_empty());
+//! let full = store.deliver(&bob, &mut &b"Subject: again\r\n\r\n"[..]).unwrap_err();
+//! assert_eq!(full.kind(), DeliveryErrorKind::OverQuota);
+//! let reply = full.smtp_reply(OverQuota::Permanent);
+//! assert_eq!(reply.to_string(), "552 5.2.2 Mailbox full: quota exceeded");
+//! ```
+//!
 //! # Why a trait of its own, and not a method of [`MailStore`](super::MailStore)
 //!
 //! Serving and delivering are different jobs done by different programs (the POP3 server never
