@@ -301,6 +301,18 @@ fn agents_and_pop3_sessions_at_once_never_lose_mail_or_make_the_quota_drift() {
         "deliver-many",
         &[("busy", "userdb_quota_rule=*:storage=1G")],
     );
+    // A maildirsize a few lines short of the 5120 bytes that call for a recount (its figures
+    // add up to the empty Maildir): recounts then happen while agents and sessions run.
+    let maildir = site.maildir("busy");
+    let (uid, gid) = owner();
+    for dir in [maildir.clone(), maildir.join("tmp")] {
+        fs::create_dir(&dir).unwrap();
+        chown(&dir, Some(uid), Some(gid)).unwrap();
+    }
+    let padding = "0 0\n".repeat((5120 - 100) / 4);
+    let size_file = maildir.join("maildirsize");
+    fs::write(&size_file, format!("1073741824S\n{padding}")).unwrap();
+    chown(&size_file, Some(uid), Some(gid)).unwrap();
     let server = site.server();
     let mut delivered = 0;
     let mut taken = Vec::new();
@@ -336,6 +348,12 @@ fn agents_and_pop3_sessions_at_once_never_lose_mail_or_make_the_quota_drift() {
     assert_eq!(subjects.len(), delivered, "none duplicated");
     let (sum, count) = site.figures("busy");
     assert_eq!(sum, count, "maildirsize adds up to what the Maildir holds");
+    let text = fs::read_to_string(&size_file).unwrap();
+    assert!(
+        text.len() < 4000,
+        "recounted along the way: {} bytes",
+        text.len()
+    );
     assert_eq!(count, (0, 0));
 }
 
