@@ -1,5 +1,6 @@
 //! An authenticated account: what the authenticator tells the mail store.
 
+use crate::store::delivery::Quota;
 use std::path::PathBuf;
 
 /// A user who has logged in, with what a [`MailStore`](crate::MailStore) needs to find the mail.
@@ -14,6 +15,9 @@ pub struct Account {
     pub uid: Option<u32>,
     /// The numeric group id from the account database, if it has one.
     pub gid: Option<u32>,
+    /// The account's own quota, if the account database gives one (Dovecot's `quota_rule`
+    /// extra field in a passwd-file); a store's default applies otherwise.
+    pub quota: Option<Quota>,
 }
 
 impl Account {
@@ -24,6 +28,7 @@ impl Account {
             home: None,
             uid: None,
             gid: None,
+            quota: None,
         }
     }
 
@@ -38,6 +43,12 @@ impl Account {
     pub fn with_ids(mut self, uid: u32, gid: u32) -> Self {
         self.uid = Some(uid);
         self.gid = Some(gid);
+        self
+    }
+
+    /// Sets the account's own quota.
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = Some(quota);
         self
     }
 

@@ -8,6 +8,8 @@
 //! - Accounts: [`Authenticator`], [`Account`], [`auth::PasswdFile`] (Dovecot's passwd-file).
 //! - Mail: [`MailStore`] and [`Mailbox`], [`store::maildir::MaildirStore`],
 //!   [`store::memory::MemoryStore`].
+//! - Delivery: [`store::Deliver`], [`store::delivery::deliver_to`], [`store::Quota`], and
+//!   [`store::DeliveryError`] with the SMTP reply for each failure.
 //! - Serving: [`Service`], [`Server`], [`ShutdownHandle`], [`TlsHandle`], [`run_session`],
 //!   [`TlsConfig`].
 //! - Watching: [`Observer`] hears of logins, retrievals and how each session [`End`]s.

@@ -516,3 +516,52 @@ fn an_unknown_user_costs_what_a_wrong_password_costs() {
         }
     }
 }
+
+#[test]
+fn deliver_finds_a_system_account_without_a_password() {
+    if skipped() {
+        return;
+    }
+    let user = account("dl", "pw-dl");
+    for source in [&["--shadow"][..], &["--pam", "login"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
+            .args(["--deliver", &user.name, "--maildir", "%h/Maildir"])
+            .args(source)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"Subject: delivered\n\nhi\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{source:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // An unknown account is 67 (EX_NOUSER), as MTAs expect.
+        let unknown = Command::new(env!("CARGO_BIN_EXE_pop3d"))
+            .args(["--deliver", "p3tnosuchuser", "--maildir", "%h/Maildir"])
+            .args(source)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(unknown.status.code(), Some(67), "{source:?}");
+    }
+    let new = user.home.join("Maildir/new");
+    let delivered: Vec<_> = fs::read_dir(&new)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| fs::read(p).unwrap().starts_with(b"Subject: delivered"))
+        .collect();
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    use std::os::unix::fs::MetadataExt;
+    for path in delivered {
+        assert_eq!(fs::metadata(&path).unwrap().uid(), user.uid, "{path:?}");
+    }
+}

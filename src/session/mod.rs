@@ -456,8 +456,15 @@ mod tests {
 
     fn run(input: &[u8], pieces: &[usize]) -> (Vec<u8>, End, MemoryStore) {
         let store = MemoryStore::new();
-        store.deliver("bob", b"Subject: a\n\n.dot\nbody\n");
-        store.deliver("bob", b"Subject: b\r\n\r\nno newline");
+        // The host's own UIDLs, so that the expected bytes can name them.
+        let uidls = ["m0000000001", "m0000000002"];
+        let messages: [&[u8]; 2] = [
+            b"Subject: a\n\n.dot\nbody\n",
+            b"Subject: b\r\n\r\nno newline",
+        ];
+        for (uidl, message) in uidls.iter().zip(messages) {
+            store.deliver_with_uidl("bob", uidl, message).unwrap();
+        }
         let service = Service::new(Arc::new(OneUser), Arc::new(store.clone()))
             .auth_failure_delay(Duration::ZERO);
         let stream = Scripted {

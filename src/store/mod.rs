@@ -4,12 +4,14 @@
 //! snapshot: its message list does not change while the session lasts, so message numbers stay
 //! put and mail delivered meanwhile waits for the next session.
 
+pub mod delivery;
 mod dir;
 mod error;
 mod lock;
 pub mod maildir;
 pub mod memory;
 
+pub use delivery::{Deliver, DeliveryError, DeliveryErrorKind, Quota};
 pub use error::{StoreError, StoreErrorKind};
 
 use crate::account::Account;

@@ -144,6 +144,11 @@ impl CheckPassword {
 }
 
 impl Authenticator for CheckPassword {
+    /// The system account, from the passwd database (for `--deliver`).
+    fn lookup(&self, user: &str) -> Result<Account, AuthError> {
+        super::look_up(user, self.first_uid)
+    }
+
     fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError> {
         let program = self.program.display();
         if password.contains(&0) {

@@ -65,6 +65,20 @@ fn account(user: &str, entry: &PasswdEntry) -> Account {
         .with_ids(entry.uid, entry.gid)
 }
 
+/// The system account `user` without a password, for delivery ([`Authenticator::lookup`]):
+/// what the passwd database says, with the same uid rule as a login.
+///
+/// [`Authenticator::lookup`]: crate::Authenticator::lookup
+fn look_up(user: &str, first_uid: u32) -> Result<Account, AuthError> {
+    let entry = lookup::passwd(user)
+        .map_err(|e| unavailable(format!("cannot read the passwd database: {e}")))?
+        .ok_or_else(|| AuthError::rejected(format!("unknown user {user}")))?;
+    match uid_refusal(user, entry.uid, first_uid) {
+        Some(why) => Err(AuthError::rejected(why)),
+        None => Ok(account(user, &entry)),
+    }
+}
+
 /// An [`AuthErrorKind::Unavailable`] error.
 fn unavailable(detail: impl Into<String>) -> AuthError {
     AuthError::new(AuthErrorKind::Unavailable, detail)

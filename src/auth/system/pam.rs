@@ -174,6 +174,11 @@ impl Pam {
 }
 
 impl Authenticator for Pam {
+    /// The system account, from the passwd database (for `--deliver`).
+    fn lookup(&self, user: &str) -> Result<Account, AuthError> {
+        super::look_up(user, self.first_uid)
+    }
+
     fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError> {
         let started = Instant::now();
         let lib = ffi::library().map_err(unavailable)?;

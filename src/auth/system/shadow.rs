@@ -80,6 +80,11 @@ fn shadow_refusal(entry: &ShadowEntry, today: i64) -> Option<&'static str> {
 }
 
 impl Authenticator for Shadow {
+    /// The system account, from the passwd database (for `--deliver`).
+    fn lookup(&self, user: &str) -> Result<Account, AuthError> {
+        super::look_up(user, self.first_uid)
+    }
+
     fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError> {
         // Both databases are read whether or not the first knows the user, so that an unknown
         // user costs the same lookups.

@@ -1,6 +1,7 @@
 //! The pop3d daemon: standalone, or one session under inetd.
 
 mod accounts;
+mod deliver;
 mod descriptors;
 mod hash_password;
 mod mailstore;
@@ -97,7 +98,9 @@ fn main() -> ExitCode {
         return status;
     }
     // Under inetd, stderr is the client's socket: everything goes to syslog, from the start.
-    let inetd = args.iter().any(|a| a == "--inetd" || a == "-i");
+    // So under --deliver, where stderr is the MTA's bounce text.
+    let delivering = deliver::requested(&args);
+    let inetd = args.iter().any(|a| a == "--inetd" || a == "-i") || delivering;
     let level = std::env::var("POP3D_LOG")
         .ok()
         .and_then(|l| l.parse().ok())
@@ -123,8 +126,12 @@ fn main() -> ExitCode {
     };
     let matches = match options::parser().parse(&args) {
         Ok(m) => m,
+        Err(e) if delivering => return deliver::usage_failure(&args, &e.to_string()),
         Err(e) => return report(EXIT_USAGE, &e.to_string()),
     };
+    if let Some(user) = matches.opt_str("deliver") {
+        return deliver::main(&matches, &user);
+    }
     if matches.opt_present("help") {
         print!("{}", options::usage());
         return ExitCode::SUCCESS;

@@ -404,5 +404,6 @@ fn mail_delivered_after_open_waits_for_the_next_session() {
     assert_eq!(uidls(&*home.open_ok()), ["3000.late"]);
 }
 
+mod deliver;
 mod descriptors;
 mod swapped;

@@ -1,0 +1,56 @@
+//! Dovecot's extra fields that pop3d reads: the quota rules.
+//!
+//! Dovecot passes `userdb_quota_rule=*:storage=1G` (and `quota_rule2`, `quota_rule3`, ...) from
+//! a passwd-file to its quota plugin; pop3d reads the same fields, so an existing file keeps its
+//! quotas. Both spellings are read: with the `userdb_` prefix (a passwd-file used as passdb
+//! with prefetch) and without (used as userdb). Other extra fields are ignored.
+
+use crate::store::delivery::Quota;
+
+/// The quota the extra fields give, if any. A rule that cannot be read is logged and left
+/// out: the account still logs in, and the store's default quota applies in its place.
+pub(super) fn quota(extra: &str, at: &str) -> Option<Quota> {
+    let mut quota = Quota::default();
+    let mut any = false;
+    for field in extra.split_ascii_whitespace() {
+        let Some((key, value)) = field.split_once('=') else {
+            continue;
+        };
+        let key = key.strip_prefix("userdb_").unwrap_or(key);
+        let Some(suffix) = key.strip_prefix("quota_rule") else {
+            continue;
+        };
+        if !suffix.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        match quota.apply_dovecot_rule(value) {
+            Ok(applied) => any |= applied,
+            Err(e) => log::warn!("{at}: {key}={value}: {e}; ignored"),
+        }
+    }
+    any.then_some(quota)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_from_either_spelling() {
+        let q = quota(
+            "userdb_quota_rule=*:storage=1G userdb_quota_rule2=*:messages=10",
+            "t",
+        )
+        .unwrap();
+        assert_eq!((q.storage, q.messages), (Some(1 << 30), Some(10)));
+        let q = quota("quota_rule=*:bytes=500 mail=maildir:~/Maildir", "t").unwrap();
+        assert_eq!((q.storage, q.messages), (Some(500), None));
+        assert_eq!(quota("", "t"), None);
+        assert_eq!(
+            quota("userdb_mail=maildir:/x quota_rulez=*:bytes=1", "t"),
+            None
+        );
+        assert_eq!(quota("quota_rule=Trash:storage=+1M", "t"), None);
+        assert_eq!(quota("quota_rule=*:storage=lots", "t"), None);
+    }
+}
