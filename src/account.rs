@@ -2,6 +2,7 @@
 
 use crate::store::delivery::Quota;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// A user who has logged in, with what a [`MailStore`](crate::MailStore) needs to find the mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,9 @@ pub struct Account {
     /// The account's own quota, if the account database gives one (Dovecot's `quota_rule`
     /// extra field in a passwd-file); a store's default applies otherwise.
     pub quota: Option<Quota>,
+    /// The least time between two logins of the account (RFC 2449 LOGIN-DELAY), if the
+    /// account database sets one; the service's default applies otherwise.
+    pub login_delay: Option<Duration>,
 }
 
 impl Account {
@@ -29,6 +33,7 @@ impl Account {
             uid: None,
             gid: None,
             quota: None,
+            login_delay: None,
         }
     }
 
@@ -49,6 +54,12 @@ impl Account {
     /// Sets the account's own quota.
     pub fn with_quota(mut self, quota: Quota) -> Self {
         self.quota = Some(quota);
+        self
+    }
+
+    /// Sets the least time between two logins of the account.
+    pub fn with_login_delay(mut self, delay: Duration) -> Self {
+        self.login_delay = Some(delay);
         self
     }
 

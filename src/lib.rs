@@ -29,6 +29,7 @@ mod account;
 pub mod auth;
 mod connection;
 pub mod inetd;
+mod last_login;
 mod limits;
 mod net_range;
 mod observer;

@@ -145,6 +145,29 @@ impl Session<'_> {
 
     /// Opens the mailbox of an account that has proved who it is.
     pub(super) fn logged_in(&mut self, account: Account, mechanism: &'static str) -> Reply {
+        // LOGIN-DELAY (RFC 2449): checked only now, after the right password, so it says
+        // nothing about an account to someone who does not know it.
+        let login_delay = account
+            .login_delay
+            .unwrap_or(self.service.config.login_delay);
+        let login_key =
+            (!login_delay.is_zero()).then(|| Penalty::user(&self.service.secret, &account.name));
+        if let Some(since) = login_key.and_then(|key| self.service.last_logins.since(key)) {
+            if since < login_delay {
+                log::info!(
+                    "login delayed: user={} peer={} mech={mechanism} (last login {} s ago, \
+                     minimum {} s)",
+                    account.name,
+                    self.peer,
+                    since.as_secs(),
+                    login_delay.as_secs()
+                );
+                return Reply::Err(format!(
+                    "[LOGIN-DELAY] Minimum time between logins is {} seconds",
+                    login_delay.as_secs()
+                ));
+            }
+        }
         let mailbox = match self.service.store.open(&account) {
             Ok(mailbox) => mailbox,
             Err(e) => {
@@ -175,6 +198,9 @@ impl Session<'_> {
                 );
             }
         };
+        if let Some(key) = login_key {
+            self.service.last_logins.record(key);
+        }
         if let Some(s) = self.supervisor {
             s.logged_in();
         }
@@ -206,6 +232,7 @@ impl Session<'_> {
         self.state = State::Transaction(Box::new(Transaction {
             account,
             mechanism,
+            login_delay,
             deleted: vec![false; count],
             mailbox,
         }));

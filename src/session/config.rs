@@ -3,6 +3,7 @@
 use super::slowest::SlowestCheck;
 use crate::auth::secret::random_bytes;
 use crate::auth::Authenticator;
+use crate::last_login::LastLogins;
 use crate::limits::{
     DEFAULT_AUTH_FAILURE_DELAY, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, MAX_BAD_COMMANDS,
 };
@@ -31,6 +32,7 @@ pub(crate) struct Config {
     pub(crate) exempt_loopback: bool,
     pub(crate) hostname: String,
     pub(crate) workarounds: Workarounds,
+    pub(crate) login_delay: Duration,
 }
 
 impl Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             exempt_loopback: false,
             hostname: "localhost".into(),
             workarounds: Workarounds::default(),
+            login_delay: Duration::ZERO,
         }
     }
 }
@@ -92,6 +95,8 @@ pub struct Service {
     pub(crate) secret: [u8; 32],
     /// Failed logins per client address, shared by all sessions.
     pub(crate) penalty: Penalty,
+    /// When each account last logged in, for LOGIN-DELAY.
+    pub(crate) last_logins: LastLogins,
 }
 
 impl Service {
@@ -106,6 +111,7 @@ impl Service {
             slowest_check: SlowestCheck::default(),
             secret: random_bytes(),
             penalty: Penalty::default(),
+            last_logins: LastLogins::default(),
         }
     }
 
@@ -117,6 +123,23 @@ impl Service {
     /// Default: random, made for each `Service`.
     pub fn server_secret(mut self, secret: [u8; 32]) -> Self {
         self.secret = secret;
+        self
+    }
+
+    /// The least time between two logins of an account (RFC 2449 LOGIN-DELAY), unless the
+    /// account says otherwise ([`Account::login_delay`](crate::Account::login_delay)): a login
+    /// sooner than that, with the right password, gets `-ERR [LOGIN-DELAY]`. CAPA then
+    /// advertises it, with `USER` before login since accounts may differ. Default: none.
+    pub fn login_delay(mut self, delay: Duration) -> Self {
+        self.config.login_delay = delay;
+        self
+    }
+
+    /// Keeps the time of each account's last login in `file` (opened for reading and
+    /// writing), so that processes serving one connection each (inetd) and a restarted server
+    /// all see it. Without it, the times are kept in memory, for this process alone.
+    pub fn shared_login_times(mut self, file: std::fs::File) -> Self {
+        self.last_logins = LastLogins::shared(file);
         self
     }
 

@@ -130,6 +130,20 @@ impl Session<'_> {
         // RFC 6856: UTF-8 user names and passwords are welcome wherever USER is.
         out.push_str(if user { "UTF8 USER\r\n" } else { "UTF8\r\n" });
         out.push_str("LANG\r\n");
+        // RFC 2449 §6.8: before login the service's value, which accounts may change (USER);
+        // after it, the account's own.
+        match &self.state {
+            State::Authorization { .. } => {
+                let delay = self.service.config.login_delay.as_secs();
+                if delay > 0 {
+                    let _ = write!(out, "LOGIN-DELAY {delay} USER\r\n");
+                }
+            }
+            State::Transaction(t) if !t.login_delay.is_zero() => {
+                let _ = write!(out, "LOGIN-DELAY {}\r\n", t.login_delay.as_secs());
+            }
+            State::Transaction(_) => {}
+        }
         if before_login {
             let mechanisms = self.mechanisms();
             if !mechanisms.is_empty() {

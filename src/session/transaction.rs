@@ -11,6 +11,8 @@ pub(super) struct Transaction {
     pub(super) account: Account,
     /// How the account logged in (USER, APOP, or the SASL mechanism), for the log.
     pub(super) mechanism: &'static str,
+    /// The least time between two logins of the account, for CAPA (zero: none).
+    pub(super) login_delay: std::time::Duration,
     pub(super) mailbox: Box<dyn Mailbox>,
     /// One mark per message: true once DELE'd (RSET clears them all).
     pub(super) deleted: Vec<bool>,

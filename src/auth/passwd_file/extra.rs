@@ -1,4 +1,5 @@
-//! Dovecot's extra fields that pop3d reads: the quota rules.
+//! The extra fields pop3d reads: Dovecot's quota rules, and pop3d's own per-account
+//! settings (`pop3_login_delay=SECS`).
 //!
 //! Dovecot passes `userdb_quota_rule=*:storage=1G` (and `quota_rule2`, `quota_rule3`, ...) from
 //! a passwd-file to its quota plugin; pop3d reads the same fields, so an existing file keeps its
@@ -31,9 +32,44 @@ pub(super) fn quota(extra: &str, at: &str) -> Option<Quota> {
     any.then_some(quota)
 }
 
+/// The account's own LOGIN-DELAY, from `pop3_login_delay=SECS` (or `userdb_pop3_login_delay`).
+pub(super) fn login_delay(extra: &str, at: &str) -> Option<std::time::Duration> {
+    let value = field(extra, "pop3_login_delay")?;
+    match value.parse() {
+        Ok(secs) => Some(std::time::Duration::from_secs(secs)),
+        Err(_) => {
+            log::warn!("{at}: pop3_login_delay={value}: not a number of seconds; ignored");
+            None
+        }
+    }
+}
+
+/// The value of extra field `name`, with or without the `userdb_` prefix.
+fn field<'a>(extra: &'a str, name: &str) -> Option<&'a str> {
+    extra.split_ascii_whitespace().find_map(|f| {
+        let (key, value) = f.split_once('=')?;
+        (key.strip_prefix("userdb_").unwrap_or(key) == name).then_some(value)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_delay_from_either_spelling() {
+        use std::time::Duration;
+        assert_eq!(
+            login_delay("pop3_login_delay=900", "t"),
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(
+            login_delay("a=b userdb_pop3_login_delay=60", "t"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(login_delay("pop3_login_delay=soon", "t"), None);
+        assert_eq!(login_delay("quota_rule=*:bytes=1", "t"), None);
+    }
 
     #[test]
     fn rules_from_either_spelling() {

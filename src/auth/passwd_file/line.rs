@@ -47,6 +47,7 @@ impl<'a> Fields<'a> {
         account.uid = parse_id(self.uid, "uid", at);
         account.gid = parse_id(self.gid, "gid", at);
         account.quota = super::extra::quota(self.extra, at);
+        account.login_delay = super::extra::login_delay(self.extra, at);
         account
     }
 }
