@@ -28,6 +28,7 @@ packages=(
     haproxy         # a real PROXY-protocol balancer in front of two servers (haproxy.rs)
     util-linux      # flock(1): a mailbox lock held by another process (src/store tests)
     mount           # mount(8), umount(8): faults.rs fills a small tmpfs (as root)
+    xinetd          # a real super-server: --inetd sessions run as their accounts (privsep.rs)
 )
 # pip, only when it is needed to install scramp (a SCRAM-SHA-256 client, sasl.rs).
 if ! python3 -c 'import scramp' 2>/dev/null && ! python3 -m pip --version >/dev/null 2>&1; then

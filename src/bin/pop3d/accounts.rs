@@ -53,6 +53,14 @@ impl Source {
         })
     }
 
+    /// Whether checking a login needs root (the system's passwords): the broker then checks
+    /// it. A passwd-file is read by the front, as `--user`.
+    pub fn needs_root(&self) -> bool {
+        match self {
+            Source::PasswdFile { .. } => false,
+        }
+    }
+
     fn folds_case(&self) -> bool {
         match self {
             Source::PasswdFile { .. } => true,
