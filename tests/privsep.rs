@@ -40,12 +40,29 @@ struct Tenant {
     user: SystemUser,
     /// The stored messages by UIDL.
     messages: BTreeMap<String, Vec<u8>>,
+    /// The directory that holds its Maildir.
+    home: PathBuf,
+    /// That directory as the passwd file gives it (inside a chroot, it differs).
+    shown_home: PathBuf,
 }
 
 impl Tenant {
     fn new(tag: &str) -> Tenant {
+        Self::new_under(tag, None)
+    }
+
+    /// An account whose Maildir is in `/homes/NAME` inside `chroot`, if given (in its own
+    /// home otherwise).
+    fn new_under(tag: &str, chroot: Option<&Path>) -> Tenant {
         let user = SystemUser::create(tag, "pw of a tenant").expect("root");
-        let maildir = user.home.join("Maildir");
+        let (home, shown_home) = match chroot {
+            Some(root) => {
+                let shown = Path::new("/homes").join(&user.name);
+                (root.join(shown.strip_prefix("/").unwrap()), shown)
+            }
+            None => (user.home.clone(), user.home.clone()),
+        };
+        let maildir = home.join("Maildir");
         for sub in ["", "cur", "new", "tmp"] {
             fs::create_dir_all(maildir.join(sub)).unwrap();
         }
@@ -70,12 +87,17 @@ impl Tenant {
             chown(&path, Some(user.uid), Some(user.gid)).unwrap();
         }
         fs::set_permissions(&maildir, fs::Permissions::from_mode(0o700)).unwrap();
-        Tenant { user, messages }
+        Tenant {
+            user,
+            messages,
+            home,
+            shown_home,
+        }
     }
 
     /// This account's passwd-file line: its own uid, gid and home.
     fn line(&self) -> String {
-        self.line_as(&self.user.name, &self.user.home)
+        self.line_as(&self.user.name, &self.shown_home)
     }
 
     /// A line named `name` with this account's ids and password, and `home` as its home.
@@ -92,7 +114,7 @@ impl Tenant {
 
     /// Stores one more message, owned by the account; returns its UIDL.
     fn deliver(&mut self, uidl: &str, raw: Vec<u8>) -> String {
-        let path = self.user.home.join("Maildir/new").join(uidl);
+        let path = self.home.join("Maildir/new").join(uidl);
         fs::write(&path, &raw).unwrap();
         chown(&path, Some(self.user.uid), Some(self.user.gid)).unwrap();
         self.messages.insert(uidl.to_owned(), raw);
@@ -102,7 +124,7 @@ impl Tenant {
     fn on_disk(&self) -> Vec<String> {
         let mut names: Vec<String> = ["new", "cur"]
             .iter()
-            .flat_map(|sub| fs::read_dir(self.user.home.join("Maildir").join(sub)).unwrap())
+            .flat_map(|sub| fs::read_dir(self.home.join("Maildir").join(sub)).unwrap())
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
@@ -395,10 +417,7 @@ fn a_home_pointing_at_another_accounts_maildir_is_refused_by_the_file_system() {
     }
     let (a, b) = (Tenant::new("psh"), Tenant::new("psv"));
     // "thief" has b's uid, gid and password, and a's home.
-    let setup = Setup::new(
-        "privsep-home",
-        &[a.line(), b.line_as("thief", &a.user.home)],
-    );
+    let setup = Setup::new("privsep-home", &[a.line(), b.line_as("thief", &a.home)]);
     let server = setup.start(&[]);
     let reply = pass_reply(server.addr, "thief", &b.user.password);
     assert_eq!(reply, "-ERR [SYS/PERM] Mailbox cannot be opened");
@@ -422,7 +441,7 @@ fn root_and_uids_below_first_uid_are_refused() {
     } else {
         (high, low)
     };
-    let root = format!("root0:{{PLAIN}}pw:0:0::{}::", high.user.home.display());
+    let root = format!("root0:{{PLAIN}}pw:0:0::{}::", high.home.display());
     let setup = Setup::new("privsep-low", &[low.line(), high.line(), root]);
     let first = high.user.uid.to_string();
     let server = setup.start(&["--first-uid", &first]);
@@ -433,12 +452,8 @@ fn root_and_uids_below_first_uid_are_refused() {
         let reply = pass_reply(server.addr, user, password);
         assert_eq!(reply, "-ERR [SYS/PERM] Mailbox cannot be opened", "{user}");
     }
-    let log = server.log();
-    assert!(log.contains("uid 0 (root) is never served"), "{log}");
-    assert!(
-        log.contains(&format!("is below --first-uid {first}")),
-        "{log}"
-    );
+    server.wait_for_log("uid 0 (root) is never served");
+    server.wait_for_log(&format!("is below --first-uid {first}"));
     let mut c = Pop::login(server.addr, &high.user.name, &high.user.password);
     check_processes(&high, Some(server.child.id()));
     c.quit();
@@ -496,6 +511,49 @@ fn killing_a_child_or_the_broker_fails_that_session_and_the_front_serves_on() {
     assert!(greeting.starts_with("+OK"));
     assert!(d.cmd("CAPA").starts_with("+OK"));
     server.wait_for_log("the privileged broker");
+}
+
+/// RETR of every message, each checked byte for byte against the stored one.
+fn retrieve_all<S: Read + Write>(pop: &mut Pop<S>, tenant: &Tenant) {
+    let (_, uidls) = pop.multi("UIDL");
+    assert_eq!(uidls.len(), tenant.messages.len());
+    for line in uidls {
+        let (n, uidl) = line.split_once(' ').unwrap();
+        assert!(pop.cmd(&format!("RETR {n}")).starts_with("+OK"));
+        assert!(
+            pop.body() == expected_wire(&tenant.messages[uidl]),
+            "{uidl}"
+        );
+    }
+}
+
+#[test]
+fn under_chroot_the_child_sees_the_tree_the_front_sees() {
+    if skip() {
+        return;
+    }
+    let dir = TempDir::new("privsep-chroot");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    // The passwd file gives the home as it is inside the chroot.
+    let a = Tenant::new_under("psr", Some(dir.path()));
+    fs::write(dir.path().join("passwd"), a.line() + "\n").unwrap();
+    let (root, state) = (path_str(dir.path()), path_str(&dir.path().join("state")));
+    let server = BinServer::start(&[
+        "--user",
+        FRONT_USER,
+        "--passwd",
+        "/passwd",
+        "--chroot",
+        &root,
+        "--state-dir",
+        &state,
+    ]);
+    let mut pop = Pop::login(server.addr, &a.user.name, &a.user.password);
+    let child = check_processes(&a, Some(server.child.id()));
+    let child_root = fs::read_link(format!("/proc/{}/root", child.pid)).unwrap();
+    assert_eq!(child_root, dir.path());
+    retrieve_all(&mut pop, &a);
+    pop.quit();
 }
 
 fn kill(pid: u32) {
@@ -578,22 +636,14 @@ fn under_xinetd_each_session_runs_as_its_account() {
         return;
     }
     let (a, b) = (Tenant::new("psx"), Tenant::new("psy"));
-    let setup = Setup::new(
-        "privsep-xinetd",
-        &[a.line(), b.line_as("thief", &a.user.home)],
-    );
+    let setup = Setup::new("privsep-xinetd", &[a.line(), b.line_as("thief", &a.home)]);
     let xinetd = Xinetd::start(&setup.args(&[]));
     // The probe connection above was one session already; this one logs in.
     let mut pa = Pop::login(xinetd.addr, &a.user.name, &a.user.password);
     let child = check_processes(&a, None);
     let front = Proc::read(Proc::read(child.ppid).unwrap().ppid).unwrap();
     assert_eq!(front.ppid, xinetd.child.id(), "the front is xinetd's child");
-    let (_, uidls) = pa.multi("UIDL");
-    for line in uidls {
-        let (n, uidl) = line.split_once(' ').unwrap();
-        assert!(pa.cmd(&format!("RETR {n}")).starts_with("+OK"));
-        assert!(pa.body() == expected_wire(&a.messages[uidl]), "{uidl}");
-    }
+    retrieve_all(&mut pa, &a);
     pa.quit();
     // The session's processes are gone with it.
     let deadline = Instant::now() + LIMIT;

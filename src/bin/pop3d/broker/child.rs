@@ -19,12 +19,18 @@ const FIRST_REQUEST_LIMIT: Duration = Duration::from_secs(30);
 /// Bytes copied from a message to the front's pipe at a time.
 const COPY_CHUNK: usize = 64 * 1024;
 
+/// Opens the real account source, in a login check's child.
+pub type OpenSource<'a> = Box<dyn Fn() -> Result<Arc<dyn Authenticator>, String> + 'a>;
+
 /// What a child works with, made by the broker once, as root, before any child.
-pub struct Powers {
+pub struct Powers<'a> {
     /// The real mail store.
     pub store: Arc<dyn MailStore>,
-    /// The real account source, when it needs root; otherwise the front checks logins.
-    pub auth: Option<Arc<dyn Authenticator>>,
+    /// The real account source, when it needs root (otherwise the front checks logins). It is
+    /// opened in each login check's child and never in the broker, so that whatever it reads
+    /// as root (a shadow file) is never in the memory of a mailbox process, which runs as an
+    /// account.
+    pub auth: Option<OpenSource<'a>>,
     /// Who a mailbox process may become.
     pub rules: Rules,
 }
@@ -65,16 +71,25 @@ fn failed(what: &str, e: io::Error) -> i32 {
 }
 
 /// Checks a login with the real account source, as root.
-fn authenticate(channel: &mut Channel, powers: &Powers, user: &str, password: &[u8]) -> i32 {
+pub(super) fn authenticate(
+    channel: &mut Channel,
+    powers: &Powers,
+    user: &str,
+    password: &[u8],
+) -> i32 {
     // A checkpassword program run from here must not inherit the broker's ignored signals.
     process::set_signals(&super::IGNORED_SIGNALS, false);
-    let reply = match &powers.auth {
-        Some(auth) => match auth.authenticate(user, password) {
+    let reply = match powers.auth.as_ref().map(|open| open()) {
+        Some(Ok(auth)) => match auth.authenticate(user, password) {
             Ok(account) => Reply::Account(account),
             Err(e) => Reply::AuthFailed {
                 kind: e.kind(),
                 detail: e.detail().to_owned(),
             },
+        },
+        Some(Err(e)) => Reply::AuthFailed {
+            kind: pop3d::AuthErrorKind::Unavailable,
+            detail: e,
         },
         None => Reply::AuthFailed {
             kind: pop3d::AuthErrorKind::Unavailable,
@@ -104,6 +119,12 @@ fn open(
             return Ok(None);
         }
     };
+    send_list(channel, mailbox.as_ref())?;
+    Ok(Some(mailbox))
+}
+
+/// Tells the front the mailbox is open, and its message list.
+pub(super) fn send_list(channel: &mut Channel, mailbox: &dyn Mailbox) -> io::Result<()> {
     let messages = mailbox.messages();
     channel.reply(&Reply::Opened {
         count: messages.len() as u64,
@@ -111,12 +132,12 @@ fn open(
     for batch in messages.chunks(BATCH) {
         channel.reply(&Reply::Messages(batch.to_vec()))?;
     }
-    Ok(Some(mailbox))
+    Ok(())
 }
 
 /// Serves reads and deletions until the front closes the channel, then drops the mailbox
 /// (which unlocks it) and exits.
-fn hold(mut channel: Channel, mailbox: Option<Box<dyn Mailbox>>) -> i32 {
+pub(super) fn hold(mut channel: Channel, mailbox: Option<Box<dyn Mailbox>>) -> i32 {
     let Some(mut mailbox) = mailbox else {
         return 0;
     };

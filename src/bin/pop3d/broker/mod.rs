@@ -23,8 +23,10 @@ mod process;
 mod remote_mailbox;
 mod setup;
 mod switching;
+#[cfg(test)]
+mod tests;
 
-pub use child::Powers;
+pub use child::{OpenSource, Powers};
 pub use client::Client;
 pub use identity::Rules;
 pub use setup::start_for;
@@ -58,14 +60,16 @@ const NO_SUCH_NAME: &str = "pop3d broker: no such name";
 /// Forks the broker, which builds what it serves with `setup` once it has closed every
 /// descriptor it was born with (so whatever that opens is its own). Returns the front's handle
 /// on it. Call as root, before any thread is started.
-pub fn start(
+pub fn start<'a>(
     inetd: bool,
-    setup: impl FnOnce() -> Result<Powers, String>,
+    setup: impl FnOnce() -> Result<Powers<'a>, String>,
 ) -> Result<Arc<Client>, String> {
     let failed = |what: &str, e: io::Error| format!("cannot start the broker: {what}: {e}");
     process::ensure_standard_fds().map_err(|e| failed("/dev/null", e))?;
     let (front_end, broker_end) = control_pair().map_err(|e| failed("socketpair", e))?;
-    set_send_timeout(&front_end, CHANNEL_LIMIT).map_err(|e| failed("setsockopt", e))?;
+    for option in [libc::SO_SNDTIMEO, libc::SO_RCVTIMEO] {
+        set_timeout(&front_end, option, CHANNEL_LIMIT).map_err(|e| failed("setsockopt", e))?;
+    }
     // SAFETY: getpid takes no arguments and cannot fail.
     let front = unsafe { libc::getpid() };
     match process::fork().map_err(|e| failed("fork", e))? {
@@ -75,7 +79,12 @@ pub fn start(
         }
         Some(pid) => {
             drop(broker_end);
-            Ok(Arc::new(Client::new(front_end, pid)))
+            // The broker says when it is ready, so that its set-up failing fails the start.
+            match fd_passing::receive(front_end.as_fd(), &mut [0u8]) {
+                Ok((1, _)) => Ok(Arc::new(Client::new(front_end, pid))),
+                Ok(_) => Err("the broker could not start (its log line says why)".into()),
+                Err(e) => Err(failed("waiting for it", e)),
+            }
         }
     }
 }
@@ -104,11 +113,11 @@ pub fn wrap(
 }
 
 /// The broker: waits for channels from the front and forks a child for each.
-fn run(
+fn run<'a>(
     control: OwnedFd,
     inetd: bool,
     front: libc::pid_t,
-    setup: impl FnOnce() -> Result<Powers, String>,
+    setup: impl FnOnce() -> Result<Powers<'a>, String>,
 ) -> ! {
     process::die_with_parent(front);
     process::set_name(c"pop3d-broker");
@@ -139,6 +148,10 @@ fn run(
     // nowhere goes through all of them.
     let _ = privileges::system_account(NO_SUCH_NAME);
     let _ = privileges::group_id(NO_SUCH_NAME, "");
+    if let Err(e) = fd_passing::send(control.as_fd(), &[1], None) {
+        log::error!("broker: control socket: {e}");
+        process::exit(1);
+    }
     loop {
         let mut byte = [0u8; 1];
         match fd_passing::receive(control.as_fd(), &mut byte) {
@@ -192,8 +205,9 @@ fn control_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Bounds how long a send on `socket` may wait (a broker that stopped reading).
-fn set_send_timeout(socket: &OwnedFd, limit: Duration) -> io::Result<()> {
+/// Bounds how long a send (`SO_SNDTIMEO`) or a receive (`SO_RCVTIMEO`) on `socket` may wait:
+/// a broker that stopped reading, or never got ready.
+fn set_timeout(socket: &OwnedFd, option: libc::c_int, limit: Duration) -> io::Result<()> {
     let tv = libc::timeval {
         tv_sec: limit.as_secs() as libc::time_t,
         tv_usec: 0,
@@ -203,7 +217,7 @@ fn set_send_timeout(socket: &OwnedFd, limit: Duration) -> io::Result<()> {
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_SNDTIMEO,
+            option,
             (&tv as *const libc::timeval).cast(),
             std::mem::size_of::<libc::timeval>() as libc::socklen_t,
         )

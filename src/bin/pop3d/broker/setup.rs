@@ -1,6 +1,6 @@
 //! Starting the broker for the daemon's settings.
 
-use super::{Client, Powers, Rules};
+use super::{Client, OpenSource, Powers, Rules};
 use crate::{mailstore, privileges, Settings};
 use pop3d::{Authenticator, MailStore};
 use std::sync::Arc;
@@ -22,16 +22,14 @@ pub fn start_for(
     };
     let needs_root = s.accounts.source.needs_root();
     let client: Arc<Client> = super::start(s.inetd, || {
+        let open_source: OpenSource = Box::new(|| {
+            s.accounts
+                .source
+                .open(s.session.apop, s.inetd, &s.state_dir)
+        });
         Ok(Powers {
             store: s.store.open()?,
-            auth: match needs_root {
-                true => Some(
-                    s.accounts
-                        .source
-                        .open(s.session.apop, s.inetd, &s.state_dir)?,
-                ),
-                false => None,
-            },
+            auth: needs_root.then_some(open_source),
             rules,
         })
     })?;
