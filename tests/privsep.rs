@@ -402,6 +402,49 @@ fn two_accounts_are_served_each_by_a_process_of_its_own_uid() {
     }
 }
 
+#[test]
+fn accounts_of_the_front_user_or_without_a_uid_are_served_in_the_front() {
+    if skip() {
+        return;
+    }
+    let dir = TempDir::new("privsep-shared");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let nobody = uid_of(FRONT_USER);
+    let mut lines = Vec::new();
+    for (user, ids) in [
+        ("shared", format!("{nobody}:{nobody}")),
+        ("noids", ":".into()),
+    ] {
+        let home = dir.path().join(user);
+        for sub in ["", "cur", "new", "tmp"] {
+            fs::create_dir_all(home.join("Maildir").join(sub)).unwrap();
+        }
+        fs::write(home.join("Maildir/new/1.M1P1.x"), "Subject: s\n\nshared\n").unwrap();
+        for path in walk(&home) {
+            chown(&path, Some(nobody), Some(nobody)).unwrap();
+        }
+        lines.push(format!("{user}:{{PLAIN}}pw:{ids}::{}::", home.display()));
+    }
+    let setup = Setup::new("privsep-shared-passwd", &lines);
+    let server = setup.start(&[]);
+    let front = server.child.id();
+    let broker = broker_of(front);
+    for user in ["shared", "noids"] {
+        let mut pop = Pop::login(server.addr, user, "pw");
+        // No child of the broker: the front itself holds the Maildir open.
+        assert!(Proc::all().iter().all(|p| p.ppid != broker.pid), "{user}");
+        let maildir = dir.path().join(user).join("Maildir");
+        let open = fs::read_dir(format!("/proc/{front}/fd"))
+            .unwrap()
+            .filter_map(|fd| fs::read_link(fd.ok()?.path()).ok())
+            .any(|target| target == maildir);
+        assert!(open, "the front does not hold {}", maildir.display());
+        assert_eq!(pop.cmd("RETR 1"), "+OK 22 octets");
+        assert_eq!(pop.body(), b"Subject: s\r\n\r\nshared\r\n");
+        pop.quit();
+    }
+}
+
 /// USER and PASS; the reply to PASS.
 fn pass_reply(addr: SocketAddr, user: &str, password: &str) -> String {
     let (mut c, greeting) = Pop::connect(addr);
