@@ -29,6 +29,7 @@ packages=(
     util-linux      # flock(1): a mailbox lock held by another process (src/store tests)
     mount           # mount(8), umount(8): faults.rs fills a small tmpfs (as root)
     xinetd          # a real super-server: --inetd sessions run as their accounts (privsep.rs)
+    passwd          # useradd, chpasswd, userdel: real system accounts (support/system_user.rs)
 )
 # pip, only when it is needed to install scramp (a SCRAM-SHA-256 client, sasl.rs).
 if ! python3 -c 'import scramp' 2>/dev/null && ! python3 -m pip --version >/dev/null 2>&1; then
