@@ -30,10 +30,11 @@ packages=(
     mount           # mount(8), umount(8): faults.rs fills a small tmpfs (as root)
     fail2ban        # fail2ban-regex runs the manual's filter on real log lines (logging.rs)
     postfix         # a real MTA, one instance per test on its own port (support/postfix.rs)
-    passwd          # useradd, chpasswd, userdel, usermod: test system accounts (system_accounts.rs)
+    passwd          # useradd, chpasswd, userdel, usermod: test system accounts (system_user.rs)
     libpam-modules  # pam_unix.so for the PAM service file system_accounts.rs installs
     libpam0g        # libpam.so.0, which --pam loads at run time (system_accounts.rs)
     checkpw         # a real checkpassword program for --checkpassword (system_accounts.rs)
+    xinetd          # a real super-server: --inetd sessions run as their accounts (privsep.rs)
 )
 # pip, only when it is needed to install scramp (a SCRAM-SHA-256 client, sasl.rs).
 if ! python3 -c 'import scramp' 2>/dev/null && ! python3 -m pip --version >/dev/null 2>&1; then

@@ -83,11 +83,13 @@ impl Drop for PamService {
 }
 
 /// pop3d on loopback with the account source `source`, each user's `~/Maildir`, and the test
-/// failure delay. `BinServer` adds `--allow-root`: the front process stays root until the
-/// privilege-separation broker serves these sources.
+/// failure delay, as a real host runs it: started as root, serving as `nobody`, so that the
+/// password checks run in the privileged broker and each mailbox as its account.
 fn server(source: &[&str]) -> BinServer {
     let delay = FAIL_DELAY.as_secs_f64().to_string();
     let mut args = vec![
+        "--user",
+        "nobody",
         "--maildir",
         "%h/Maildir",
         "--fail-delay",
@@ -409,7 +411,7 @@ fn check_and_usage_errors_name_the_source() {
     let both = pop3d(&["--check", "--shadow", "--pam", "login"]);
     assert_eq!(both.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&both.stderr).contains("one account source per run"));
-    let stray = pop3d(&["--check", "--first-uid", "500"]);
+    let stray = pop3d(&["--check", "--first-uid", "many"]);
     assert_eq!(stray.status.code(), Some(2));
     let domain = pop3d(&["--check", "--shadow", "--default-domain", "example.org"]);
     assert_eq!(domain.status.code(), Some(2));

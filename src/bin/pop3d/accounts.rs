@@ -74,10 +74,8 @@ impl Source {
                 "--default-domain is for --passwd accounts: system names have no domain".into(),
             );
         }
+        // The same option bounds the uid a session runs as (the broker's children).
         let first_uid = match m.opt_str("first-uid") {
-            Some(_) if !system => {
-                return Err("--first-uid goes with --pam, --shadow or --checkpassword".into())
-            }
             Some(n) => u32::try_from(crate::number(&n, "--first-uid")?)
                 .map_err(|_| format!("--first-uid: {n} is not a uid"))?,
             None => DEFAULT_FIRST_UID,
@@ -118,7 +116,6 @@ impl Source {
 
     /// Whether checking a login needs root: reading the shadow file, or letting a program
     /// switch to the account.
-    #[allow(dead_code)] // Used by the privilege-separation broker.
     pub fn needs_root(&self) -> bool {
         !matches!(self, Source::PasswdFile { .. })
     }

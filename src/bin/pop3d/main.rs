@@ -1,6 +1,7 @@
 //! The pop3d daemon: standalone, or one session under inetd.
 
 mod accounts;
+mod broker;
 mod deliver;
 mod descriptors;
 mod hash_password;
@@ -43,6 +44,10 @@ struct Settings {
     group: Option<String>,
     chroot: Option<PathBuf>,
     allow_root: bool,
+    /// Lowest uid a session may switch to.
+    first_uid: u32,
+    /// `--mail-group`: the saved gid of a session's process.
+    mail_group: Option<String>,
     /// Where the server secret and the shared penalty file are.
     state_dir: PathBuf,
     session: SessionSettings,
@@ -283,6 +288,12 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
         group: m.opt_str("group"),
         chroot: m.opt_str("chroot").map(PathBuf::from),
         allow_root: m.opt_present("allow-root"),
+        first_uid: match m.opt_str("first-uid") {
+            Some(n) => u32::try_from(number(&n, "--first-uid")?)
+                .map_err(|_| format!("--first-uid {n}: not a uid"))?,
+            None => 1000,
+        },
+        mail_group: m.opt_str("mail-group"),
         state_dir: PathBuf::from(
             m.opt_str("state-dir")
                 .unwrap_or_else(|| "/var/lib/pop3d".into()),
@@ -320,26 +331,27 @@ fn number(text: &str, option: &str) -> Result<u64, String> {
         .map_err(|_| format!("{option}: {text:?} is not a whole number"))
 }
 
+/// Reads the TLS files (while still privileged: a key is usually readable by root alone).
+fn load_tls(s: &Settings) -> Result<Option<TlsConfig>, String> {
+    let Some((cert, key)) = &s.tls else {
+        return Ok(None);
+    };
+    let tls = TlsConfig::from_pem_files(cert, key, s.tls_min).map_err(|e| e.to_string())?;
+    // A handshake per inetd session would cost too much; standalone and --check test once.
+    if !s.inetd || s.check {
+        tls.self_test()
+            .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
+    }
+    // Under inetd each connection is a process of its own: tickets sealed with a key derived
+    // from the server secret let a client resume with the next one.
+    match (s.inetd && !s.check).then(|| state::secret(&s.state_dir)) {
+        Some(Some(secret)) => Ok(Some(tls.share_tickets(&secret).map_err(|e| e.to_string())?)),
+        _ => Ok(Some(tls)),
+    }
+}
+
 fn run(s: Settings) -> Result<(), String> {
     let store = s.store.open()?;
-    // Read while still privileged: a TLS key is usually readable by root alone.
-    let tls = match &s.tls {
-        Some((cert, key)) => {
-            let tls = TlsConfig::from_pem_files(cert, key, s.tls_min).map_err(|e| e.to_string())?;
-            // A handshake per inetd session would cost too much; standalone and --check test once.
-            if !s.inetd || s.check {
-                tls.self_test()
-                    .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
-            }
-            // Under inetd each connection is a process of its own: tickets sealed with a
-            // key derived from the server secret let a client resume with the next one.
-            match (s.inetd && !s.check).then(|| state::secret(&s.state_dir)) {
-                Some(Some(secret)) => Some(tls.share_tickets(&secret).map_err(|e| e.to_string())?),
-                _ => Some(tls),
-            }
-        }
-        None => None,
-    };
     let target = match &s.user {
         Some(user) => Some(privileges::lookup(user, s.group.as_deref())?),
         None if privileges::is_root() && !s.allow_root && !s.check => {
@@ -350,6 +362,7 @@ fn run(s: Settings) -> Result<(), String> {
         None => None,
     };
     if s.check {
+        load_tls(&s)?;
         let accounts = s.accounts.source.check()?;
         let secret = s.state_dir.join(SECRET_FILE);
         match server_secret::load(&secret) {
@@ -370,6 +383,13 @@ fn run(s: Settings) -> Result<(), String> {
         // Measured now rather than at the first login (see Authenticator::costliest_check).
         auth.costliest_check();
     }
+    // Root forks the broker (which keeps root to run each session as its account) now: before
+    // any thread starts (the TLS self-test starts one) and before root is given up.
+    let (store, auth) = match privileges::is_root() {
+        true => broker::start_for(&s, store, auth)?,
+        false => (store, auth),
+    };
+    let tls = load_tls(&s)?;
     let service = state::open(
         s.session
             .apply(Service::new(auth, store))

@@ -8,6 +8,14 @@ static LOGGER: Syslog = Syslog;
 
 /// Sends log records to syslog as "pop3d[pid]".
 pub fn init(level: log::LevelFilter) {
+    connect();
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+/// Opens the connection to syslog now (a process about to close descriptors reconnects after).
+pub fn connect() {
     // SAFETY: the identity is a static C string, as openlog requires (it keeps the pointer).
     unsafe {
         libc::openlog(
@@ -16,9 +24,12 @@ pub fn init(level: log::LevelFilter) {
             libc::LOG_MAIL,
         )
     };
-    if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(level);
-    }
+}
+
+/// Closes the connection to syslog, before its descriptor is closed behind its back.
+pub fn disconnect() {
+    // SAFETY: closelog takes no arguments; a later syslog call reconnects.
+    unsafe { libc::closelog() };
 }
 
 impl log::Log for Syslog {
