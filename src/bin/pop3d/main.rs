@@ -67,6 +67,7 @@ struct SessionSettings {
     insecure_loopback: bool,
     exempt_loopback: bool,
     workarounds: Workarounds,
+    login_delay: Option<Duration>,
 }
 
 impl SessionSettings {
@@ -92,6 +93,7 @@ impl SessionSettings {
             .trust_loopback(!self.insecure_loopback)
             .exempt_loopback(self.exempt_loopback)
             .workarounds(self.workarounds)
+            .login_delay(self.login_delay.unwrap_or_default())
             .hostname(hostname())
     }
 }
@@ -206,6 +208,9 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
     session.allow_plaintext = m.opt_present("allow-plaintext");
     session.insecure_loopback = m.opt_present("insecure-loopback");
     session.exempt_loopback = m.opt_present("exempt-loopback");
+    if let Some(secs) = m.opt_str("login-delay") {
+        session.login_delay = Some(Duration::from_secs(number(&secs, "--login-delay")?));
+    }
     if let Some(list) = m.opt_str("workarounds") {
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             if !session.workarounds.enable(name) {

@@ -7,6 +7,10 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 /// The file of the failure penalty shared by `--inetd` processes, in the state directory.
 pub const PENALTY_FILE: &str = "penalty";
 
+/// The file of each account's last login, for `--login-delay` and `pop3_login_delay`: shared
+/// by `--inetd` processes and kept across restarts.
+pub const LOGIN_TIMES_FILE: &str = "login-times";
+
 /// The file where `--inetd` processes keep the measured cost of the costliest password check,
 /// so that each does not measure it again.
 pub const COST_FILE: &str = "check-cost";
@@ -67,6 +71,16 @@ pub fn secret(dir: &std::path::Path) -> Option<[u8; 32]> {
 pub fn open(mut service: Service, dir: &std::path::Path, inetd: bool) -> Service {
     if let Some(key) = secret(dir) {
         service = service.server_secret(key);
+    }
+    // Small, and only read when an account has a login delay: opened in every mode, so that
+    // a delay outlives a restart.
+    let path = dir.join(LOGIN_TIMES_FILE);
+    match open_rw(&path) {
+        Ok(file) => service = service.shared_login_times(file),
+        Err(e) => log::warn!(
+            "cannot open {}: {e}; login delays are kept in memory, for this process only",
+            path.display()
+        ),
     }
     if inetd {
         let path = dir.join(PENALTY_FILE);
