@@ -45,12 +45,14 @@
 mod deliver;
 mod maildirsize;
 mod message_file;
+mod migrated;
 mod naming;
 mod open;
 mod scan;
 mod size_cache;
 #[cfg(test)]
 mod tests;
+mod uidl_format;
 
 use self::maildirsize::{record_removals, QuotaLock};
 use self::message_file::{open_first, unlink_all, wire_size};
@@ -63,11 +65,13 @@ use crate::account::Account;
 use crate::limits;
 use crate::store::delivery::{Quota, Usage};
 use crate::template::{Template, TemplateError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+pub use uidl_format::{UidlFormat, UnknownUidlFormat};
 
 /// The lock file, in the Maildir's root where no delivery agent or IMAP server looks.
 const LOCK_FILE: &str = "pop3d.lock";
@@ -78,6 +82,8 @@ pub struct MaildirStore {
     template: Template,
     /// The quota of accounts without one of their own.
     quota: Option<Quota>,
+    /// Whose UIDLs the messages get.
+    uidl_format: UidlFormat,
 }
 
 impl MaildirStore {
@@ -87,7 +93,19 @@ impl MaildirStore {
         Ok(MaildirStore {
             template: Template::parse(template, "undh")?,
             quota: None,
+            uidl_format: UidlFormat::default(),
         })
+    }
+
+    /// Gives messages the UIDLs another server showed for them ([`UidlFormat`]), so that
+    /// clients that leave mail on the server download nothing again after a move to pop3d.
+    /// Default: [`UidlFormat::Maildir`], the base name.
+    ///
+    /// With another preset, each login reads that server's file in the Maildir's root (about
+    /// 100 octets a message, never the messages themselves).
+    pub fn with_uidl_format(mut self, format: UidlFormat) -> MaildirStore {
+        self.uidl_format = format;
+        self
     }
 
     /// Sets the quota [`deliver`](crate::store::Deliver::deliver) applies to accounts without one of their
@@ -123,6 +141,7 @@ impl MailStore for MaildirStore {
             messages: Vec::new(),
         };
         mailbox.measure(&mut dirs)?;
+        mailbox.migrate_uidls(self.uidl_format);
         Ok(Box::new(mailbox))
     }
 }
@@ -286,6 +305,56 @@ impl MaildirMailbox {
             }
         }
         Ok(())
+    }
+
+    /// Gives each message the UIDL `format`'s server showed for it, where that server's file
+    /// names it. A UIDL that another message of the snapshot already has is not taken (two
+    /// messages must never share one): that message keeps its maildir UIDL.
+    fn migrate_uidls(&mut self, format: UidlFormat) {
+        if format == UidlFormat::Maildir || self.files.is_empty() {
+            return;
+        }
+        let index: HashMap<&[u8], usize> = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, stored)| (stored.basename().as_bytes(), i))
+            .collect();
+        let mut found: Vec<Option<String>> = vec![None; self.files.len()];
+        migrated::read(self.locked.dir(), &self.root, format, |entry| {
+            if let Some(&i) = index.get(entry.basename) {
+                found[i].get_or_insert(entry.uidl);
+            }
+        });
+        drop(index);
+        let mut taken: HashSet<String> = found
+            .iter()
+            .zip(&self.messages)
+            .filter(|(f, _)| f.is_none())
+            .map(|(_, m)| m.uidl.clone())
+            .collect();
+        let (mut moved, mut clashes) = (0usize, 0usize);
+        for (message, uidl) in self.messages.iter_mut().zip(found) {
+            let Some(uidl) = uidl else { continue };
+            if taken.insert(uidl.clone()) {
+                message.uidl = uidl;
+                moved += 1;
+            } else {
+                clashes += 1;
+            }
+        }
+        log::debug!(
+            "{}: {moved} of {} messages have their {format} UIDL",
+            self.root.display(),
+            self.messages.len()
+        );
+        if clashes > 0 {
+            log::warn!(
+                "{}: {clashes} {format} UIDLs already taken by another message; those keep \
+                 the maildir UIDL",
+                self.root.display()
+            );
+        }
     }
 
     /// True if `claimed` may be taken as the size of message `index` without reading it: its
