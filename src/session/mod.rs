@@ -6,6 +6,7 @@
 
 mod authorization;
 mod config;
+mod expiry;
 mod i18n;
 mod reply;
 mod sasl;

@@ -68,6 +68,7 @@ struct SessionSettings {
     exempt_loopback: bool,
     workarounds: Workarounds,
     login_delay: Option<Duration>,
+    expire: Option<pop3d::Expire>,
 }
 
 impl SessionSettings {
@@ -86,6 +87,9 @@ impl SessionSettings {
         }
         if let Some(domain) = self.default_domain {
             service = service.default_domain(domain);
+        }
+        if let Some(expire) = self.expire {
+            service = service.expire(expire);
         }
         service
             .apop(self.apop)
@@ -210,6 +214,9 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
     session.exempt_loopback = m.opt_present("exempt-loopback");
     if let Some(secs) = m.opt_str("login-delay") {
         session.login_delay = Some(Duration::from_secs(number(&secs, "--login-delay")?));
+    }
+    if let Some(days) = m.opt_str("expire") {
+        session.expire = Some(days.parse().map_err(|e| format!("--expire: {e}"))?);
     }
     if let Some(list) = m.opt_str("workarounds") {
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {

@@ -69,6 +69,8 @@ pub const OPTIONS: &[Opt] = &[
           help: "exempt loopback clients from the failure penalty and --max-per-ip (a local webmail)" },
     Opt { short: "", long: "login-delay", takes: Takes::One, value: "SECS",
           help: "least time between two logins of an account (LOGIN-DELAY); pop3_login_delay in a passwd entry overrides it; 0: none [default: 0]" },
+    Opt { short: "", long: "expire", takes: Takes::One, value: "DAYS",
+          help: "remove messages DAYS days after a session retrieved them and ended with QUIT (EXPIRE; 0: at the end of that session), or never; pop3_expire in a passwd entry overrides it [default: none]" },
     Opt { short: "", long: "workarounds", takes: Takes::One, value: "LIST",
           help: "comma-separated fixes for old clients: outlook-no-nuls, oe-ns-eoh [default: none]" },
     Opt { short: "", long: "apop", takes: Takes::Nothing, value: "",

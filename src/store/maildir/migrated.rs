@@ -10,9 +10,12 @@
 
 use super::message_file::open_regular;
 use super::uidl_format::UidlFormat;
+use super::MaildirMailbox;
 use crate::store::dir::Dir;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Dovecot's UID ↔ file name list, in the Maildir's root (its default control directory).
@@ -283,6 +286,58 @@ fn split_once(s: &[u8], at: u8) -> Option<(&[u8], &[u8])> {
 fn rsplit_once(s: &[u8], at: u8) -> Option<(&[u8], &[u8])> {
     let i = s.iter().rposition(|&b| b == at)?;
     Some((&s[..i], &s[i + 1..]))
+}
+
+impl MaildirMailbox {
+    /// Gives each message the UIDL `format`'s server showed for it, where that server's file
+    /// names it. A UIDL that another message of the snapshot already has is not taken (two
+    /// messages must never share one): that message keeps its maildir UIDL.
+    pub(super) fn migrate_uidls(&mut self, format: UidlFormat) {
+        if format == UidlFormat::Maildir || self.files.is_empty() {
+            return;
+        }
+        let index: HashMap<&[u8], usize> = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, stored)| (stored.basename().as_bytes(), i))
+            .collect();
+        let mut found: Vec<Option<String>> = vec![None; self.files.len()];
+        read(self.locked.dir(), &self.root, format, |entry| {
+            if let Some(&i) = index.get(entry.basename) {
+                found[i].get_or_insert(entry.uidl);
+            }
+        });
+        drop(index);
+        let mut taken: HashSet<String> = found
+            .iter()
+            .zip(&self.messages)
+            .filter(|(f, _)| f.is_none())
+            .map(|(_, m)| m.uidl.clone())
+            .collect();
+        let (mut moved, mut clashes) = (0usize, 0usize);
+        for (message, uidl) in self.messages.iter_mut().zip(found) {
+            let Some(uidl) = uidl else { continue };
+            if taken.insert(uidl.clone()) {
+                message.uidl = uidl;
+                moved += 1;
+            } else {
+                clashes += 1;
+            }
+        }
+        log::debug!(
+            "{}: {moved} of {} messages have their {format} UIDL",
+            self.root.display(),
+            self.messages.len()
+        );
+        if clashes > 0 {
+            log::warn!(
+                "{}: {clashes} {format} UIDLs already taken by another message; those keep \
+                 the maildir UIDL",
+                self.root.display()
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ mod message_file;
 mod migrated;
 mod naming;
 mod open;
+mod retrievals;
 mod scan;
 mod size_cache;
 #[cfg(test)]
@@ -65,11 +66,10 @@ use crate::account::Account;
 use crate::limits;
 use crate::store::delivery::{Quota, Usage};
 use crate::template::{Template, TemplateError};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 pub use uidl_format::{UidlFormat, UnknownUidlFormat};
 
@@ -232,6 +232,14 @@ impl Mailbox for MaildirMailbox {
             )),
         }
     }
+
+    fn expire(&mut self, age: std::time::Duration) -> Result<Option<usize>, StoreError> {
+        self.expire_retrieved(age).map(Some)
+    }
+
+    fn retrieved(&mut self, indices: &[usize]) -> Result<(), StoreError> {
+        self.record_retrieved(indices)
+    }
 }
 
 impl MaildirMailbox {
@@ -268,7 +276,7 @@ impl MaildirMailbox {
                 Some(size) => Some((size, true)),
                 None => cache
                     .get_or_insert_with(|| size_cache::Reader::open(self.locked.dir(), &self.root))
-                    .size_of(basename)
+                    .value_of(basename)
                     .map(|size| (size, false)),
             };
             let size = match claimed {
@@ -305,56 +313,6 @@ impl MaildirMailbox {
             }
         }
         Ok(())
-    }
-
-    /// Gives each message the UIDL `format`'s server showed for it, where that server's file
-    /// names it. A UIDL that another message of the snapshot already has is not taken (two
-    /// messages must never share one): that message keeps its maildir UIDL.
-    fn migrate_uidls(&mut self, format: UidlFormat) {
-        if format == UidlFormat::Maildir || self.files.is_empty() {
-            return;
-        }
-        let index: HashMap<&[u8], usize> = self
-            .files
-            .iter()
-            .enumerate()
-            .map(|(i, stored)| (stored.basename().as_bytes(), i))
-            .collect();
-        let mut found: Vec<Option<String>> = vec![None; self.files.len()];
-        migrated::read(self.locked.dir(), &self.root, format, |entry| {
-            if let Some(&i) = index.get(entry.basename) {
-                found[i].get_or_insert(entry.uidl);
-            }
-        });
-        drop(index);
-        let mut taken: HashSet<String> = found
-            .iter()
-            .zip(&self.messages)
-            .filter(|(f, _)| f.is_none())
-            .map(|(_, m)| m.uidl.clone())
-            .collect();
-        let (mut moved, mut clashes) = (0usize, 0usize);
-        for (message, uidl) in self.messages.iter_mut().zip(found) {
-            let Some(uidl) = uidl else { continue };
-            if taken.insert(uidl.clone()) {
-                message.uidl = uidl;
-                moved += 1;
-            } else {
-                clashes += 1;
-            }
-        }
-        log::debug!(
-            "{}: {moved} of {} messages have their {format} UIDL",
-            self.root.display(),
-            self.messages.len()
-        );
-        if clashes > 0 {
-            log::warn!(
-                "{}: {clashes} {format} UIDLs already taken by another message; those keep \
-                 the maildir UIDL",
-                self.root.display()
-            );
-        }
     }
 
     /// True if `claimed` may be taken as the size of message `index` without reading it: its
