@@ -33,7 +33,8 @@ struct Dovecot {
 }
 
 impl Dovecot {
-    fn start(dir: &Path, passwd: &Path, home: &Path) -> Dovecot {
+    /// Dovecot with its defaults but for what `settings` (configuration lines) change.
+    fn start(dir: &Path, passwd: &Path, home: &Path, settings: &str) -> Dovecot {
         let port = free_port();
         let base = dir.join("base");
         fs::create_dir_all(&base).unwrap();
@@ -41,7 +42,7 @@ impl Dovecot {
         fs::write(
             &conf,
             format!(
-                "instance_name = p3tuidl{pid}\n\
+                "instance_name = p3tuidl{port}\n\
                  base_dir = {base}\n\
                  state_dir = {base}/state\n\
                  protocols = pop3\n\
@@ -54,8 +55,8 @@ impl Dovecot {
                  passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {passwd}\n}}\n\
                  userdb {{\n  driver = static\n  args = uid={NOBODY} gid={NOBODY} home={home}\n}}\n\
                  service pop3-login {{\n  inet_listener pop3 {{\n    address = 127.0.0.1\n    \
-                 port = {port}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n",
-                pid = std::process::id(),
+                 port = {port}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
+                 {settings}\n",
                 base = base.display(),
                 dir = dir.display(),
                 passwd = passwd.display(),
@@ -154,6 +155,24 @@ fn chown_tree(path: &Path, uid: u32) {
 
 #[test]
 fn a_mailbox_moved_from_dovecot_keeps_its_uidls() {
+    migrate("uidl-dovecot", "");
+}
+
+/// With `pop3_save_uidl`, Dovecot stores each UIDL it shows in `dovecot-uidlist` (the `P`
+/// field), and shows the stored one even after `pop3_uidl_format` changes: pop3d must too.
+/// Here the format is not the default, so only the stored field can give the right UIDLs.
+#[test]
+fn uidls_dovecot_stored_are_kept() {
+    migrate(
+        "uidl-dovecot-saved",
+        "pop3_uidl_format = %v.%u\npop3_save_uidl = yes",
+    );
+}
+
+/// Dovecot (configured with `settings`) serves a corpus and fetchmail takes it all; then
+/// pop3d serves it with `--uidl-format dovecot`, and fetchmail takes nothing again but the
+/// message delivered after the switch, once.
+fn migrate(tag: &str, settings: &str) {
     if !is_root() {
         println!("skipped: needs root (Dovecot serves mail as another uid)");
         return;
@@ -161,7 +180,7 @@ fn a_mailbox_moved_from_dovecot_keeps_its_uidls() {
     if Command::new("dovecot").arg("--version").output().is_err() {
         panic!("dovecot is not installed (tests/run.sh installs dovecot-pop3d)");
     }
-    let mut corpus = Corpus::new("uidl-dovecot");
+    let mut corpus = Corpus::new(tag);
     let dir = corpus.scratch("dovecot");
     // Dovecot's unprivileged processes walk down to the passwd file and the Maildir.
     fs::set_permissions(
@@ -170,7 +189,7 @@ fn a_mailbox_moved_from_dovecot_keeps_its_uidls() {
     )
     .unwrap();
     chown_tree(&corpus.home, NOBODY);
-    let mut dovecot = Dovecot::start(&dir, &corpus.passwd, &corpus.home);
+    let mut dovecot = Dovecot::start(&dir, &corpus.passwd, &corpus.home, settings);
     let fetchmail = Fetchmail::new(&corpus, dovecot.port);
 
     // Dovecot: fetchmail takes everything and leaves it on the server.
@@ -181,10 +200,17 @@ fn a_mailbox_moved_from_dovecot_keeps_its_uidls() {
     let shown_by_dovecot = uidls(dovecot.addr());
     assert_eq!(shown_by_dovecot.len(), corpus.messages.len());
     dovecot.stop();
-    assert!(
-        corpus.maildir.join("dovecot-uidlist").exists(),
-        "Dovecot wrote no dovecot-uidlist"
-    );
+    let uidlist = fs::read_to_string(corpus.maildir.join("dovecot-uidlist"))
+        .expect("Dovecot wrote no dovecot-uidlist");
+    if !settings.is_empty() {
+        // What this variant is about: the UIDLs are in the file, not made from the format.
+        for uidl in shown_by_dovecot.values() {
+            assert!(
+                uidlist.contains(&format!(" P{uidl} ")),
+                "{uidl}:\n{uidlist}"
+            );
+        }
+    }
 
     // pop3d with the maildir UIDLs would make the client fetch everything again...
     let args = corpus.server_args();
