@@ -260,3 +260,19 @@ fn rewrite_port(rc: &Path, from: u16, to: u16) -> std::path::PathBuf {
     .unwrap();
     rc.to_path_buf()
 }
+
+/// Mail converted from an mbox server that added X-UIDL headers (qpopper): with
+/// `--uidl-format x-uidl` the server shows them, and the maildir UIDL where there is none.
+#[test]
+fn x_uidl_headers_are_shown_with_the_preset() {
+    let mut corpus = Corpus::empty("uidl-x-uidl");
+    let with = corpus.deliver("q1", b"X-UIDL: 3c8d1f0a00000001\nSubject: one\n\nbody\n");
+    let without = corpus.deliver("q2", b"Subject: two\n\nX-UIDL: in the body, not a header\n");
+    let args = corpus.server_args();
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--uidl-format", "x-uidl"]);
+    let server = BinServer::start(&args);
+    let shown: Vec<String> = uidls(server.addr).into_values().collect();
+    assert_eq!(shown, ["3c8d1f0a00000001".to_owned(), without.uidl()]);
+    assert_ne!(with.uidl(), "3c8d1f0a00000001");
+}

@@ -40,7 +40,7 @@ pub const OPTIONS: &[Opt] = &[
     Opt { short: "m", long: "maildir", takes: Takes::One, value: "TEMPLATE",
           help: "where a user's Maildir is: %u user, %n local part, %d domain, %h home [default: %h/Maildir]" },
     Opt { short: "", long: "uidl-format", takes: Takes::One, value: "PRESET",
-          help: "keep the UIDLs another server showed, read from its files in each Maildir: maildir (the base name), dovecot, courier [default: maildir]" },
+          help: "keep the UIDLs another server showed: maildir (the base name), dovecot, courier (from their files in each Maildir), x-uidl (each message's X-UIDL header; reads every message's header at each login) [default: maildir]" },
     Opt { short: "d", long: "default-domain", takes: Takes::One, value: "DOMAIN",
           help: "domain added to login names that have none" },
     Opt { short: "n", long: "max-sessions", takes: Takes::One, value: "N",

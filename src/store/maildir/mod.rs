@@ -101,8 +101,9 @@ impl MaildirStore {
     /// clients that leave mail on the server download nothing again after a move to pop3d.
     /// Default: [`UidlFormat::Maildir`], the base name.
     ///
-    /// With another preset, each login reads that server's file in the Maildir's root (about
-    /// 100 octets a message, never the messages themselves).
+    /// With `dovecot` or `courier`, each login reads that server's file in the Maildir's root
+    /// (about 100 octets a message, never the messages themselves); with `x-uidl`, the header
+    /// of every message.
     pub fn with_uidl_format(mut self, format: UidlFormat) -> MaildirStore {
         self.uidl_format = format;
         self
@@ -141,7 +142,7 @@ impl MailStore for MaildirStore {
             messages: Vec::new(),
         };
         mailbox.measure(&mut dirs)?;
-        mailbox.migrate_uidls(self.uidl_format);
+        mailbox.migrate_uidls(self.uidl_format, &mut dirs);
         Ok(Box::new(mailbox))
     }
 }

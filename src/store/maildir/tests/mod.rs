@@ -408,3 +408,4 @@ mod deliver;
 mod descriptors;
 mod expiry;
 mod swapped;
+mod uidls;
