@@ -88,9 +88,7 @@ impl SessionSettings {
         if let Some(domain) = self.default_domain {
             service = service.default_domain(domain);
         }
-        if let Some(expire) = self.expire {
-            service = service.expire(expire);
-        }
+        service = self.expire.into_iter().fold(service, Service::expire);
         service
             .apop(self.apop)
             .allow_plaintext(self.allow_plaintext)
@@ -215,9 +213,7 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
     if let Some(secs) = m.opt_str("login-delay") {
         session.login_delay = Some(Duration::from_secs(number(&secs, "--login-delay")?));
     }
-    if let Some(days) = m.opt_str("expire") {
-        session.expire = Some(days.parse().map_err(|e| format!("--expire: {e}"))?);
-    }
+    session.expire = m.opt_get("expire").map_err(|e| format!("--expire: {e}"))?;
     if let Some(list) = m.opt_str("workarounds") {
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             if !session.workarounds.enable(name) {

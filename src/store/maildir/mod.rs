@@ -54,6 +54,7 @@ mod size_cache;
 #[cfg(test)]
 mod tests;
 mod uidl_format;
+mod uidl_sources;
 
 use self::maildirsize::{record_removals, QuotaLock};
 use self::message_file::{open_first, unlink_all, wire_size};
