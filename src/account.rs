@@ -1,5 +1,6 @@
 //! An authenticated account: what the authenticator tells the mail store.
 
+use crate::expire::Expire;
 use crate::store::delivery::Quota;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,6 +23,9 @@ pub struct Account {
     /// The least time between two logins of the account (RFC 2449 LOGIN-DELAY), if the
     /// account database sets one; the service's default applies otherwise.
     pub login_delay: Option<Duration>,
+    /// How long the account's retrieved messages are kept (RFC 2449 EXPIRE), if the account
+    /// database sets it; the service's default applies otherwise.
+    pub expire: Option<Expire>,
 }
 
 impl Account {
@@ -34,6 +38,7 @@ impl Account {
             gid: None,
             quota: None,
             login_delay: None,
+            expire: None,
         }
     }
 
@@ -60,6 +65,12 @@ impl Account {
     /// Sets the least time between two logins of the account.
     pub fn with_login_delay(mut self, delay: Duration) -> Self {
         self.login_delay = Some(delay);
+        self
+    }
+
+    /// Sets how long the account's retrieved messages are kept.
+    pub fn with_expire(mut self, expire: Expire) -> Self {
+        self.expire = Some(expire);
         self
     }
 

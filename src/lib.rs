@@ -28,6 +28,7 @@
 mod account;
 pub mod auth;
 mod connection;
+mod expire;
 pub mod inetd;
 mod last_login;
 mod limits;
@@ -50,6 +51,7 @@ pub mod user_name;
 
 pub use account::Account;
 pub use auth::{AuthError, AuthErrorKind, Authenticator};
+pub use expire::{BadExpire, Expire};
 pub use net_range::NetRange;
 pub use observer::{Event, Observer, Refusal};
 pub use protocol::{wire_size, Workarounds};

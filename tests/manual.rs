@@ -2,7 +2,7 @@
 //! pop3d-passwd(5) documents is one the passwd-file parser reads (and the other way round).
 
 use pop3d::auth::PasswdFile;
-use pop3d::{Account, Authenticator};
+use pop3d::{Account, Authenticator, Expire};
 use std::process::Command;
 use std::time::Duration;
 
@@ -35,6 +35,7 @@ const READ: &[Check] = &[
     ("pop3_login_delay", "300", |a| {
         a.login_delay == Some(Duration::from_secs(300))
     }),
+    ("pop3_expire", "30", |a| a.expire == Some(Expire::Days(30))),
 ];
 
 /// The keys listed in the EXTRA FIELDS section (`.It Li key Ns = ...`).

@@ -23,6 +23,7 @@ packages=(
     openssl         # test certificates, `openssl passwd -6` hashes, `openssl s_client` (tls.rs)
     curl            # a real client: POP3, SASL and STLS (clients.rs, sasl.rs)
     fetchmail       # a real client: UIDL, --keep, TLS (clients.rs, tls.rs)
+    dovecot-pop3d   # a real Dovecot whose mailbox moves to pop3d with its UIDLs (uidl_migration.rs)
     perl            # Net::POP3, from perl-modules, which perl depends on (clients.rs)
     python3         # poplib, ssl (clients.rs, embed.rs, inetd.rs, tls.rs, sasl.rs)
     haproxy         # a real PROXY-protocol balancer in front of two servers (haproxy.rs)

@@ -168,7 +168,7 @@ impl Session<'_> {
                 ));
             }
         }
-        let mailbox = match self.service.store.open(&account) {
+        let mut mailbox = match self.service.store.open(&account) {
             Ok(mailbox) => mailbox,
             Err(e) => {
                 // Another session holding the mailbox is the client's business (two clients
@@ -198,6 +198,8 @@ impl Session<'_> {
                 );
             }
         };
+        let expire = account.expire.or(self.service.config.expire);
+        super::expiry::at_login(mailbox.as_mut(), expire, &account.name);
         if let Some(key) = login_key {
             self.service.last_logins.record(key);
         }
@@ -233,7 +235,9 @@ impl Session<'_> {
             account,
             mechanism,
             login_delay,
+            expire,
             deleted: vec![false; count],
+            retrieved: vec![false; count],
             mailbox,
         }));
         Reply::Ok(format!(

@@ -33,6 +33,7 @@ pub(crate) struct Config {
     pub(crate) hostname: String,
     pub(crate) workarounds: Workarounds,
     pub(crate) login_delay: Duration,
+    pub(crate) expire: Option<crate::Expire>,
 }
 
 impl Config {
@@ -59,6 +60,7 @@ impl Default for Config {
             hostname: "localhost".into(),
             workarounds: Workarounds::default(),
             login_delay: Duration::ZERO,
+            expire: None,
         }
     }
 }
@@ -132,6 +134,18 @@ impl Service {
     /// advertises it, with `USER` before login since accounts may differ. Default: none.
     pub fn login_delay(mut self, delay: Duration) -> Self {
         self.config.login_delay = delay;
+        self
+    }
+
+    /// How long retrieved messages are kept (RFC 2449 EXPIRE), unless the account says
+    /// otherwise ([`Account::expire`](crate::Account::expire)). With a number of days, the
+    /// messages a session retrieved are removed at the first login that many days after it
+    /// ended with `QUIT` (at the end of that session itself for 0), where the store keeps a
+    /// record of retrievals ([`Mailbox::expire`](crate::Mailbox::expire)); messages never
+    /// retrieved are never removed. CAPA then advertises it, with `USER` before login since
+    /// accounts may differ. Default: none, and nothing is advertised.
+    pub fn expire(mut self, expire: crate::Expire) -> Self {
+        self.config.expire = Some(expire);
         self
     }
 

@@ -144,6 +144,19 @@ impl Session<'_> {
             }
             State::Transaction(_) => {}
         }
+        // RFC 2449 §6.7, in the same way.
+        match &self.state {
+            State::Authorization { .. } => {
+                if let Some(expire) = self.service.config.expire {
+                    let _ = write!(out, "EXPIRE {expire} USER\r\n");
+                }
+            }
+            State::Transaction(t) => {
+                if let Some(expire) = t.expire {
+                    let _ = write!(out, "EXPIRE {expire}\r\n");
+                }
+            }
+        }
         if before_login {
             let mechanisms = self.mechanisms();
             if !mechanisms.is_empty() {
@@ -262,6 +275,8 @@ impl Session<'_> {
         encoder.finish(conn.output());
         let event = match top {
             None => {
+                // For EXPIRE: sent whole, so retrieved (the session's QUIT confirms it).
+                t.retrieved[index] = true;
                 self.stats.retrieved += 1;
                 self.stats.retrieved_bytes = self.stats.retrieved_bytes.saturating_add(size);
                 Event::Retrieved { user, octets: size }

@@ -1,5 +1,5 @@
 //! The extra fields pop3d reads: Dovecot's quota rules, and pop3d's own per-account
-//! settings (`pop3_login_delay=SECS`).
+//! settings (`pop3_login_delay=SECS`, `pop3_expire=DAYS|never`).
 //!
 //! Dovecot passes `userdb_quota_rule=*:storage=1G` (and `quota_rule2`, `quota_rule3`, ...) from
 //! a passwd-file to its quota plugin; pop3d reads the same fields, so an existing file keeps its
@@ -44,6 +44,18 @@ pub(super) fn login_delay(extra: &str, at: &str) -> Option<std::time::Duration> 
     }
 }
 
+/// The account's own EXPIRE, from `pop3_expire=DAYS|never` (or `userdb_pop3_expire`).
+pub(super) fn expire(extra: &str, at: &str) -> Option<crate::Expire> {
+    let value = field(extra, "pop3_expire")?;
+    match value.parse() {
+        Ok(expire) => Some(expire),
+        Err(e) => {
+            log::warn!("{at}: pop3_expire={value}: {e}; ignored");
+            None
+        }
+    }
+}
+
 /// The value of extra field `name`, with or without the `userdb_` prefix.
 fn field<'a>(extra: &'a str, name: &str) -> Option<&'a str> {
     extra.split_ascii_whitespace().find_map(|f| {
@@ -69,6 +81,19 @@ mod tests {
         );
         assert_eq!(login_delay("pop3_login_delay=soon", "t"), None);
         assert_eq!(login_delay("quota_rule=*:bytes=1", "t"), None);
+    }
+
+    #[test]
+    fn expire_from_either_spelling() {
+        use crate::Expire;
+        assert_eq!(expire("pop3_expire=30", "t"), Some(Expire::Days(30)));
+        assert_eq!(
+            expire("a=b userdb_pop3_expire=never", "t"),
+            Some(Expire::Never)
+        );
+        assert_eq!(expire("pop3_expire=0", "t"), Some(Expire::Days(0)));
+        assert_eq!(expire("pop3_expire=soon", "t"), None);
+        assert_eq!(expire("pop3_login_delay=3", "t"), None);
     }
 
     #[test]

@@ -48,6 +48,7 @@ impl<'a> Fields<'a> {
         account.gid = parse_id(self.gid, "gid", at);
         account.quota = super::extra::quota(self.extra, at);
         account.login_delay = super::extra::login_delay(self.extra, at);
+        account.expire = super::extra::expire(self.extra, at);
         account
     }
 }

@@ -124,7 +124,7 @@ fn setup(m: &getopts::Matches) -> Result<Setup, DeliveryError> {
         None => None,
     };
     let store: Box<dyn Deliver> = match Spec::from_matches(m).map_err(config)? {
-        Spec::Maildir(template) => {
+        Spec::Maildir(template, _) => {
             let store =
                 MaildirStore::new(&template).map_err(|e| config(format!("--maildir: {e}")))?;
             Box::new(match quota {

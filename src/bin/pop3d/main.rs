@@ -68,6 +68,7 @@ struct SessionSettings {
     exempt_loopback: bool,
     workarounds: Workarounds,
     login_delay: Option<Duration>,
+    expire: Option<pop3d::Expire>,
 }
 
 impl SessionSettings {
@@ -87,6 +88,7 @@ impl SessionSettings {
         if let Some(domain) = self.default_domain {
             service = service.default_domain(domain);
         }
+        service = self.expire.into_iter().fold(service, Service::expire);
         service
             .apop(self.apop)
             .allow_plaintext(self.allow_plaintext)
@@ -211,6 +213,7 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
     if let Some(secs) = m.opt_str("login-delay") {
         session.login_delay = Some(Duration::from_secs(number(&secs, "--login-delay")?));
     }
+    session.expire = m.opt_get("expire").map_err(|e| format!("--expire: {e}"))?;
     if let Some(list) = m.opt_str("workarounds") {
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             if !session.workarounds.enable(name) {

@@ -45,12 +45,16 @@
 mod deliver;
 mod maildirsize;
 mod message_file;
+mod migrated;
 mod naming;
 mod open;
+mod retrievals;
 mod scan;
 mod size_cache;
 #[cfg(test)]
 mod tests;
+mod uidl_format;
+mod uidl_sources;
 
 use self::maildirsize::{record_removals, QuotaLock};
 use self::message_file::{open_first, unlink_all, wire_size};
@@ -68,6 +72,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+pub use uidl_format::{UidlFormat, UnknownUidlFormat};
 
 /// The lock file, in the Maildir's root where no delivery agent or IMAP server looks.
 const LOCK_FILE: &str = "pop3d.lock";
@@ -78,6 +83,8 @@ pub struct MaildirStore {
     template: Template,
     /// The quota of accounts without one of their own.
     quota: Option<Quota>,
+    /// Whose UIDLs the messages get.
+    uidl_format: UidlFormat,
 }
 
 impl MaildirStore {
@@ -87,7 +94,20 @@ impl MaildirStore {
         Ok(MaildirStore {
             template: Template::parse(template, "undh")?,
             quota: None,
+            uidl_format: UidlFormat::default(),
         })
+    }
+
+    /// Gives messages the UIDLs another server showed for them ([`UidlFormat`]), so that
+    /// clients that leave mail on the server download nothing again after a move to pop3d.
+    /// Default: [`UidlFormat::Maildir`], the base name.
+    ///
+    /// With `dovecot` or `courier`, each login reads that server's file in the Maildir's root
+    /// (about 100 octets a message, never the messages themselves); with `x-uidl`, the header
+    /// of every message.
+    pub fn with_uidl_format(mut self, format: UidlFormat) -> MaildirStore {
+        self.uidl_format = format;
+        self
     }
 
     /// Sets the quota [`deliver`](crate::store::Deliver::deliver) applies to accounts without one of their
@@ -123,6 +143,7 @@ impl MailStore for MaildirStore {
             messages: Vec::new(),
         };
         mailbox.measure(&mut dirs)?;
+        mailbox.migrate_uidls(self.uidl_format, &mut dirs);
         Ok(Box::new(mailbox))
     }
 }
@@ -213,6 +234,14 @@ impl Mailbox for MaildirMailbox {
             )),
         }
     }
+
+    fn expire(&mut self, age: std::time::Duration) -> Result<Option<usize>, StoreError> {
+        self.expire_retrieved(age).map(Some)
+    }
+
+    fn retrieved(&mut self, indices: &[usize]) -> Result<(), StoreError> {
+        self.record_retrieved(indices)
+    }
 }
 
 impl MaildirMailbox {
@@ -249,7 +278,7 @@ impl MaildirMailbox {
                 Some(size) => Some((size, true)),
                 None => cache
                     .get_or_insert_with(|| size_cache::Reader::open(self.locked.dir(), &self.root))
-                    .size_of(basename)
+                    .value_of(basename)
                     .map(|size| (size, false)),
             };
             let size = match claimed {

@@ -145,7 +145,7 @@ pub(super) fn hold(mut channel: Channel, mailbox: Option<Box<dyn Mailbox>>) -> i
     if let Err(e) = channel.set_limit(None) {
         return failed("channel", e);
     }
-    let count = mailbox.messages().len();
+    let mut count = mailbox.messages().len();
     loop {
         let served = match channel.next_request() {
             Ok(None) => break,
@@ -154,18 +154,24 @@ pub(super) fn hold(mut channel: Channel, mailbox: Option<Box<dyn Mailbox>>) -> i
                 Err(e) => channel.reply(&failure(&e)),
             },
             Ok(Some((Request::Delete { indices }, _))) => {
-                let reply = match indices
-                    .iter()
-                    .map(|&i| checked(i, count))
-                    .collect::<Result<Vec<_>, _>>()
-                {
-                    Ok(indices) => match mailbox.delete(&indices) {
-                        Ok(()) => Reply::Deleted,
-                        Err(e) => failure(&e),
+                let done = on_messages(&indices, count, |i| mailbox.delete(i));
+                channel.reply(&done.map_or_else(|e| failure(&e), |()| Reply::Deleted))
+            }
+            Ok(Some((Request::Expire { age_secs }, _))) => {
+                let reply = match mailbox.expire(Duration::from_secs(age_secs)) {
+                    Ok(removed) => Reply::Expired {
+                        removed: removed.map(|n| n as u64),
                     },
                     Err(e) => failure(&e),
                 };
-                channel.reply(&reply)
+                count = mailbox.messages().len();
+                channel
+                    .reply(&reply)
+                    .and_then(|()| send_list(&mut channel, mailbox.as_ref()))
+            }
+            Ok(Some((Request::Retrieved { indices }, _))) => {
+                let done = on_messages(&indices, count, |i| mailbox.retrieved(i));
+                channel.reply(&done.map_or_else(|e| failure(&e), |()| Reply::Recorded))
             }
             Ok(Some((other, _))) => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -217,6 +223,19 @@ fn read(
         Ok(()) => Reply::Sent { octets },
         Err(e) => failure(&e),
     })
+}
+
+/// Runs `op` on the messages at `indices`, once each is checked to be one of the `count`.
+fn on_messages(
+    indices: &[u64],
+    count: usize,
+    op: impl FnOnce(&[usize]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let indices = indices
+        .iter()
+        .map(|&i| checked(i, count))
+        .collect::<Result<Vec<_>, _>>()?;
+    op(&indices)
 }
 
 fn checked(index: u64, count: usize) -> Result<usize, StoreError> {

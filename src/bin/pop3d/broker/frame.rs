@@ -33,6 +33,11 @@ pub enum Request {
     Read { index: u64 },
     /// Remove these messages for good (UPDATE).
     Delete { indices: Vec<u64> },
+    /// Remove the messages retrieved at least this many seconds ago (EXPIRE, at login); the
+    /// new message list follows the reply.
+    Expire { age_secs: u64 },
+    /// Record that these messages were retrieved in this session (EXPIRE, in UPDATE).
+    Retrieved { indices: Vec<u64> },
 }
 
 /// What a broker child answers.
@@ -59,6 +64,11 @@ pub enum Reply {
     Sent { octets: u64 },
     /// The messages are removed.
     Deleted,
+    /// The expired messages are removed: how many, or `None` when the store keeps no record
+    /// of retrievals. The new message list follows, as after [`Reply::Opened`].
+    Expired { removed: Option<u64> },
+    /// The retrievals are recorded.
+    Recorded,
 }
 
 /// A frame that cannot be decoded.
@@ -97,8 +107,15 @@ impl Request {
             }
             Request::Delete { indices } => {
                 out.u8(4);
-                out.u32(indices.len() as u32);
-                indices.iter().for_each(|&i| out.u64(i));
+                out.indices(indices);
+            }
+            Request::Expire { age_secs } => {
+                out.u8(5);
+                out.u64(*age_secs);
+            }
+            Request::Retrieved { indices } => {
+                out.u8(6);
+                out.indices(indices);
             }
         }
         out.finish()
@@ -114,16 +131,13 @@ impl Request {
             },
             2 => Request::Open(r.account()?),
             3 => Request::Read { index: r.u64()? },
-            4 => {
-                let n = r.u32()? as usize;
-                // Each index takes 8 bytes: a count the frame cannot hold is refused before
-                // anything is allocated for it.
-                if n > r.0.len() / 8 {
-                    return Err(bad(format!("{n} indices in {} bytes", r.0.len())));
-                }
-                let indices = (0..n).map(|_| r.u64()).collect::<Result<_, _>>()?;
-                Request::Delete { indices }
-            }
+            4 => Request::Delete {
+                indices: r.indices()?,
+            },
+            5 => Request::Expire { age_secs: r.u64()? },
+            6 => Request::Retrieved {
+                indices: r.indices()?,
+            },
             tag => return Err(bad(format!("unknown request {tag}"))),
         };
         r.end()?;
@@ -175,6 +189,17 @@ impl Reply {
                 out.u64(*octets);
             }
             Reply::Deleted => out.u8(8),
+            Reply::Expired { removed } => {
+                out.u8(9);
+                match removed {
+                    None => out.u8(0),
+                    Some(n) => {
+                        out.u8(1);
+                        out.u64(*n);
+                    }
+                }
+            }
+            Reply::Recorded => out.u8(10),
         }
         out.finish()
     }
@@ -224,6 +249,14 @@ impl Reply {
             6 => Reply::Reading,
             7 => Reply::Sent { octets: r.u64()? },
             8 => Reply::Deleted,
+            9 => Reply::Expired {
+                removed: match r.u8()? {
+                    0 => None,
+                    1 => Some(r.u64()?),
+                    f => return Err(bad(format!("optional-field flag {f}"))),
+                },
+            },
+            10 => Reply::Recorded,
             tag => return Err(bad(format!("unknown reply {tag}"))),
         };
         r.end()?;
@@ -301,6 +334,11 @@ impl Writer {
         self.opt_u32(a.gid);
     }
 
+    fn indices(&mut self, indices: &[u64]) {
+        self.u32(indices.len() as u32);
+        indices.iter().for_each(|&i| self.u64(i));
+    }
+
     fn finish(mut self) -> Vec<u8> {
         let len = (self.0.len() - 4) as u32;
         self.0[..4].copy_from_slice(&len.to_be_bytes());
@@ -375,6 +413,16 @@ impl<'a> Reader<'a> {
         account.uid = self.opt_u32()?;
         account.gid = self.opt_u32()?;
         Ok(account)
+    }
+
+    fn indices(&mut self) -> Result<Vec<u64>, FrameError> {
+        let n = self.u32()? as usize;
+        // Each index takes 8 bytes: a count the frame cannot hold is refused before anything
+        // is allocated for it.
+        if n > self.0.len() / 8 {
+            return Err(bad(format!("{n} indices in {} bytes", self.0.len())));
+        }
+        (0..n).map(|_| self.u64()).collect()
     }
 
     fn end(&self) -> Result<(), FrameError> {

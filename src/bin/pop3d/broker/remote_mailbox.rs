@@ -9,6 +9,7 @@ use pop3d::{Mailbox, MessageInfo, StoreError, StoreErrorKind};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 /// The most messages a mailbox process may announce: far above any real mailbox, low enough
 /// that a broken child cannot make the front collect entries for ever.
@@ -28,27 +29,29 @@ pub struct RemoteMailbox {
 impl RemoteMailbox {
     /// Takes the `count` message entries that follow an `Opened` reply.
     pub(super) fn receive(mut channel: Channel, count: u64) -> io::Result<RemoteMailbox> {
-        if count > MAX_MESSAGES {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{count} messages announced"),
-            ));
-        }
-        let mut messages = Vec::new();
-        while (messages.len() as u64) < count {
-            match channel.next_reply()? {
-                Reply::Messages(batch) if messages.len() as u64 + batch.len() as u64 <= count => {
-                    messages.extend(batch)
-                }
-                other => return Err(unexpected(&other)),
-            }
-        }
+        let messages = receive_list(&mut channel, count)?;
         Ok(RemoteMailbox {
             channel,
             messages,
             pending: false,
             broken: false,
         })
+    }
+
+    /// Takes a new message list (`Opened`, then the entries) after EXPIRE removed some.
+    fn receive_again(&mut self) -> Result<(), StoreError> {
+        let received = match self.channel.next_reply() {
+            Ok(Reply::Opened { count }) => receive_list(&mut self.channel, count),
+            Ok(other) => Err(unexpected(&other)),
+            Err(e) => Err(e),
+        };
+        match received {
+            Ok(messages) => {
+                self.messages = messages;
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     /// Takes the final reply of an earlier read, if still due, so that the next reply read is
@@ -130,6 +133,51 @@ impl Mailbox for RemoteMailbox {
             other => Err(self.fail(unexpected(&other))),
         }
     }
+
+    fn expire(&mut self, age: Duration) -> Result<Option<usize>, StoreError> {
+        let request = Request::Expire {
+            age_secs: age.as_secs(),
+        };
+        // Either way the child sends the list it now holds.
+        let outcome = match self.ask(&request, None)? {
+            Reply::Expired { removed } => Ok(removed.map(|n| n as usize)),
+            Reply::Failed { kind, detail } => Err(StoreError::new(kind, detail)),
+            other => return Err(self.fail(unexpected(&other))),
+        };
+        self.receive_again()?;
+        outcome
+    }
+
+    fn retrieved(&mut self, indices: &[usize]) -> Result<(), StoreError> {
+        let request = Request::Retrieved {
+            indices: indices.iter().map(|&i| i as u64).collect(),
+        };
+        match self.ask(&request, None)? {
+            Reply::Recorded => Ok(()),
+            Reply::Failed { kind, detail } => Err(StoreError::new(kind, detail)),
+            other => Err(self.fail(unexpected(&other))),
+        }
+    }
+}
+
+/// The `count` message entries that follow an `Opened` reply.
+fn receive_list(channel: &mut Channel, count: u64) -> io::Result<Vec<MessageInfo>> {
+    if count > MAX_MESSAGES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{count} messages announced"),
+        ));
+    }
+    let mut messages = Vec::new();
+    while (messages.len() as u64) < count {
+        match channel.next_reply()? {
+            Reply::Messages(batch) if messages.len() as u64 + batch.len() as u64 <= count => {
+                messages.extend(batch)
+            }
+            other => return Err(unexpected(&other)),
+        }
+    }
+    Ok(messages)
 }
 
 impl Drop for RemoteMailbox {

@@ -41,7 +41,7 @@ pub fn start_for(
 fn mail_gid(s: &Settings) -> Result<Option<libc::gid_t>, String> {
     match &s.mail_group {
         Some(group) => privileges::group_id(group, "--mail-group").map(Some),
-        None if matches!(s.store, mailstore::Spec::Maildir(_)) => Ok(None),
+        None if matches!(s.store, mailstore::Spec::Maildir(..)) => Ok(None),
         None => Ok(privileges::group_id(MAIL_GROUP, "").ok()),
     }
 }

@@ -406,4 +406,6 @@ fn mail_delivered_after_open_waits_for_the_next_session() {
 
 mod deliver;
 mod descriptors;
+mod expiry;
 mod swapped;
+mod uidls;

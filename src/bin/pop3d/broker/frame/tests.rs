@@ -19,6 +19,10 @@ fn requests() -> Vec<Request> {
         Request::Delete {
             indices: vec![0, 7, 1 << 40],
         },
+        Request::Expire { age_secs: 86_400 },
+        Request::Retrieved {
+            indices: vec![3, 1],
+        },
     ]
 }
 
@@ -59,6 +63,9 @@ fn replies() -> Vec<Reply> {
         Reply::Reading,
         Reply::Sent { octets: 42 },
         Reply::Deleted,
+        Reply::Expired { removed: None },
+        Reply::Expired { removed: Some(5) },
+        Reply::Recorded,
     ]
 }
 
