@@ -76,7 +76,7 @@ impl Source {
         }
         // The same option bounds the uid a session runs as (the broker's children).
         let first_uid = match m.opt_str("first-uid") {
-            Some(n) => u32::try_from(crate::number(&n, "--first-uid")?)
+            Some(n) => u32::try_from(crate::settings::number(&n, "--first-uid")?)
                 .map_err(|_| format!("--first-uid: {n} is not a uid"))?,
             None => DEFAULT_FIRST_UID,
         };
@@ -100,7 +100,7 @@ impl Source {
                 .opt_str("passwd")
                 .unwrap_or_else(|| "/etc/pop3d/passwd".into()),
             login_cache: match m.opt_str("login-cache") {
-                Some(secs) => crate::number(&secs, "--login-cache")?,
+                Some(secs) => crate::settings::number(&secs, "--login-cache")?,
                 None => 0,
             },
         })

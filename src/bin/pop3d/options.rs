@@ -66,7 +66,7 @@ pub const OPTIONS: &[Opt] = &[
     Opt { short: "", long: "exempt-loopback", takes: Takes::Nothing, value: "",
           help: "exempt loopback clients from the failure penalty and --max-per-ip (a local webmail)" },
     Opt { short: "", long: "login-delay", takes: Takes::One, value: "SECS",
-          help: "least time between two logins of an account (LOGIN-DELAY); pop3_login_delay in a passwd entry overrides it [default: 0, none]" },
+          help: "least time between two logins of an account (LOGIN-DELAY); pop3_login_delay in a passwd entry overrides it [default: 0]" },
     Opt { short: "", long: "workarounds", takes: Takes::One, value: "LIST",
           help: "comma-separated fixes for old clients: outlook-no-nuls, oe-ns-eoh [default: none]" },
     Opt { short: "", long: "apop", takes: Takes::Nothing, value: "",

@@ -1,7 +1,8 @@
 //! Starting the broker for the daemon's settings.
 
 use super::{Client, OpenSource, Powers, Rules};
-use crate::{mailstore, privileges, Settings};
+use crate::settings::Settings;
+use crate::{mailstore, privileges};
 use pop3d::{Authenticator, MailStore};
 use std::sync::Arc;
 
