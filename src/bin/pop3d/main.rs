@@ -2,18 +2,22 @@
 
 mod accounts;
 mod broker;
+mod check;
 mod deliver;
 mod descriptors;
 mod hash_password;
+mod logging;
 mod mailstore;
 mod options;
+mod passwd_files;
+mod pid_file;
 mod privileges;
 mod settings;
 mod standalone;
 mod state;
 mod syslog;
+mod systemd;
 
-use pop3d::auth::server_secret::{self, SECRET_FILE};
 use pop3d::{Service, TlsConfig, TlsMode};
 use settings::Settings;
 use std::process::ExitCode;
@@ -33,18 +37,13 @@ fn main() -> ExitCode {
     // So under --deliver, where stderr is the MTA's bounce text.
     let delivering = deliver::requested(&args);
     let inetd = args.iter().any(|a| a == "--inetd" || a == "-i") || delivering;
-    let level = std::env::var("POP3D_LOG")
-        .ok()
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(log::LevelFilter::Info);
-    if inetd {
-        syslog::init(level);
-    } else {
-        env_logger::Builder::new()
-            .filter_level(log::LevelFilter::Info)
-            .parse_env("POP3D_LOG")
-            .init();
-    }
+    let parsed = options::parser().parse(&args);
+    let given = |name: &str| parsed.as_ref().ok().and_then(|m| m.opt_str(name));
+    // A bad level is reported by settings::parse, once the log is set up.
+    let level = given("log-level").and_then(|l| logging::parse_level(&l).ok());
+    let also_syslog = parsed.as_ref().is_ok_and(|m| m.opt_present("syslog"));
+    let state_dir = given("state-dir").unwrap_or_else(|| settings::DEFAULT_STATE_DIR.into());
+    logging::init(inetd, also_syslog, level, state_dir.as_ref());
     let report = |code: u8, text: &str| {
         if inetd {
             log::error!("{text}");
@@ -56,7 +55,7 @@ fn main() -> ExitCode {
         }
         ExitCode::from(code)
     };
-    let matches = match options::parser().parse(&args) {
+    let matches = match parsed {
         Ok(m) => m,
         Err(e) if delivering => return deliver::usage_failure(&args, &e.to_string()),
         Err(e) => return report(EXIT_USAGE, &e.to_string()),
@@ -105,7 +104,7 @@ fn main() -> ExitCode {
 }
 
 /// Reads the TLS files (while still privileged: a key is usually readable by root alone).
-fn load_tls(s: &Settings) -> Result<Option<TlsConfig>, String> {
+pub fn load_tls(s: &Settings) -> Result<Option<TlsConfig>, String> {
     let Some((cert, key)) = &s.tls else {
         return Ok(None);
     };
@@ -124,6 +123,11 @@ fn load_tls(s: &Settings) -> Result<Option<TlsConfig>, String> {
 }
 
 fn run(mut s: Settings) -> Result<(), String> {
+    // Adopted first: the environment that names them is changed before any thread starts.
+    let passed = match s.inetd || s.check {
+        true => Vec::new(),
+        false => systemd::listeners()?,
+    };
     let store = s.store.open()?;
     let target = match &s.user {
         Some(user) => Some(privileges::lookup(user, s.group.as_deref())?),
@@ -135,18 +139,7 @@ fn run(mut s: Settings) -> Result<(), String> {
         None => None,
     };
     if s.check {
-        load_tls(&s)?;
-        let accounts = s.accounts.source.check()?;
-        let secret = s.state_dir.join(SECRET_FILE);
-        match server_secret::load(&secret) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                println!("pop3d: {} will be created at start", secret.display());
-            }
-            Err(e) => return Err(format!("{}: {e}", secret.display())),
-        }
-        println!("pop3d: configuration OK ({accounts})");
-        return Ok(());
+        return check::run(&s, target.as_ref());
     }
     let auth = s
         .accounts
@@ -174,6 +167,7 @@ fn run(mut s: Settings) -> Result<(), String> {
         if let Some(target) = &target {
             privileges::drop_to(target, s.chroot.as_deref())?;
         }
+        s.accounts.source.ready()?;
         let mode = match &tls {
             Some(tls) if s.inetd_tls => TlsMode::Implicit(tls),
             Some(tls) => TlsMode::Starttls(tls),
@@ -186,5 +180,5 @@ fn run(mut s: Settings) -> Result<(), String> {
         }
         return Ok(());
     }
-    standalone::run(&s, service, tls, target.as_ref())
+    standalone::run(&s, service, tls, target.as_ref(), passed)
 }

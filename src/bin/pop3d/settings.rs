@@ -6,6 +6,16 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Where the standalone daemon listens when neither `--listen`, `--listen-tls` nor systemd
+/// gives it a socket.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    110,
+));
+
+/// Where pop3d keeps its state (`--state-dir`).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/pop3d";
+
 /// What the command line asks the daemon (standalone, `--inetd` or `--check`) to do.
 pub struct Settings {
     pub listen: Vec<SocketAddr>,
@@ -35,6 +45,8 @@ pub struct Settings {
     /// Where the server secret and the shared penalty file are.
     pub state_dir: PathBuf,
     pub session: SessionSettings,
+    /// `--pid-file`: where the standalone daemon writes its process id.
+    pub pid_file: Option<PathBuf>,
 }
 
 /// The session settings the command line gave; what it did not give keeps the library's
@@ -127,10 +139,8 @@ pub fn parse(m: &getopts::Matches) -> Result<Settings, String> {
         }
     }
     let listen_tls = addresses(m, "listen-tls")?;
-    let mut listen = addresses(m, "listen")?;
-    if listen.is_empty() && listen_tls.is_empty() {
-        listen.push(SocketAddr::from(([0, 0, 0, 0], 110)));
-    }
+    // Empty for both: the sockets systemd passed, or else DEFAULT_LISTEN (see standalone.rs).
+    let listen = addresses(m, "listen")?;
     let tls = match (m.opt_str("tls-cert"), m.opt_str("tls-key")) {
         (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
         (None, None) => None,
@@ -139,13 +149,29 @@ pub fn parse(m: &getopts::Matches) -> Result<Settings, String> {
     if tls.is_none() && (!listen_tls.is_empty() || m.opt_present("tls")) {
         return Err("--listen-tls and --tls need --tls-cert and --tls-key".into());
     }
+    if let Some(level) = m.opt_str("log-level") {
+        crate::logging::parse_level(&level)?;
+    }
+    if m.opt_present("syslog") && m.opt_present("inetd") {
+        return Err(
+            "--syslog is for the standalone daemon: under --inetd, syslog is the log".into(),
+        );
+    }
+    if m.opt_present("pid-file") && m.opt_present("inetd") {
+        return Err("--pid-file is for the standalone daemon, not --inetd".into());
+    }
     if m.opt_present("tls") && !m.opt_present("inetd") {
         return Err("--tls is for --inetd; standalone, use --listen-tls".into());
     }
     let proxy_listeners = addresses(m, "proxy-listener")?;
+    let default = [DEFAULT_LISTEN];
+    let plain = match listen.is_empty() && listen_tls.is_empty() {
+        true => &default[..],
+        false => &listen[..],
+    };
     if let Some(stray) = proxy_listeners
         .iter()
-        .find(|a| !listen.contains(a) && !listen_tls.contains(a))
+        .find(|a| !plain.contains(a) && !listen_tls.contains(a))
     {
         return Err(format!(
             "--proxy-listener {stray} names no --listen or --listen-tls address"
@@ -205,8 +231,9 @@ pub fn parse(m: &getopts::Matches) -> Result<Settings, String> {
         mail_group: m.opt_str("mail-group"),
         state_dir: PathBuf::from(
             m.opt_str("state-dir")
-                .unwrap_or_else(|| "/var/lib/pop3d".into()),
+                .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
         ),
+        pid_file: m.opt_str("pid-file").map(PathBuf::from),
         session,
     })
 }

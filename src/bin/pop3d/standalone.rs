@@ -1,18 +1,23 @@
-//! The standalone daemon: its listeners, giving up root once they are bound, and the signals
-//! that stop it.
+//! The standalone daemon: its listeners (its own, or systemd's), giving up root once they are
+//! bound, and its signals: SIGTERM and SIGINT stop it, SIGHUP rereads the certificate.
 
+use crate::pid_file::PidFile;
 use crate::privileges::Target;
-use crate::settings::Settings;
+use crate::settings::{Settings, DEFAULT_LISTEN};
+use crate::systemd::{self, Notifier};
 use crate::{descriptors, privileges};
-use pop3d::{ListenerKind, Server, Service, TlsConfig};
+use pop3d::{ListenerKind, MinVersion, Server, Service, ShutdownHandle, TlsConfig, TlsHandle};
+use std::net::TcpListener;
+use std::path::PathBuf;
 
-/// Serves `service` on the listeners of `s` until SIGTERM or SIGINT; gives root up (to
-/// `target`) once the listeners are bound.
+/// Serves `service` on the listeners of `s` and those systemd `passed`, until SIGTERM or
+/// SIGINT; gives root up (to `target`) once the listeners are bound.
 pub fn run(
     s: &Settings,
     service: Service,
     tls: Option<TlsConfig>,
     target: Option<&Target>,
+    passed: Vec<(TcpListener, ListenerKind, String)>,
 ) -> Result<(), String> {
     descriptors::raise_for(s.max_sessions.unwrap_or(Server::DEFAULT_MAX_SESSIONS));
     // glibc gives each busy thread its own malloc arena and keeps them: after a load, RSS stayed
@@ -31,8 +36,24 @@ pub fn run(
     if let Some(tls) = tls {
         server = server.with_tls(tls);
     }
-    let listeners = s
-        .listen
+    let default = [DEFAULT_LISTEN];
+    let plain = match s.listen.is_empty() && s.listen_tls.is_empty() && passed.is_empty() {
+        true => &default[..],
+        false => &s.listen[..],
+    };
+    for (listener, kind, name) in passed {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("socket {name:?} from systemd: {e}"))?;
+        server.add_listener(listener, kind).map_err(|e| {
+            format!("socket {name:?} from systemd ({addr}): {e}; its name asks for TLS")
+        })?;
+        log::info!(
+            "systemd socket {name:?}: listening{} on {addr}",
+            kind_words(kind)
+        );
+    }
+    let listeners = plain
         .iter()
         .map(|a| (a, false))
         .chain(s.listen_tls.iter().map(|a| (a, true)));
@@ -46,26 +67,93 @@ pub fn run(
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         log::info!("listening{} on {local}", kind_words(kind));
     }
+    // Written as root (its directory, /run, is root's), kept open to be emptied at exit.
+    let _pid_file = s.pid_file.as_deref().map(PidFile::write).transpose()?;
+    // Connected before a chroot hides its path.
+    let notifier = Notifier::from_env();
     // The ports are bound (the reason to start as root): now give root up.
     if let Some(target) = target {
         privileges::drop_to(target, s.chroot.as_deref())?;
         log::info!("running as {}", s.user.as_deref().unwrap_or_default());
     }
-    let handle = server.shutdown_handle();
+    // As whom and where (--chroot) logins will read it.
+    s.accounts.source.ready()?;
+    let signals = Signals {
+        set: signals,
+        stop: server.shutdown_handle(),
+        tls: server.tls_handle(),
+        files: s.tls.clone().map(|(cert, key)| (cert, key, s.tls_min)),
+        notifier,
+    };
+    signals.notifier.notify("READY=1");
     std::thread::Builder::new()
         .name("pop3d-signals".into())
-        .spawn(move || {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: a valid, initialised signal set and an out-parameter.
-            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
-                log::info!("signal {sig}: shutting down");
-                handle.shutdown();
-            }
-        })
+        .spawn(move || signals.serve())
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     server.run().map_err(|e| format!("server: {e}"))?;
     log::info!("stopped");
     Ok(())
+}
+
+/// What the signal thread acts on.
+struct Signals {
+    set: libc::sigset_t,
+    stop: ShutdownHandle,
+    tls: TlsHandle,
+    /// `--tls-cert`, `--tls-key` and `--tls-min`, reread on SIGHUP.
+    files: Option<(PathBuf, PathBuf, MinVersion)>,
+    notifier: Notifier,
+}
+
+impl Signals {
+    /// Waits for signals: rereads the certificate on SIGHUP, stops the server on the others.
+    fn serve(self) {
+        loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: a valid, initialised signal set and an out-parameter.
+            if unsafe { libc::sigwait(&self.set, &mut sig) } != 0 {
+                continue;
+            }
+            if sig != libc::SIGHUP {
+                log::info!("signal {sig}: shutting down");
+                self.notifier.notify("STOPPING=1");
+                self.stop.shutdown();
+                return;
+            }
+            self.notifier.notify(&format!(
+                "RELOADING=1\nMONOTONIC_USEC={}",
+                systemd::monotonic_usec()
+            ));
+            self.reload();
+            self.notifier.notify("READY=1");
+        }
+    }
+
+    /// Rereads the certificate and key: new connections get the new pair, open sessions
+    /// keep theirs; a pair that cannot be read or does not work leaves the current one.
+    fn reload(&self) {
+        let Some((cert, key, min)) = &self.files else {
+            log::info!("SIGHUP: no --tls-cert and --tls-key to reread; nothing to do");
+            return;
+        };
+        let renewed = TlsConfig::from_pem_files(cert, key, *min)
+            .map_err(|e| e.to_string())
+            .and_then(|tls| {
+                tls.self_test()
+                    .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
+                Ok(tls)
+            });
+        match renewed {
+            Ok(tls) => {
+                self.tls.replace(tls);
+                log::info!(
+                    "SIGHUP: new connections get the certificate in {}",
+                    cert.display()
+                );
+            }
+            Err(e) => log::error!("SIGHUP: keeping the current certificate: {e}"),
+        }
+    }
 }
 
 /// How the "listening" log line names a listener's kind.
@@ -78,7 +166,7 @@ fn kind_words(kind: ListenerKind) -> &'static str {
     }
 }
 
-/// Blocks SIGTERM and SIGINT in this thread (and so in all threads started after) and
+/// Blocks SIGTERM, SIGINT and SIGHUP in this thread (and so in all threads started after) and
 /// returns the set, for sigwait.
 fn stop_signals() -> libc::sigset_t {
     // SAFETY: sigemptyset initialises the set before anything reads it.
@@ -87,6 +175,7 @@ fn stop_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
