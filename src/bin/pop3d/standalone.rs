@@ -45,9 +45,15 @@ pub fn run(
         let addr = listener
             .local_addr()
             .map_err(|e| format!("socket {name:?} from systemd: {e}"))?;
-        server.add_listener(listener, kind).map_err(|e| {
-            format!("socket {name:?} from systemd ({addr}): {e}; its name asks for TLS")
-        })?;
+        server
+            .add_listener(listener, kind)
+            .map_err(|e| match kind.implicit_tls {
+                true => format!(
+                    "socket {name:?} from systemd ({addr}): its name asks for TLS from the first \
+                 byte, which needs a certificate: give --tls-cert and --tls-key"
+                ),
+                false => format!("socket {name:?} from systemd ({addr}): {e}"),
+            })?;
         log::info!(
             "systemd socket {name:?}: listening{} on {addr}",
             kind_words(kind)

@@ -28,7 +28,11 @@ pub fn listeners() -> Result<Vec<(TcpListener, ListenerKind, String)>, String> {
     for i in 0..count {
         let fd = FIRST_FD + i;
         let name = names.get(i as usize).cloned().unwrap_or_default();
-        check_listening_tcp(fd).map_err(|e| format!("socket {fd} ({name:?}) from systemd: {e}"))?;
+        let what = match name.is_empty() {
+            true => format!("socket {fd} from systemd"),
+            false => format!("socket {fd} ({name:?}) from systemd"),
+        };
+        check_listening_tcp(fd).map_err(|e| format!("{what}: {e}"))?;
         // SAFETY: systemd passed this descriptor to this process (LISTEN_PID matched), and
         // nothing else in pop3d owns it.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -37,7 +41,7 @@ pub fn listeners() -> Result<Vec<(TcpListener, ListenerKind, String)>, String> {
         // Each acceptor blocks in accept(); systemd may have passed it non-blocking.
         listener
             .set_nonblocking(false)
-            .map_err(|e| format!("socket {fd} ({name:?}) from systemd: {e}"))?;
+            .map_err(|e| format!("{what}: {e}"))?;
         all.push((listener, kind_of(&name), name));
     }
     Ok(all)
