@@ -19,7 +19,11 @@ fn fingerprint(pem: &[u8]) -> String {
         pem,
         Duration::from_secs(30),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -59,7 +63,10 @@ fn logged_times(server: &BinServer, text: &str, n: usize) -> String {
         if log.matches(text).count() >= n {
             return log;
         }
-        assert!(Instant::now() < deadline, "{text:?} not logged {n} times:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "{text:?} not logged {n} times:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -99,7 +106,11 @@ fn sighup_serves_a_renewed_certificate_and_keeps_the_old_on_a_broken_one() {
     install(&b, &cert, &key);
     hangup(&server);
     logged_times(&server, "SIGHUP: new connections get the certificate", 1);
-    assert_eq!(served_fingerprint(&server), fp_b, "a new connection after SIGHUP");
+    assert_eq!(
+        served_fingerprint(&server),
+        fp_b,
+        "a new connection after SIGHUP"
+    );
     // The session opened before goes on, on its own connection.
     assert!(before.cmd("STAT").starts_with("+OK"));
     let (_, listing) = before.multi("LIST");
@@ -114,7 +125,11 @@ fn sighup_serves_a_renewed_certificate_and_keeps_the_old_on_a_broken_one() {
         .find(|l| l.contains("SIGHUP: keeping the current certificate"))
         .unwrap();
     assert!(line.contains("ERROR"), "not logged as an error: {line}");
-    assert_eq!(served_fingerprint(&server), fp_b, "the broken pair replaced B");
+    assert_eq!(
+        served_fingerprint(&server),
+        fp_b,
+        "the broken pair replaced B"
+    );
     // And a file that is not there at all.
     fs::remove_file(&cert).unwrap();
     hangup(&server);

@@ -44,15 +44,15 @@ pub fn run(
     for (listener, kind, name) in passed {
         let addr = listener
             .local_addr()
-            .map_err(|e| format!("socket {name:?} from systemd: {e}"))?;
+            .map_err(|e| format!("systemd socket {name:?}: {e}"))?;
         server
             .add_listener(listener, kind)
             .map_err(|e| match kind.implicit_tls {
                 true => format!(
-                    "socket {name:?} from systemd ({addr}): its name asks for TLS from the first \
+                    "systemd socket {name:?} ({addr}): its name asks for TLS from the first \
                  byte, which needs a certificate: give --tls-cert and --tls-key"
                 ),
-                false => format!("socket {name:?} from systemd ({addr}): {e}"),
+                false => format!("systemd socket {name:?} ({addr}): {e}"),
             })?;
         log::info!(
             "systemd socket {name:?}: listening{} on {addr}",
