@@ -11,19 +11,41 @@ pub fn parse_level(text: &str) -> Result<LevelFilter, String> {
     })
 }
 
+/// Where the log goes.
+pub struct Setup<'a> {
+    /// Under `--inetd` or `--deliver` stderr is the client's socket or the MTA's bounce
+    /// text: syslog only.
+    pub syslog_only: bool,
+    /// Without a syslog daemon, write to a file in this state directory (`--inetd`; not
+    /// `--deliver`, whose failures the MTA reports).
+    pub fallback: Option<&'a Path>,
+    /// `--syslog`: standalone, syslog beside stderr.
+    pub also_syslog: bool,
+    /// `--log-level`, which overrides `POP3D_LOG`.
+    pub level: Option<LevelFilter>,
+}
+
 /// Starts logging. Under `inetd` (stderr is the client's socket) only to syslog, or when no
-/// syslog daemon listens to a file in `state_dir`; otherwise to stderr, and to syslog too
+/// syslog daemon listens to a file in the state directory; otherwise to stderr, and to syslog too
 /// with `also_syslog` (when a syslog daemon listens). `level` (`--log-level`) overrides
 /// `POP3D_LOG`.
-pub fn init(inetd: bool, also_syslog: bool, level: Option<LevelFilter>, state_dir: &Path) {
-    if inetd {
+pub fn init(setup: Setup) {
+    let Setup {
+        syslog_only,
+        fallback,
+        also_syslog,
+        level,
+    } = setup;
+    if syslog_only {
         let level = level.unwrap_or_else(|| {
             std::env::var("POP3D_LOG")
                 .ok()
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(LevelFilter::Info)
         });
-        syslog::fall_back_to(state_dir);
+        if let Some(dir) = fallback {
+            syslog::fall_back_to(dir);
+        }
         syslog::init(level);
         return;
     }

@@ -43,7 +43,12 @@ fn main() -> ExitCode {
     let level = given("log-level").and_then(|l| logging::parse_level(&l).ok());
     let also_syslog = parsed.as_ref().is_ok_and(|m| m.opt_present("syslog"));
     let state_dir = given("state-dir").unwrap_or_else(|| settings::DEFAULT_STATE_DIR.into());
-    logging::init(inetd, also_syslog, level, state_dir.as_ref());
+    logging::init(logging::Setup {
+        syslog_only: inetd,
+        fallback: (!delivering).then_some(state_dir.as_ref()),
+        also_syslog,
+        level,
+    });
     let report = |code: u8, text: &str| {
         if inetd {
             log::error!("{text}");
