@@ -40,13 +40,14 @@ pub fn run(s: &Settings, target: Option<&Target>) -> Result<(), String> {
         println!("pop3d: configuration OK ({})", summary.unwrap_or_default());
         return Ok(());
     }
+    // One problem is the error message itself, as it always was; several, one line each.
+    if problems.len() == 1 {
+        return Err(problems.remove(0));
+    }
     for p in &problems {
         eprintln!("pop3d: {p}");
     }
-    Err(match problems.len() {
-        1 => "1 problem found".into(),
-        n => format!("{n} problems found"),
-    })
+    Err(format!("{} problems found", problems.len()))
 }
 
 /// "1 account", "2 accounts".
