@@ -41,6 +41,8 @@ pub fn run(
         true => &default[..],
         false => &s.listen[..],
     };
+    // Logged once the passwd file is known to be usable: "listening" means serving.
+    let mut serving = Vec::new();
     for (listener, kind, name) in passed {
         let addr = listener
             .local_addr()
@@ -54,10 +56,10 @@ pub fn run(
                 ),
                 false => format!("systemd socket {name:?} ({addr}): {e}"),
             })?;
-        log::info!(
+        serving.push(format!(
             "systemd socket {name:?}: listening{} on {addr}",
             kind_words(kind)
-        );
+        ));
     }
     let listeners = plain
         .iter()
@@ -71,7 +73,7 @@ pub fn run(
         let local = server
             .listen_as(addr, kind)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        log::info!("listening{} on {local}", kind_words(kind));
+        serving.push(format!("listening{} on {local}", kind_words(kind)));
     }
     // Written as root (its directory, /run, is root's), kept open to be emptied at exit.
     let _pid_file = s.pid_file.as_deref().map(PidFile::write).transpose()?;
@@ -84,6 +86,9 @@ pub fn run(
     }
     // As whom and where (--chroot) logins will read it.
     s.accounts.source.ready()?;
+    for line in serving {
+        log::info!("{line}");
+    }
     let signals = Signals {
         set: signals,
         stop: server.shutdown_handle(),
