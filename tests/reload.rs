@@ -144,3 +144,52 @@ fn sighup_serves_a_renewed_certificate_and_keeps_the_old_on_a_broken_one() {
         server.log()
     );
 }
+
+#[test]
+fn sighup_rereads_a_key_readable_by_root_alone_after_user() {
+    // SAFETY: geteuid takes nothing and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        support::note("skipped: needs root (--user, a key readable by root alone)");
+        return;
+    }
+    let corpus = Corpus::new("p3t-reload-user");
+    let a = TestCert::generate(&corpus.scratch("a"));
+    let b = TestCert::generate(&corpus.scratch("b"));
+    let live = corpus.scratch("live");
+    let (cert, key) = (live.join("cert.pem"), live.join("key.pem"));
+    install(&a, &cert, &key);
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut args = corpus.server_args();
+    args.extend(
+        [
+            "--user",
+            "nobody",
+            "--listen-tls",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &path_str(&cert),
+            "--tls-key",
+            &path_str(&key),
+        ]
+        .map(String::from),
+    );
+    let server = BinServer::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    server.wait_for_log("running as nobody");
+    assert_eq!(
+        served_fingerprint(&server),
+        fingerprint(&fs::read(&a.cert).unwrap())
+    );
+    // The renewed key is as private as the first: pop3d, now nobody, cannot read it itself.
+    install(&b, &cert, &key);
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    hangup(&server);
+    logged_times(&server, "SIGHUP: new connections get the certificate", 1);
+    assert_eq!(
+        served_fingerprint(&server),
+        fingerprint(&fs::read(&b.cert).unwrap())
+    );
+}

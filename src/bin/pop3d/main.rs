@@ -156,9 +156,12 @@ fn run(mut s: Settings) -> Result<(), String> {
     }
     // Root forks the broker (which keeps root to run each session as its account) now: before
     // any thread starts (the TLS self-test starts one) and before root is given up.
-    let (store, auth) = match privileges::is_root() {
-        true => broker::start_for(&s, store, auth)?,
-        false => (store, auth),
+    let (store, auth, broker) = match privileges::is_root() {
+        true => {
+            let ((store, auth), broker) = broker::start_for(&s, store, auth)?;
+            (store, auth, Some(broker))
+        }
+        false => (store, auth, None),
     };
     let tls = load_tls(&s)?;
     let service = state::open(
@@ -185,5 +188,14 @@ fn run(mut s: Settings) -> Result<(), String> {
         }
         return Ok(());
     }
-    standalone::run(&s, service, tls, target.as_ref(), passed)
+    standalone::run(
+        &s,
+        service,
+        standalone::Privileged {
+            tls,
+            target: target.as_ref(),
+            passed,
+            broker,
+        },
+    )
 }

@@ -1,6 +1,7 @@
 //! The standalone daemon: its listeners (its own, or systemd's), giving up root once they are
 //! bound, and its signals: SIGTERM and SIGINT stop it, SIGHUP rereads the certificate.
 
+use crate::broker::Client;
 use crate::pid_file::PidFile;
 use crate::privileges::Target;
 use crate::settings::{Settings, DEFAULT_LISTEN};
@@ -9,16 +10,29 @@ use crate::{descriptors, privileges};
 use pop3d::{ListenerKind, MinVersion, Server, Service, ShutdownHandle, TlsConfig, TlsHandle};
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-/// Serves `service` on the listeners of `s` and those systemd `passed`, until SIGTERM or
-/// SIGINT; gives root up (to `target`) once the listeners are bound.
-pub fn run(
-    s: &Settings,
-    service: Service,
-    tls: Option<TlsConfig>,
-    target: Option<&Target>,
-    passed: Vec<(TcpListener, ListenerKind, String)>,
-) -> Result<(), String> {
+/// What the daemon got while privileged.
+pub struct Privileged<'a> {
+    /// The certificate and key, read at start.
+    pub tls: Option<TlsConfig>,
+    /// The account to become once the listeners are bound.
+    pub target: Option<&'a Target>,
+    /// The listening sockets systemd passed.
+    pub passed: Vec<(TcpListener, ListenerKind, String)>,
+    /// The broker, which stays root: it reads the certificate and key again on SIGHUP.
+    pub broker: Option<Arc<Client>>,
+}
+
+/// Serves `service` on the listeners of `s` and those systemd passed, until SIGTERM or
+/// SIGINT; gives root up once the listeners are bound.
+pub fn run(s: &Settings, service: Service, privileged: Privileged) -> Result<(), String> {
+    let Privileged {
+        tls,
+        target,
+        passed,
+        broker,
+    } = privileged;
     descriptors::raise_for(s.max_sessions.unwrap_or(Server::DEFAULT_MAX_SESSIONS));
     // glibc gives each busy thread its own malloc arena and keeps them: after a load, RSS stayed
     // 8 MB higher with 64 session threads. Two arenas cost no measurable speed.
@@ -94,6 +108,7 @@ pub fn run(
         stop: server.shutdown_handle(),
         tls: server.tls_handle(),
         files: s.tls.clone().map(|(cert, key)| (cert, key, s.tls_min)),
+        broker,
         notifier,
     };
     signals.notifier.notify("READY=1");
@@ -113,6 +128,8 @@ struct Signals {
     tls: TlsHandle,
     /// `--tls-cert`, `--tls-key` and `--tls-min`, reread on SIGHUP.
     files: Option<(PathBuf, PathBuf, MinVersion)>,
+    /// Reads the files as root, when there is one: after --user, the front may not.
+    broker: Option<Arc<Client>>,
     notifier: Notifier,
 }
 
@@ -147,13 +164,18 @@ impl Signals {
             log::info!("SIGHUP: no --tls-cert and --tls-key to reread; nothing to do");
             return;
         };
-        let renewed = TlsConfig::from_pem_files(cert, key, *min)
-            .map_err(|e| e.to_string())
-            .and_then(|tls| {
-                tls.self_test()
-                    .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
-                Ok(tls)
-            });
+        let renewed = match &self.broker {
+            Some(broker) => broker.read_tls().and_then(|(cert_pem, key_pem)| {
+                TlsConfig::from_pem(&cert_pem, &key_pem, *min)
+                    .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))
+            }),
+            None => TlsConfig::from_pem_files(cert, key, *min).map_err(|e| e.to_string()),
+        };
+        let renewed = renewed.and_then(|tls| {
+            tls.self_test()
+                .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
+            Ok(tls)
+        });
         match renewed {
             Ok(tls) => {
                 self.tls.replace(tls);

@@ -33,6 +33,9 @@ pub enum Request {
     Read { index: u64 },
     /// Remove these messages for good (UPDATE).
     Delete { indices: Vec<u64> },
+    /// Read the certificate and key files named at start (SIGHUP), as root, then exit. The
+    /// request names no file: the front cannot make the broker read another.
+    ReadTls,
 }
 
 /// What a broker child answers.
@@ -59,6 +62,8 @@ pub enum Reply {
     Sent { octets: u64 },
     /// The messages are removed.
     Deleted,
+    /// The certificate and key files, as read.
+    TlsFiles { cert: Vec<u8>, key: Vec<u8> },
 }
 
 /// A frame that cannot be decoded.
@@ -100,6 +105,7 @@ impl Request {
                 out.u32(indices.len() as u32);
                 indices.iter().for_each(|&i| out.u64(i));
             }
+            Request::ReadTls => out.u8(5),
         }
         out.finish()
     }
@@ -124,6 +130,7 @@ impl Request {
                 let indices = (0..n).map(|_| r.u64()).collect::<Result<_, _>>()?;
                 Request::Delete { indices }
             }
+            5 => Request::ReadTls,
             tag => return Err(bad(format!("unknown request {tag}"))),
         };
         r.end()?;
@@ -175,6 +182,11 @@ impl Reply {
                 out.u64(*octets);
             }
             Reply::Deleted => out.u8(8),
+            Reply::TlsFiles { cert, key } => {
+                out.u8(9);
+                out.bytes(cert);
+                out.bytes(key);
+            }
         }
         out.finish()
     }
@@ -224,6 +236,10 @@ impl Reply {
             6 => Reply::Reading,
             7 => Reply::Sent { octets: r.u64()? },
             8 => Reply::Deleted,
+            9 => Reply::TlsFiles {
+                cert: r.bytes()?.to_vec(),
+                key: r.bytes()?.to_vec(),
+            },
             tag => return Err(bad(format!("unknown reply {tag}"))),
         };
         r.end()?;

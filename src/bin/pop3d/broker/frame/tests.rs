@@ -19,6 +19,7 @@ fn requests() -> Vec<Request> {
         Request::Delete {
             indices: vec![0, 7, 1 << 40],
         },
+        Request::ReadTls,
     ]
 }
 
@@ -59,6 +60,10 @@ fn replies() -> Vec<Reply> {
         Reply::Reading,
         Reply::Sent { octets: 42 },
         Reply::Deleted,
+        Reply::TlsFiles {
+            cert: b"-----BEGIN CERTIFICATE-----\n".to_vec(),
+            key: vec![],
+        },
     ]
 }
 
