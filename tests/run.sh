@@ -30,6 +30,7 @@ packages=(
     util-linux      # flock(1): a mailbox lock held by another process (src/store tests)
     mount           # mount(8), umount(8): faults.rs fills a small tmpfs (as root)
     mandoc          # the manual pages must render without warnings (manual.rs)
+    systemd         # systemd-socket-activate, systemd-analyze verify (systemd.rs)
     fail2ban        # fail2ban-regex runs the manual's filter on real log lines (logging.rs)
     postfix         # a real MTA, one instance per test on its own port (support/postfix.rs)
     passwd          # useradd, chpasswd, userdel, usermod: test system accounts (system_user.rs)

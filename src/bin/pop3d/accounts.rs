@@ -1,6 +1,6 @@
 //! Where accounts come from: exactly one source per run.
 
-use crate::state;
+use crate::{passwd_files, state};
 use pop3d::auth::passwd_file::PasswdFile;
 use pop3d::auth::system::{CheckPassword, Pam, Shadow, DEFAULT_FIRST_UID};
 use pop3d::Authenticator;
@@ -76,7 +76,7 @@ impl Source {
         }
         // The same option bounds the uid a session runs as (the broker's children).
         let first_uid = match m.opt_str("first-uid") {
-            Some(n) => u32::try_from(crate::number(&n, "--first-uid")?)
+            Some(n) => u32::try_from(crate::settings::number(&n, "--first-uid")?)
                 .map_err(|_| format!("--first-uid: {n} is not a uid"))?,
             None => DEFAULT_FIRST_UID,
         };
@@ -100,7 +100,7 @@ impl Source {
                 .opt_str("passwd")
                 .unwrap_or_else(|| "/etc/pop3d/passwd".into()),
             login_cache: match m.opt_str("login-cache") {
-                Some(secs) => crate::number(&secs, "--login-cache")?,
+                Some(secs) => crate::settings::number(&secs, "--login-cache")?,
                 None => 0,
             },
         })
@@ -126,11 +126,28 @@ impl Source {
             Source::PasswdFile { path, .. } => {
                 let passwd = PasswdFile::new(path).map_err(|e| format!("--passwd: {e}"))?;
                 let accounts = passwd.check().map_err(|e| format!("{path}: {e}"))?;
-                Ok(format!("{accounts} accounts in {path}"))
+                Ok(format!(
+                    "{} in {path}",
+                    crate::check::accounts_count(accounts)
+                ))
             }
             Source::Pam { service, .. } => Pam::new(service)?.check(),
             Source::Shadow { .. } => Shadow::new().check(),
             Source::CheckPassword { program, .. } => checkpassword(program)?.check(),
+        }
+    }
+
+    /// Whether the source can serve logins, checked where and as whom they will be checked
+    /// (after the privilege drop): a passwd file that is missing, unreadable or malformed
+    /// refuses the start, with every problem found.
+    pub fn ready(&self) -> Result<(), String> {
+        let Source::PasswdFile { path, .. } = self else {
+            return Ok(());
+        };
+        let (_, problems) = passwd_files::check(&passwd_files::files(path)?);
+        match problems.is_empty() {
+            true => Ok(()),
+            false => Err(problems.join("; ")),
         }
     }
 

@@ -23,6 +23,13 @@ impl Spec {
         ))
     }
 
+    /// The path template, and the option that gave it.
+    pub fn template(&self) -> (&str, &'static str) {
+        match self {
+            Spec::Maildir(template, _) => (template, "--maildir"),
+        }
+    }
+
     /// Opens the store for serving.
     pub fn open(&self) -> Result<Arc<dyn MailStore>, String> {
         match self {

@@ -28,12 +28,21 @@ pub fn listeners() -> Result<Vec<(TcpListener, ListenerKind, String)>, String> {
     for i in 0..count {
         let fd = FIRST_FD + i;
         let name = names.get(i as usize).cloned().unwrap_or_default();
-        check_listening_tcp(fd).map_err(|e| format!("socket {fd} ({name:?}) from systemd: {e}"))?;
+        let what = match name.is_empty() {
+            true => format!("socket {fd} from systemd"),
+            false => format!("socket {fd} ({name:?}) from systemd"),
+        };
+        check_listening_tcp(fd).map_err(|e| format!("{what}: {e}"))?;
         // SAFETY: systemd passed this descriptor to this process (LISTEN_PID matched), and
         // nothing else in pop3d owns it.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         set_cloexec(fd);
-        all.push((TcpListener::from(owned), kind_of(&name), name));
+        let listener = TcpListener::from(owned);
+        // Each acceptor blocks in accept(); systemd may have passed it non-blocking.
+        listener
+            .set_nonblocking(false)
+            .map_err(|e| format!("{what}: {e}"))?;
+        all.push((listener, kind_of(&name), name));
     }
     Ok(all)
 }
@@ -72,10 +81,19 @@ fn check_listening_tcp(fd: RawFd) -> Result<(), String> {
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: an int-sized out-parameter and its length, on a descriptor we were given.
         let rc = unsafe {
-            libc::getsockopt(fd, level, name, (&mut value as *mut libc::c_int).cast(), &mut len)
+            libc::getsockopt(
+                fd,
+                level,
+                name,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
         };
         if rc != 0 {
-            return Err(format!("not a socket ({})", std::io::Error::last_os_error()));
+            return Err(format!(
+                "not a socket ({})",
+                std::io::Error::last_os_error()
+            ));
         }
         Ok(value)
     };
@@ -87,9 +105,11 @@ fn check_listening_tcp(fd: RawFd) -> Result<(), String> {
         return Err("not a TCP socket (ListenStream= needs an address and port)".into());
     }
     if option(libc::SOL_SOCKET, libc::SO_ACCEPTCONN)? == 0 {
-        return Err("not listening: a connection from an Accept=yes socket unit, \
+        return Err(
+            "not listening: a connection from an Accept=yes socket unit, \
                     which needs pop3d --inetd"
-            .into());
+                .into(),
+        );
     }
     Ok(())
 }
@@ -104,25 +124,46 @@ fn set_cloexec(fd: RawFd) {
     }
 }
 
-/// Tells the service manager something (`READY=1`, `STOPPING=1`, `RELOADING=1`, ...) when it
-/// asked to be told (`NOTIFY_SOCKET`, a `Type=notify` service); silent otherwise. A failure
-/// is logged and otherwise ignored: serving matters more than telling.
-pub fn notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let sent = UnixDatagram::unbound().and_then(|socket| {
-        let bytes = path.as_encoded_bytes();
-        if let Some(abstract_name) = bytes.strip_prefix(b"@") {
-            use std::os::linux::net::SocketAddrExt;
-            let addr = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name)?;
-            socket.send_to_addr(state.as_bytes(), &addr)
-        } else {
-            socket.send_to(state.as_bytes(), &path)
+/// The service manager's notification socket (`NOTIFY_SOCKET`, a `Type=notify` service),
+/// connected at start: the path may be out of reach after `--chroot`.
+pub struct Notifier(Option<UnixDatagram>);
+
+impl Notifier {
+    /// Connects to `NOTIFY_SOCKET` when it is set (and unsets it, which is for this process
+    /// alone); a notifier that says nothing otherwise. A failure is logged: serving matters
+    /// more than telling.
+    pub fn from_env() -> Notifier {
+        let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+            return Notifier(None);
+        };
+        std::env::remove_var("NOTIFY_SOCKET");
+        let connected = UnixDatagram::unbound().and_then(|socket| {
+            let bytes = path.as_encoded_bytes();
+            if let Some(abstract_name) = bytes.strip_prefix(b"@") {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name)?;
+                socket.connect_addr(&addr)?;
+            } else {
+                socket.connect(&path)?;
+            }
+            Ok(socket)
+        });
+        match connected {
+            Ok(socket) => Notifier(Some(socket)),
+            Err(e) => {
+                log::warn!("cannot reach systemd's NOTIFY_SOCKET {path:?}: {e}");
+                Notifier(None)
+            }
         }
-    });
-    if let Err(e) = sent {
-        log::warn!("cannot notify systemd ({state:?}): {e}");
+    }
+
+    /// Tells the service manager `state` (`READY=1`, `STOPPING=1`, ...), if it listens.
+    pub fn notify(&self, state: &str) {
+        if let Some(socket) = &self.0 {
+            if let Err(e) = socket.send(state.as_bytes()) {
+                log::warn!("cannot notify systemd ({state:?}): {e}");
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ pub struct Powers<'a> {
     pub auth: Option<OpenSource<'a>>,
     /// Who a mailbox process may become.
     pub rules: Rules,
+    /// `--tls-cert` and `--tls-key`, read again on SIGHUP for a front that can no longer
+    /// read a key readable by root alone.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
 }
 
 /// Serves the request that comes on `channel`; returns the exit status.
@@ -58,11 +62,36 @@ pub fn serve(channel: OwnedFd, powers: &Powers) -> i32 {
                 Err(e) => failed("open", e),
             }
         }
+        Request::ReadTls => {
+            process::set_name(c"pop3d-tls");
+            let reply = match read_tls(powers) {
+                Ok((cert, key)) => Reply::TlsFiles { cert, key },
+                Err(detail) => Reply::Failed {
+                    kind: StoreErrorKind::Temporary,
+                    detail,
+                },
+            };
+            match channel.reply(&reply) {
+                Ok(()) => 0,
+                Err(e) => failed("reply", e),
+            }
+        }
         other => {
             log::error!("broker child: {other:?} before any mailbox is open");
             1
         }
     }
+}
+
+/// The certificate and key files named at start, as root.
+fn read_tls(powers: &Powers) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let Some((cert, key)) = &powers.tls_files else {
+        return Err("no --tls-cert and --tls-key".into());
+    };
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    Ok((read(cert)?, read(key)?))
 }
 
 fn failed(what: &str, e: io::Error) -> i32 {

@@ -69,6 +69,18 @@ impl Client {
         }
     }
 
+    /// The `--tls-cert` and `--tls-key` files, read by a child of the broker as root.
+    pub fn read_tls(&self) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let failed = |e: io::Error| format!("broker: {e}");
+        let mut channel = self.channel().map_err(failed)?;
+        channel.request(&Request::ReadTls, None).map_err(failed)?;
+        match channel.next_reply().map_err(failed)? {
+            Reply::TlsFiles { cert, key } => Ok((cert, key)),
+            Reply::Failed { detail, .. } => Err(detail),
+            other => Err(failed(unexpected(&other))),
+        }
+    }
+
     /// A new channel to a new child of the broker.
     fn channel(&self) -> io::Result<Channel> {
         let (ours, theirs) = UnixStream::pair()?;

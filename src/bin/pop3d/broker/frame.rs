@@ -38,6 +38,9 @@ pub enum Request {
     Expire { age_secs: u64 },
     /// Record that these messages were retrieved in this session (EXPIRE, in UPDATE).
     Retrieved { indices: Vec<u64> },
+    /// Read the certificate and key files named at start (SIGHUP), as root, then exit. The
+    /// request names no file: the front cannot make the broker read another.
+    ReadTls,
 }
 
 /// What a broker child answers.
@@ -69,6 +72,8 @@ pub enum Reply {
     Expired { removed: Option<u64> },
     /// The retrievals are recorded.
     Recorded,
+    /// The certificate and key files, as read.
+    TlsFiles { cert: Vec<u8>, key: Vec<u8> },
 }
 
 /// A frame that cannot be decoded.
@@ -117,6 +122,7 @@ impl Request {
                 out.u8(6);
                 out.indices(indices);
             }
+            Request::ReadTls => out.u8(7),
         }
         out.finish()
     }
@@ -138,6 +144,7 @@ impl Request {
             6 => Request::Retrieved {
                 indices: r.indices()?,
             },
+            7 => Request::ReadTls,
             tag => return Err(bad(format!("unknown request {tag}"))),
         };
         r.end()?;
@@ -200,6 +207,11 @@ impl Reply {
                 }
             }
             Reply::Recorded => out.u8(10),
+            Reply::TlsFiles { cert, key } => {
+                out.u8(11);
+                out.bytes(cert);
+                out.bytes(key);
+            }
         }
         out.finish()
     }
@@ -257,6 +269,10 @@ impl Reply {
                 },
             },
             10 => Reply::Recorded,
+            11 => Reply::TlsFiles {
+                cert: r.bytes()?.to_vec(),
+                key: r.bytes()?.to_vec(),
+            },
             tag => return Err(bad(format!("unknown reply {tag}"))),
         };
         r.end()?;

@@ -123,15 +123,11 @@ fn run<'a>(
     process::set_name(c"pop3d-broker");
     process::unblock_signals();
     process::set_signals(&IGNORED_SIGNALS, true);
-    // Under inetd, descriptors 0 to 2 are the client's socket; the log goes to syslog, whose
-    // socket must not be closed behind its back.
-    if inetd {
-        syslog::disconnect();
-    }
+    // Under inetd, descriptors 0 to 2 are the client's socket; the log goes to syslog (also
+    // standalone with --syslog), whose socket must not be closed behind its back.
+    syslog::disconnect();
     let closed = process::close_all_but(control.as_raw_fd(), inetd);
-    if inetd {
-        syslog::connect();
-    }
+    syslog::connect();
     if let Err(e) = closed {
         log::error!("broker: cannot close inherited descriptors: {e}");
         process::exit(1);

@@ -1,7 +1,8 @@
 //! Starting the broker for the daemon's settings.
 
 use super::{Client, OpenSource, Powers, Rules};
-use crate::{mailstore, privileges, Settings};
+use crate::settings::Settings;
+use crate::{mailstore, privileges};
 use pop3d::{Authenticator, MailStore};
 use std::sync::Arc;
 
@@ -9,12 +10,13 @@ use std::sync::Arc;
 const MAIL_GROUP: &str = "mail";
 
 /// Forks the broker (call as root, before any thread starts) and returns the front's store and
-/// account source, which use it where they need another uid or root.
+/// account source, which use it where they need another uid or root, and the broker itself
+/// (which reads the TLS files again on SIGHUP).
 pub fn start_for(
     s: &Settings,
     store: Arc<dyn MailStore>,
     auth: Arc<dyn Authenticator>,
-) -> Result<super::Serving, String> {
+) -> Result<(super::Serving, Arc<Client>), String> {
     let rules = Rules {
         first_uid: s.first_uid,
         mail_gid: mail_gid(s)?,
@@ -31,9 +33,10 @@ pub fn start_for(
             store: s.store.open()?,
             auth: needs_root.then_some(open_source),
             rules,
+            tls_files: s.tls.clone(),
         })
     })?;
-    Ok(super::wrap(store, auth, needs_root, client))
+    Ok((super::wrap(store, auth, needs_root, client.clone()), client))
 }
 
 /// The saved gid of a mailbox process: `--mail-group`, or the `mail` group for a store that

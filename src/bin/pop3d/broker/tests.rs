@@ -148,6 +148,7 @@ fn a_login_check_answers_with_the_account_or_the_refusal() {
             mail_gid: None,
             chroot: None,
         },
+        tls_files: None,
     };
     for (password, want) in [(&b"pw"[..], true), (b"nope", false)] {
         let (front, theirs) = UnixStream::pair().unwrap();

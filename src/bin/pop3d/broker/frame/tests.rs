@@ -23,6 +23,7 @@ fn requests() -> Vec<Request> {
         Request::Retrieved {
             indices: vec![3, 1],
         },
+        Request::ReadTls,
     ]
 }
 
@@ -66,6 +67,10 @@ fn replies() -> Vec<Reply> {
         Reply::Expired { removed: None },
         Reply::Expired { removed: Some(5) },
         Reply::Recorded,
+        Reply::TlsFiles {
+            cert: b"-----BEGIN CERTIFICATE-----\n".to_vec(),
+            key: vec![],
+        },
     ]
 }
 
