@@ -25,7 +25,10 @@
 //! Besides a human summary, one line starting with `RESULT` holds every figure as `key=value`,
 //! for scripts.
 
-use native_tls::{TlsConnector, TlsStream};
+use openssl::ssl::{
+    SslConnector, SslMethod, SslSession, SslSessionCacheMode, SslStream, SslVerifyMode,
+};
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -34,6 +37,23 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// TLS handshakes that resumed a session rather than doing a full one.
+static RESUMED: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The TLS session of this client thread's last connection, offered by the next with
+    /// `--resume` (a client that polls keeps its session in the same way).
+    static LAST_SESSION: RefCell<Option<SslSession>> = const { RefCell::new(None) };
+}
+
+/// The TLS side of the clients.
+struct Tls {
+    connector: SslConnector,
+    insecure: bool,
+    /// Offer the last session of the thread (tickets or session IDs).
+    resume: bool,
+}
 
 /// Errors whose text is printed in full; the rest are only counted.
 const SHOWN_ERRORS: usize = 5;
@@ -164,7 +184,7 @@ struct Config {
     stop: Stop,
     users: Users,
     password: String,
-    tls: Option<TlsConnector>,
+    tls: Option<Tls>,
     sni: String,
     io_timeout: Duration,
 }
@@ -204,6 +224,11 @@ fn options() -> getopts::Options {
     );
     o.optopt("p", "password", "password (default benchpass)", "PASS");
     o.optflag("", "tls", "implicit TLS (POP3S) on connect");
+    o.optflag(
+        "",
+        "resume",
+        "with --tls: each client resumes its last TLS session (a ticket or a session ID)",
+    );
     o.optflag(
         "",
         "insecure",
@@ -286,12 +311,22 @@ fn config(args: &[String]) -> Result<Option<Config>, String> {
         false => None,
         true => {
             let insecure = m.opt_present("insecure");
-            let connector = TlsConnector::builder()
-                .danger_accept_invalid_certs(insecure)
-                .danger_accept_invalid_hostnames(insecure)
-                .build()
+            let mut builder = SslConnector::builder(SslMethod::tls_client())
                 .map_err(|e| format!("TLS setup: {e}"))?;
-            Some(connector)
+            if insecure {
+                builder.set_verify(SslVerifyMode::NONE);
+            }
+            // A TLS 1.3 ticket arrives after the handshake, as a new session: OpenSSL hands it
+            // to this callback, on the thread that reads it.
+            builder.set_session_cache_mode(SslSessionCacheMode::CLIENT);
+            builder.set_new_session_callback(|_, session| {
+                LAST_SESSION.with(|last| *last.borrow_mut() = Some(session));
+            });
+            Some(Tls {
+                connector: builder.build(),
+                insecure,
+                resume: m.opt_present("resume"),
+            })
         }
     };
     let io_timeout: f64 = number(&m, "io-timeout")?.unwrap_or(60.0);
@@ -332,7 +367,7 @@ fn io_fail(stage: &'static str) -> impl FnOnce(io::Error) -> Failure {
 
 enum Stream {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<SslStream<TcpStream>>),
 }
 
 impl Read for Stream {
@@ -391,10 +426,7 @@ impl Client {
             .map_err(io_fail("connect"))?;
         let stream = match &cfg.tls {
             None => Stream::Plain(tcp),
-            Some(tls) => Stream::Tls(Box::new(
-                tls.connect(&cfg.sni, tcp)
-                    .map_err(|e| fail("tls", e.to_string()))?,
-            )),
+            Some(tls) => Stream::Tls(Box::new(tls.connect(&cfg.sni, tcp)?)),
         };
         let mut client = Client {
             conn: BufReader::with_capacity(READ_BUFFER, stream),
@@ -465,7 +497,35 @@ impl Client {
 
     fn quit(&mut self) -> Outcome<()> {
         self.command("quit", format_args!("QUIT"))?;
+        // close_notify, as a well-behaved client ends: OpenSSL marks the session of a
+        // connection dropped without it as not resumable.
+        if let Stream::Tls(s) = self.conn.get_mut() {
+            let _ = s.shutdown();
+        }
         Ok(())
+    }
+}
+
+impl Tls {
+    fn connect(&self, sni: &str, tcp: TcpStream) -> Outcome<SslStream<TcpStream>> {
+        let tls_fail = |e: &dyn std::fmt::Display| fail("tls", e.to_string());
+        let mut config = self.connector.configure().map_err(|e| tls_fail(&e))?;
+        if self.insecure {
+            config.set_verify_hostname(false);
+        }
+        let mut ssl = config.into_ssl(sni).map_err(|e| tls_fail(&e))?;
+        if self.resume {
+            LAST_SESSION.with(|last| match &*last.borrow() {
+                // SAFETY: the session came from a connection of this same connector.
+                Some(session) => unsafe { ssl.set_session(session) }.map_err(|e| tls_fail(&e)),
+                None => Ok(()),
+            })?;
+        }
+        let stream = ssl.connect(tcp).map_err(|e| tls_fail(&e))?;
+        if stream.ssl().session_reused() {
+            RESUMED.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(stream)
     }
 }
 
@@ -832,6 +892,10 @@ fn main() -> ExitCode {
         if tls { " over TLS" } else { "" },
         tally.errors
     );
+    let resumed = RESUMED.load(Ordering::Relaxed);
+    if tls {
+        println!("TLS sessions resumed: {resumed} of {sessions}");
+    }
     println!("session latency: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms");
     if tally.messages > 0 {
         println!(
@@ -853,7 +917,7 @@ fn main() -> ExitCode {
     println!(
         "RESULT workload={} c={c} tls={} sessions={sessions} secs={secs:.3} sps={sps:.1} \
          p50_ms={p50:.3} p99_ms={p99:.3} max_ms={max:.3} messages={} mb={:.3} mbps={mbps:.1} \
-         list_p50_ms={list_p50:.3} errors={}",
+         list_p50_ms={list_p50:.3} resumed={resumed} errors={}",
         workload.name(),
         u8::from(tls),
         tally.messages,

@@ -1,6 +1,9 @@
 //! An authenticated account: what the authenticator tells the mail store.
 
+use crate::expire::Expire;
+use crate::store::delivery::Quota;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// A user who has logged in, with what a [`MailStore`](crate::MailStore) needs to find the mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +17,15 @@ pub struct Account {
     pub uid: Option<u32>,
     /// The numeric group id from the account database, if it has one.
     pub gid: Option<u32>,
+    /// The account's own quota, if the account database gives one (Dovecot's `quota_rule`
+    /// extra field in a passwd-file); a store's default applies otherwise.
+    pub quota: Option<Quota>,
+    /// The least time between two logins of the account (RFC 2449 LOGIN-DELAY), if the
+    /// account database sets one; the service's default applies otherwise.
+    pub login_delay: Option<Duration>,
+    /// How long the account's retrieved messages are kept (RFC 2449 EXPIRE), if the account
+    /// database sets it; the service's default applies otherwise.
+    pub expire: Option<Expire>,
 }
 
 impl Account {
@@ -24,6 +36,9 @@ impl Account {
             home: None,
             uid: None,
             gid: None,
+            quota: None,
+            login_delay: None,
+            expire: None,
         }
     }
 
@@ -38,6 +53,24 @@ impl Account {
     pub fn with_ids(mut self, uid: u32, gid: u32) -> Self {
         self.uid = Some(uid);
         self.gid = Some(gid);
+        self
+    }
+
+    /// Sets the account's own quota.
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
+    /// Sets the least time between two logins of the account.
+    pub fn with_login_delay(mut self, delay: Duration) -> Self {
+        self.login_delay = Some(delay);
+        self
+    }
+
+    /// Sets how long the account's retrieved messages are kept.
+    pub fn with_expire(mut self, expire: Expire) -> Self {
+        self.expire = Some(expire);
         self
     }
 

@@ -8,7 +8,10 @@
 //! - Accounts: [`Authenticator`], [`Account`], [`auth::PasswdFile`] (Dovecot's passwd-file).
 //! - Mail: [`MailStore`] and [`Mailbox`], [`store::maildir::MaildirStore`],
 //!   [`store::memory::MemoryStore`].
-//! - Serving: [`Service`], [`Server`], [`ShutdownHandle`], [`run_session`], [`TlsConfig`].
+//! - Delivery: [`store::Deliver`], [`store::delivery::deliver_to`], [`store::Quota`], and
+//!   [`store::DeliveryError`] with the SMTP reply for each failure.
+//! - Serving: [`Service`], [`Server`], [`ShutdownHandle`], [`TlsHandle`], [`run_session`],
+//!   [`TlsConfig`].
 //! - Watching: [`Observer`] hears of logins, retrievals and how each session [`End`]s.
 //!
 //! Bytes flow one way inside: the stream's time limits, a line reader, the pure command
@@ -25,7 +28,9 @@
 mod account;
 pub mod auth;
 mod connection;
+mod expire;
 pub mod inetd;
+mod last_login;
 mod limits;
 mod net_range;
 mod observer;
@@ -46,11 +51,12 @@ pub mod user_name;
 
 pub use account::Account;
 pub use auth::{AuthError, AuthErrorKind, Authenticator};
+pub use expire::{BadExpire, Expire};
 pub use net_range::NetRange;
 pub use observer::{Event, Observer, Refusal};
-pub use protocol::wire_size;
+pub use protocol::{wire_size, Workarounds};
 pub use run::{run_session, TlsMode};
-pub use server::{ListenerKind, Server, ShutdownHandle};
+pub use server::{ListenerKind, Server, ShutdownHandle, TlsHandle};
 pub use session::{End, Service, Stats};
 pub use store::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
 pub use stream::Stream;

@@ -184,7 +184,7 @@ impl<S: Stream> Connecting<S> {
 /// Ends TLS with a close_notify alert (RFC 5246 §7.2.1, RFC 8446 §6.1), so the client can tell
 /// the end of the session from a truncation; OpenSSL 3 clients report a bare TCP close as
 /// "unexpected eof while reading". Best effort: the session is over whatever happens here.
-fn close_notify<S: Read + Write + HasTimeouts>(conn: Connection<native_tls::TlsStream<S>>) {
+fn close_notify<S: Read + Write + HasTimeouts>(conn: Connection<crate::tls::TlsStream<S>>) {
     if let Ok(mut stream) = conn.into_inner() {
         stream.timeouts().for_last_reply();
         let _ = stream.shutdown();

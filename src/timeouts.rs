@@ -185,7 +185,7 @@ impl<S> HasTimeouts for Timed<S> {
     }
 }
 
-impl<S: HasTimeouts + Read + Write> HasTimeouts for native_tls::TlsStream<S> {
+impl<S: HasTimeouts + Read + Write> HasTimeouts for crate::tls::TlsStream<S> {
     fn timeouts(&mut self) -> &mut Timeouts {
         self.get_mut().timeouts()
     }

@@ -130,26 +130,7 @@ fn curl_retrieves_every_message_byte_exact() {
 impl Fetchmail {
     /// Runs fetchmail once with `extra` options; returns its exit code and what it delivered.
     fn run(&self, extra: &[&str]) -> (i32, Vec<Vec<u8>>) {
-        let run = run_bounded(
-            self.command()
-                .args([
-                    // fetchmail 6.4 tries STLS unless told not to, and gives up when the server
-                    // does not offer it; pop3d does not, and this is loopback.
-                    "--sslproto",
-                    "",
-                    "--uidl",
-                ])
-                .args(extra),
-            CLIENT_LIMIT,
-        );
-        let code = run.status.code().expect("fetchmail exit code");
-        assert!(
-            code == 0 || code == 1,
-            "fetchmail failed ({code}): {}{}",
-            text(&run.stdout),
-            text(&run.stderr)
-        );
-        (code, self.delivered())
+        self.poll(extra, CLIENT_LIMIT)
     }
 }
 

@@ -122,7 +122,7 @@ fn the_log_names_user_peer_and_counts_but_never_the_password() {
     };
     line(&["connect:", &format!("peer={bad_peer}")]);
     line(&[
-        "login failed:",
+        "auth failed:",
         &format!("user={USER}"),
         &format!("peer={bad_peer}"),
     ]);
@@ -208,4 +208,37 @@ fn check_fails_and_names_the_malformed_line() {
             "{contents:?}: stderr does not name line {bad_line}: {stderr}"
         );
     }
+}
+
+#[test]
+fn pid_file_is_written_locked_against_a_second_daemon_and_removed_at_exit() {
+    let corpus = Corpus::new("p3t-pidfile");
+    let pid_file = corpus.dir.path().join("pop3d.pid");
+    // A stale file, left by a pop3d that died: taken over.
+    fs::write(&pid_file, "999999\n").unwrap();
+    let mut args = corpus.server_args();
+    args.extend(["--pid-file".into(), support::path_str(&pid_file)]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server = BinServer::start(&args);
+    let written = fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(written, format!("{}\n", server.child.id()));
+
+    // A second daemon with the same pid file refuses to start, and says who holds it.
+    let mut second = vec!["--listen", "127.0.0.1:0", "--allow-root"];
+    second.extend(&args);
+    let out = pop3d(&second);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "locked by a running pop3d (pid {})",
+            server.child.id()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_to_string(&pid_file).unwrap(), written);
+
+    signal(&server, libc::SIGTERM);
+    assert!(exit_within(&mut server, Duration::from_secs(5)).success());
+    assert!(!pid_file.exists(), "the pid file outlived the daemon");
 }

@@ -74,6 +74,18 @@ p.quit()
     );
     assert!(text.contains("Subject: third"), "{text}");
 
+    // The SMTP side's replies: unknown user, a full mailbox.
+    for (line_in, want) in [
+        ("to nobody: hello", "refused 4: 550 5.1.1 "),
+        ("to bob: one", "delivered 5 as "),
+        ("to Bob@Example.org: two", "refused 6: 552 5.2.2 "),
+    ] {
+        writeln!(input, "{line_in}").unwrap();
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        assert!(line.starts_with(want), "{line_in}: {line}");
+    }
+
     drop(input);
     let status = host.wait().unwrap();
     assert!(status.success());

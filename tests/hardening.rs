@@ -159,7 +159,7 @@ fn logged_penalty(server: &BinServer, peer: SocketAddr) -> Option<u64> {
         let log = server.log();
         if log
             .lines()
-            .any(|l| l.contains(&outcome) && (l.contains("login failed:") || l.contains("login:")))
+            .any(|l| l.contains(&outcome) && (l.contains("auth failed:") || l.contains("login:")))
         {
             break log;
         }

@@ -23,12 +23,22 @@ packages=(
     openssl         # test certificates, `openssl passwd -6` hashes, `openssl s_client` (tls.rs)
     curl            # a real client: POP3, SASL and STLS (clients.rs, sasl.rs)
     fetchmail       # a real client: UIDL, --keep, TLS (clients.rs, tls.rs)
+    dovecot-pop3d   # a real Dovecot whose mailbox moves to pop3d with its UIDLs (uidl_migration.rs)
     perl            # Net::POP3, from perl-modules, which perl depends on (clients.rs)
     python3         # poplib, ssl (clients.rs, embed.rs, inetd.rs, tls.rs, sasl.rs)
     haproxy         # a real PROXY-protocol balancer in front of two servers (haproxy.rs)
     util-linux      # flock(1): a mailbox lock held by another process (src/store tests)
     mount           # mount(8), umount(8): faults.rs fills a small tmpfs (as root)
     dovecot-pop3d   # a real Dovecot serving the same mbox, compared octet for octet (mbox.rs)
+    mandoc          # the manual pages must render without warnings (manual.rs)
+    systemd         # systemd-socket-activate, systemd-analyze verify (systemd.rs)
+    fail2ban        # fail2ban-regex runs the manual's filter on real log lines (logging.rs)
+    postfix         # a real MTA, one instance per test on its own port (support/postfix.rs)
+    passwd          # useradd, chpasswd, userdel, usermod: test system accounts (system_user.rs)
+    libpam-modules  # pam_unix.so for the PAM service file system_accounts.rs installs
+    libpam0g        # libpam.so.0, which --pam loads at run time (system_accounts.rs)
+    checkpw         # a real checkpassword program for --checkpassword (system_accounts.rs)
+    xinetd          # a real super-server: --inetd sessions run as their accounts (privsep.rs)
 )
 # pip, only when it is needed to install scramp (a SCRAM-SHA-256 client, sasl.rs).
 if ! python3 -c 'import scramp' 2>/dev/null && ! python3 -m pip --version >/dev/null 2>&1; then
@@ -58,6 +68,12 @@ else
             exit 1
         fi
         say "installing ${missing[*]}"
+        # Postfix's "No configuration": no /etc/postfix/main.cf and no system Postfix
+        # running; the tests start their own instances, each with its configuration and port.
+        if [[ " ${missing[*]} " == *" postfix "* ]]; then
+            echo 'postfix postfix/main_mailer_type select No configuration' |
+                "${as_root[@]}" debconf-set-selections
+        fi
         "${as_root[@]}" apt-get update -q
         "${as_root[@]}" "${install[@]}"
     fi

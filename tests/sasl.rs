@@ -299,7 +299,7 @@ fn tls_and_login(trace: &str) -> (&str, &str) {
         .lines()
         .find(|l| l.starts_with("> AUTH") || l.starts_with("> APOP") || l.starts_with("> USER"))
         .unwrap_or_else(|| panic!("no login:\n{trace}"));
-    assert!(tls.starts_with("TLSv1.2 / "), "{tls}");
+    assert!(tls.starts_with("TLSv1.3 / "), "{tls}");
     (tls, login)
 }
 

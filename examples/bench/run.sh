@@ -24,15 +24,22 @@
 #      memory is always the sum of RSS over all of a server's processes;
 #   7. runs examples/starve.rs (500 slow connections from 100 addresses, a real session
 #      once a second) for 30 s against fresh instances of each with a pool of 32;
-#   8. runs pop3d --inetd and popa3d under the same super-server (systemd-socket-activate)
+#   8. runs short sessions over implicit TLS (TLS 1.3) against both, each client doing full
+#      handshakes, then resuming its last session (loadgen --resume);
+#   9. runs pop3d --inetd and popa3d under the same super-server (systemd-socket-activate)
 #      with the same SHA512-CRYPT hash (popa3d reads it from /etc/shadow, and serves the same
 #      messages from an mbox, its only format), unless --skip-inetd;
-#   9. prints a table: figure, pop3d, the other server, ratio, target.
+#  10. on mbox spools in /var/mail, as system accounts with the same SHA512-CRYPT hash: pop3d
+#      (--shadow --mbox, standalone and under the super-server) against popa3d and GNU
+#      Mailutils: PASS to the end of UIDL on 10,000 messages, and RETR of 1-10 MB messages
+#      at 8 clients (unless --skip-inetd, which also skips this);
+#  11. prints a table: figure, pop3d, the other server, ratio, target.
 #
 # Everything listens on 127.0.0.1 only. State goes under $POP3D_BENCH_DIR (default
 # /var/tmp/pop3d-bench). Every server started here is stopped by its PID on exit.
-# Side effects on the machine: a user pop3bench and users ismall01..32 (for popa3d, which
-# only knows system accounts), their /var/mail mboxes, and /etc/pam.d/popa3d if missing.
+# Side effects on the machine: a user pop3bench and users ismall01..32, m10k and mbig01..08
+# (for popa3d and Mailutils, which know only system accounts), their /var/mail mboxes, and
+# /etc/pam.d/popa3d if missing.
 set -euo pipefail
 
 ROUNDS=3
@@ -66,6 +73,12 @@ BURST_POP3D_PORT=21114
 BURST_DOVECOT_PORT=21115
 STARVE_POP3D_PORT=21116
 STARVE_DOVECOT_PORT=21117
+TLS_POP3D_PORT=21118        # plain; its implicit-TLS port is the next
+TLS_DOVECOT_PORT=21120      # plain; its implicit-TLS port is the next
+MBOX_POP3D_PORT=21122
+MBOX_INETD_PORT=21123
+MBOX_POPA3D_PORT=21124
+MBOX_MAILUTILS_PORT=21125
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -92,6 +105,7 @@ need procps ps                                      # RSS of each server's proce
 need util-linux setpriv                             # pop3d runs as pop3bench
 need passwd useradd usermod                         # the pop3bench and ismallNN users
 [ $INETD = 0 ] || need systemd systemd-socket-activate   # the inetd super-server
+[ $INETD = 0 ] || need mailutils-pop3d popauth      # GNU Mailutils, the other mbox peer
 [[ " ${missing[*]} " != *" systemd "* ]] || missing+=("(or run with --skip-inetd)")
 [ ${#missing[@]} = 0 ] || die "missing Debian packages: apt-get install ${missing[*]}"
 # Every program started here (loadgen above all: one descriptor per client) may use as many
@@ -182,8 +196,8 @@ make_set() {
     fi
 }
 make_set small200 --count 200 --seed 2 --profile small
-make_set big --count 5 --seed 3 --profile big --no-mbox
-make_set 10k --count 10000 --seed 4 --profile small --no-mbox
+make_set big --count 5 --seed 3 --profile big
+make_set 10k --count 10000 --seed 4 --profile small
 # The same 10,000 messages under names without ,W= (as Postfix or maildrop name them), so that
 # a server has to read a message to know its size.
 if ! cmp -s "$BENCH/data/10k/.done" "$BENCH/data/10k-nw/.done"; then
@@ -268,7 +282,8 @@ state_dir = $d/state
 protocols = pop3
 listen = 127.0.0.1
 log_path = $d/dovecot.log
-ssl = no
+ssl = ${DOVECOT_SSL:-no}
+${DOVECOT_SSL_FILES:-}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = $UID_N
@@ -647,6 +662,63 @@ row "starve, pool 32: attackers cut" "$(starve_figure pop3d attackers_cut)" \
 row "starve: server RSS KiB at start" "$(starve_rss pop3d 1)" "$(starve_rss dovecot 1)" 0 ""
 row "starve: server RSS KiB at end" "$(starve_rss pop3d 2)" "$(starve_rss dovecot 2)" 0 "flat"
 
+# ------------------------------------------------------------------ TLS
+# Short sessions over implicit TLS: every handshake a full one, then every client resuming
+# its last session (a ticket, as a client polling every few minutes would). Dovecot runs
+# each login in a process of its own (its default), so its clients cannot resume.
+say "TLS: short sessions on implicit TLS, full handshakes and resumed ones"
+rm -rf "$BENCH/pop3d-tls" "$BENCH/dovecot-tls"
+mkdir -p "$BENCH/pop3d-tls" "$BENCH/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 2 \
+    -keyout "$BENCH/tls/key.pem" -out "$BENCH/tls/cert.pem" 2>/dev/null
+# Dovecot 2.3 wants DH parameters for the DHE suites it offers.
+openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048 -out "$BENCH/tls/dh.pem" \
+    2>/dev/null
+chown "$USER_NAME:$USER_NAME" "$BENCH/tls/key.pem"
+fresh_mail pop3d-tls $(seq -f 'bsmall%02g' 1 32)
+fresh_mail dovecot-tls $(seq -f 'bsmall%02g' 1 32)
+start_pop3d "$BENCH/pop3d-tls" $TLS_POP3D_PORT --passwd "$BENCH/passwd" \
+    --maildir "$BENCH/pop3d-tls/mail/%u/Maildir" --max-sessions 128 --max-per-ip 0 \
+    --listen-tls "127.0.0.1:$((TLS_POP3D_PORT + 1))" \
+    --tls-cert "$BENCH/tls/cert.pem" --tls-key "$BENCH/tls/key.pem"
+TLS_POP3D_PID=$STARTED
+DOVECOT_SSL=yes DOVECOT_SSL_FILES="ssl_cert = <$BENCH/tls/cert.pem
+ssl_key = <$BENCH/tls/key.pem
+ssl_dh = <$BENCH/tls/dh.pem" start_dovecot "$BENCH/dovecot-tls" $TLS_DOVECOT_PORT \
+    "$BENCH/passwd" 1000 "  inet_listener pop3s_bench {
+    address = 127.0.0.1
+    port = $((TLS_DOVECOT_PORT + 1))
+    ssl = yes
+  }"
+TLS_DOVECOT_PID=$STARTED
+tls_port_of() { case $1 in pop3d) echo $((TLS_POP3D_PORT + 1)) ;;
+    dovecot) echo $((TLS_DOVECOT_PORT + 1)) ;; esac; }
+# tls_load SERVER NAME ARGS...: as load, on SERVER's implicit-TLS port.
+tls_load() {
+    local server=$1 name=$2; shift 2
+    local log=$OUT/$name.$server.log line
+    "$LOADGEN" "$@" --tls --insecure "127.0.0.1:$(tls_port_of "$server")" >"$log" 2>&1 ||
+        { cat "$log" >&2; die "loadgen failed against $server ($name): see $log"; }
+    line=$(grep '^RESULT ' "$log")
+    echo "$line" >>"$OUT/$name.$server"
+    say "$name $server: sps=$(field "$line" sps) resumed=$(field "$line" resumed)"
+}
+for ((r = 1; r <= ROUNDS; r++)); do
+    for server in pop3d dovecot; do
+        tls_load "$server" tls-full -w small -c 32 -t "$SECS" -u 'bsmall%02d' -U 1-32
+        tls_load "$server" tls-resume -w small -c 32 -t "$SECS" -u 'bsmall%02d' -U 1-32 --resume
+    done
+done
+stop "$TLS_POP3D_PID"
+stop "$TLS_DOVECOT_PID"
+row "TLS small C=32, full handshakes /s" "$(median tls-full pop3d sps)" \
+    "$(median tls-full dovecot sps)" 1 ""
+row "TLS small C=32, resuming /s" "$(median tls-resume pop3d sps)" \
+    "$(median tls-resume dovecot sps)" 1 ">=1.5x own full"
+row "TLS C=32: sessions resumed (last round)" \
+    "$(field "$(tail -1 "$OUT/tls-resume.pop3d")" resumed)" \
+    "$(field "$(tail -1 "$OUT/tls-resume.dovecot")" resumed)" - ""
+
 # ------------------------------------------------------------------ inetd mode
 if [ $INETD = 1 ]; then
     say "inetd mode: pop3d --inetd and popa3d under systemd-socket-activate, SHA512-CRYPT"
@@ -693,6 +765,108 @@ if [ $INETD = 1 ]; then
         "$(median inetd-small popa3d sps)" 1 ">=1x"
     stop "$INETD_PID"
     stop "$POPA3D_PID"
+fi
+
+# ------------------------------------------------------------------ mbox
+# pop3d serves a Unix host's /var/mail spools as the peers that serve only mbox do: system
+# accounts (shadow, the same SHA512-CRYPT hash for all three), each session as its account.
+# popa3d and pop3d read the very same spools (neither writes them unless asked to delete);
+# Mailutils rewrites the mailboxes it serves (X-UIDL, Status), so it gets copies of its own,
+# made again before each of its runs.
+if [ $INETD = 1 ]; then
+    say "mbox: pop3d against popa3d and GNU Mailutils on /var/mail spools"
+    MBOX_USERS="m10k $(seq -f 'mbig%02g' 1 8 | tr '\n' ' ')"
+    mbox_set() { case $1 in m10k) echo 10k ;; mbig*) echo big ;; esac; }
+    mkdir -p "$BENCH/mailutils/mail" "$BENCH/mailutils/locks" "$BENCH/mbox-state"
+    chmod 1777 "$BENCH/mailutils/locks"
+    chown "$USER_NAME:$USER_NAME" "$BENCH/mbox-state"
+    for u in $MBOX_USERS; do
+        id "$u" >/dev/null 2>&1 || useradd -M -d /nonexistent -s /usr/sbin/nologin "$u"
+        usermod -p "$(sha512 "$u")" "$u"
+        install -o "$u" -g mail -m 660 "$BENCH/data/$(mbox_set "$u")/mbox" "/var/mail/$u"
+    done
+    mailutils_spools() {
+        for u in $MBOX_USERS; do
+            install -o "$u" -g mail -m 600 "$BENCH/data/$(mbox_set "$u")/mbox" \
+                "$BENCH/mailutils/mail/$u"
+        done
+    }
+    cat >"$BENCH/mailutils/pop3d.conf" <<CONF
+# Written by examples/bench/run.sh: GNU Mailutils pop3d on mbox, system accounts.
+mode daemon;
+foreground yes;
+max-children 200;
+logging { syslog no; };
+mailbox { mailbox-pattern "mbox://$BENCH/mailutils/mail/\${user}"; };
+auth { authentication generic:system; authorization system; };
+mandatory-locking { lock-directory "$BENCH/mailutils/locks"; };
+server 127.0.0.1:$MBOX_MAILUTILS_PORT { backlog 128; };
+CONF
+    for p in $MBOX_POP3D_PORT $MBOX_INETD_PORT $MBOX_POPA3D_PORT $MBOX_MAILUTILS_PORT; do
+        port_free "$p" || die "127.0.0.1:$p is already in use"
+    done
+    mkdir -p "$BENCH/pop3d-mbox"
+    launch_pop3d "$BENCH/pop3d-mbox" $MBOX_POP3D_PORT "$BENCH/bin/pop3d" \
+        --listen "127.0.0.1:$MBOX_POP3D_PORT" --user "$USER_NAME" --shadow \
+        --mbox /var/mail/%u --state-dir "$BENCH/mbox-state" --max-per-ip 0
+    MBOX_POP3D_PID=$STARTED; PIDS+=("$MBOX_POP3D_PID")
+    systemd-socket-activate --inetd -a -l 127.0.0.1:$MBOX_INETD_PORT \
+        "$BENCH/bin/pop3d" --inetd --user "$USER_NAME" --shadow --mbox /var/mail/%u \
+        --state-dir "$BENCH/mbox-state" </dev/null >/dev/null 2>"$BENCH/mbox-inetd.log" &
+    PIDS+=("$!"); MBOX_INETD_PID=$!
+    systemd-socket-activate --inetd -a -l 127.0.0.1:$MBOX_POPA3D_PORT "$POPA3D" \
+        </dev/null >/dev/null 2>"$BENCH/mbox-popa3d.log" &
+    PIDS+=("$!"); MBOX_POPA3D_PID=$!
+    mailutils_spools
+    /usr/sbin/pop3d --config-file="$BENCH/mailutils/pop3d.conf" </dev/null \
+        >"$BENCH/mailutils/pop3d.log" 2>&1 &
+    PIDS+=("$!"); MBOX_MU_PID=$!
+    for p in $MBOX_INETD_PORT $MBOX_POPA3D_PORT $MBOX_MAILUTILS_PORT; do
+        wait_port "$p" || die "nothing listens on 127.0.0.1:$p: see $BENCH/*.log"
+    done
+    mbox_port() { case $1 in pop3d) echo $MBOX_POP3D_PORT ;; inetd) echo $MBOX_INETD_PORT ;;
+        popa3d) echo $MBOX_POPA3D_PORT ;; mailutils) echo $MBOX_MAILUTILS_PORT ;; esac; }
+    # mbox_load SERVER NAME ARGS...: as load, on SERVER's mbox port; Mailutils gets fresh
+    # copies first.
+    mbox_load() {
+        local server=$1 name=$2; shift 2
+        local log=$OUT/$name.$server.log line
+        [ "$server" != mailutils ] || mailutils_spools
+        "$LOADGEN" "$@" -p "$PASS" "127.0.0.1:$(mbox_port "$server")" >"$log" 2>&1 ||
+            { cat "$log" >&2; die "loadgen failed against $server ($name): see $log"; }
+        line=$(grep '^RESULT ' "$log")
+        echo "$line" >>"$OUT/$name.$server"
+        say "$name $server: list_p50_ms=$(field "$line" list_p50_ms) mbps=$(field "$line" mbps)"
+    }
+    cat "/var/mail/m10k" >/dev/null
+    for server in pop3d inetd popa3d mailutils; do
+        mbox_load "$server" mbox10k-first -w small -c 1 -n 1 -u m10k
+        for r in 1 2 3 4 5; do
+            mbox_load "$server" mbox10k-repeat -w small -c 1 -n 1 -u m10k
+        done
+    done
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for server in pop3d inetd popa3d mailutils; do
+            mbox_load "$server" mbox-retr -w retr -c 8 -t "$RETR_SECS" -u 'mbig%02d' -U 1-8
+        done
+    done
+    for pid in "$MBOX_POP3D_PID" "$MBOX_INETD_PID" "$MBOX_POPA3D_PID" "$MBOX_MU_PID"; do
+        stop "$pid"
+    done
+    for peer in popa3d mailutils; do
+        row "mbox 10k: PASS->UIDL ms, first (vs $peer)" "$(median mbox10k-first pop3d list_p50_ms)" \
+            "$(median mbox10k-first $peer list_p50_ms)" 0 "<=1/2"
+        row "mbox 10k: PASS->UIDL ms, repeat (vs $peer)" \
+            "$(median mbox10k-repeat pop3d list_p50_ms)" \
+            "$(median mbox10k-repeat $peer list_p50_ms)" 0 "<=1/2"
+        row "mbox RETR 1-10 MB C=8 MB/s (vs $peer)" "$(median mbox-retr pop3d mbps)" \
+            "$(median mbox-retr $peer mbps)" 1 ">=2x"
+    done
+    row "mbox 10k: PASS->UIDL ms, --inetd (vs popa3d)" \
+        "$(median mbox10k-repeat inetd list_p50_ms)" \
+        "$(median mbox10k-repeat popa3d list_p50_ms)" 0 "<=1/2"
+    row "mbox RETR C=8 MB/s, --inetd (vs popa3d)" "$(median mbox-retr inetd mbps)" \
+        "$(median mbox-retr popa3d mbps)" 1 ">=2x"
 fi
 
 # ------------------------------------------------------------------ table

@@ -6,6 +6,7 @@ pub mod passwd_file;
 pub mod password;
 pub mod secret;
 pub mod server_secret;
+pub mod system;
 
 pub use error::{AuthError, AuthErrorKind};
 pub use passwd_file::PasswdFile;
@@ -24,6 +25,19 @@ pub trait Authenticator: Send + Sync {
     /// Return an error of kind [`AuthErrorKind::Rejected`] both for an unknown user and for a
     /// wrong password, and take the same time for both; the session adds the failure delay.
     fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError>;
+
+    /// The account of `user`, without a password: for delivering mail to it (see
+    /// [`deliver_to`](crate::store::delivery::deliver_to)).
+    ///
+    /// Return [`AuthErrorKind::Rejected`] for an unknown user, and
+    /// [`AuthErrorKind::Unavailable`] when the accounts cannot be read. The default cannot look
+    /// accounts up, and says so as `Unavailable` (mail then waits in the sender's queue).
+    fn lookup(&self, user: &str) -> Result<Account, AuthError> {
+        Err(AuthError::new(
+            AuthErrorKind::Unavailable,
+            format!("this account source cannot look up {user} without a password"),
+        ))
+    }
 
     /// The secret stored for `user`, for challenge-response logins (APOP, CRAM-MD5, SCRAM).
     ///

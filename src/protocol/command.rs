@@ -40,6 +40,44 @@ pub enum Command<'a> {
     Auth(Option<(&'a [u8], Option<&'a [u8]>)>),
     /// `APOP name digest` (RFC 1939 §7)
     Apop(&'a str, &'a [u8]),
+    /// `UTF8` (RFC 6856 §2)
+    Utf8,
+    /// `LANG [range]` (RFC 6856 §3): no argument asks for the list.
+    Lang(Option<&'a str>),
+}
+
+impl Command<'_> {
+    /// The command as a debug trace shows it: keyword and arguments, except that a password,
+    /// an APOP digest and a SASL initial response are never shown.
+    pub fn trace(&self) -> String {
+        let number = |n: &Option<MessageNumber>| n.map_or(String::new(), |n| format!(" {n}"));
+        match self {
+            Command::User(name) => format!("USER {}", name.escape_debug()),
+            Command::Pass(_) => "PASS <hidden>".into(),
+            Command::Quit => "QUIT".into(),
+            Command::Stat => "STAT".into(),
+            Command::List(n) => format!("LIST{}", number(n)),
+            Command::Retr(n) => format!("RETR {n}"),
+            Command::Dele(n) => format!("DELE {n}"),
+            Command::Noop => "NOOP".into(),
+            Command::Rset => "RSET".into(),
+            Command::Top(n, lines) => format!("TOP {n} {lines}"),
+            Command::Uidl(n) => format!("UIDL{}", number(n)),
+            Command::Capa => "CAPA".into(),
+            Command::Stls => "STLS".into(),
+            Command::Auth(None) => "AUTH".into(),
+            Command::Auth(Some((mechanism, initial))) => format!(
+                "AUTH {}{}",
+                String::from_utf8_lossy(mechanism).escape_debug(),
+                if initial.is_some() { " <hidden>" } else { "" }
+            ),
+            Command::Apop(name, _) => format!("APOP {} <hidden>", name.escape_debug()),
+            Command::Utf8 => "UTF8".into(),
+            Command::Lang(range) => {
+                format!("LANG{}", range.map_or(String::new(), |r| format!(" {r}")))
+            }
+        }
+    }
 }
 
 /// Why a line is not a command. Each maps to one precise `-ERR` text, and none echoes the
@@ -64,6 +102,8 @@ pub enum ParseError {
     InvalidLineCount,
     /// The user name is not valid UTF-8.
     BadUtf8,
+    /// A LANG argument that is not a language range (letters, digits and `-`, or `*`).
+    BadLanguage,
 }
 
 impl ParseError {
@@ -79,6 +119,7 @@ impl ParseError {
             ParseError::NumberOutOfRange => "Message number out of range",
             ParseError::InvalidLineCount => "Invalid line count",
             ParseError::BadUtf8 => "User name is not valid UTF-8",
+            ParseError::BadLanguage => "Invalid language range",
         }
     }
 }
@@ -150,10 +191,29 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
             let name = std::str::from_utf8(name).map_err(|_| ParseError::BadUtf8)?;
             Command::Apop(name, args.required()?)
         }
+        b"UTF8" => Command::Utf8,
+        b"LANG" => Command::Lang(match args.next() {
+            None => None,
+            Some(range) => Some(language_range(range)?),
+        }),
         _ => return Err(ParseError::UnknownCommand),
     };
     args.end()?;
     Ok(cmd)
+}
+
+/// A LANG argument: `*`, or a language range of letters, digits and `-` (RFC 4647 §2.1), at
+/// most as long as any real one.
+fn language_range(arg: &[u8]) -> Result<&str, ParseError> {
+    let ok = arg == b"*"
+        || (!arg.is_empty()
+            && arg.len() <= 64
+            && arg[0].is_ascii_alphabetic()
+            && arg.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-'));
+    match std::str::from_utf8(arg) {
+        Ok(range) if ok => Ok(range),
+        _ => Err(ParseError::BadLanguage),
+    }
 }
 
 /// The space-separated arguments after a keyword.
@@ -264,6 +324,11 @@ mod tests {
                 b"APOP bob c4c9334bac560ecc979e58001b3e22fb",
                 Command::Apop("bob", b"c4c9334bac560ecc979e58001b3e22fb"),
             ),
+            (b"USER j\xc3\xbcrgen", Command::User("j\u{fc}rgen")),
+            (b"utf8", Command::Utf8),
+            (b"LANG", Command::Lang(None)),
+            (b"LANG *", Command::Lang(Some("*"))),
+            (b"lang en-US", Command::Lang(Some("en-US"))),
         ];
         for (line, want) in cases {
             assert_eq!(
@@ -276,12 +341,36 @@ mod tests {
     }
 
     #[test]
+    fn the_trace_never_shows_a_secret() {
+        for (line, want) in [
+            (&b"PASS hunter2"[..], "PASS <hidden>"),
+            (
+                b"APOP bob c4c9334bac560ecc979e58001b3e22fb",
+                "APOP bob <hidden>",
+            ),
+            (b"AUTH PLAIN AGJvYgBwdw==", "AUTH PLAIN <hidden>"),
+            (b"AUTH CRAM-MD5", "AUTH CRAM-MD5"),
+            (b"USER bob", "USER bob"),
+            (b"USER b\xc3\xb6b\x1b", "USER b\u{f6}b\\u{1b}"),
+            (b"TOP 2 10", "TOP 2 10"),
+            (b"LIST", "LIST"),
+        ] {
+            assert_eq!(parse(line).unwrap().trace(), want);
+        }
+    }
+
+    #[test]
     fn refuses_bad_lines_precisely() {
         use ParseError::*;
         let cases: &[(&[u8], ParseError)] = &[
             (b"", Empty),
             (b"   ", Empty),
             (b" STAT", UnknownCommand),
+            (b"UTF8 x", TooManyArguments),
+            (b"LANG en fr", TooManyArguments),
+            (b"LANG -en", BadLanguage),
+            (b"LANG e\xc3\xa9", BadLanguage),
+            (b"LANG en_US", BadLanguage),
             (b"XYZZY", UnknownCommand),
             (b"STA", UnknownCommand),
             (b"STATS", UnknownCommand),

@@ -14,7 +14,7 @@ const MAX_REPLY: usize = 512;
 fn command_like_bytes() -> impl Strategy<Value = Vec<u8>> {
     let keyword = prop::sample::select(vec![
         "USER", "PASS", "QUIT", "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP", "UIDL",
-        "CAPA", "user", "tOp", "STLS", "AUTH", "APOP", "X",
+        "CAPA", "user", "tOp", "STLS", "AUTH", "APOP", "UTF8", "LANG", "X",
     ]);
     let arg = prop_oneof![
         (0u64..10).prop_map(|n| n.to_string()),

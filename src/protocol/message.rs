@@ -20,6 +20,43 @@ pub struct MessageEncoder {
     last_was_cr: bool,
     /// Output ended: TOP's limit was reached.
     done: bool,
+    workarounds: Workarounds,
+}
+
+/// Changes to what is sent, for old clients that break on valid mail. Each is off by default;
+/// the names are the ones Dovecot's `pop3_workarounds` uses, which admins may know already.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Workarounds {
+    /// `outlook-no-nuls`: Outlook and Outlook Express hang on a NUL octet in a message, so each
+    /// is sent as 0x80 (the size does not change).
+    pub outlook_no_nuls: bool,
+    /// `oe-ns-eoh`: Outlook Express and Netscape Mail break on a message whose header is not
+    /// ended by a blank line (a message with no body), so one is added. Such a message is then
+    /// two octets longer than LIST said.
+    pub oe_ns_eoh: bool,
+}
+
+impl Workarounds {
+    /// Every workaround by name, for configuration: (name, what it does).
+    pub const NAMES: &'static [(&'static str, &'static str)] = &[
+        ("outlook-no-nuls", "send NUL octets in messages as 0x80"),
+        (
+            "oe-ns-eoh",
+            "add the blank line after a header that has none",
+        ),
+    ];
+
+    /// Turns on the workaround `name` (one of [`NAMES`](Self::NAMES)); false if there is no
+    /// such workaround.
+    pub fn enable(&mut self, name: &str) -> bool {
+        match name {
+            "outlook-no-nuls" => self.outlook_no_nuls = true,
+            "oe-ns-eoh" => self.oe_ns_eoh = true,
+            _ => return false,
+        }
+        true
+    }
 }
 
 impl MessageEncoder {
@@ -41,7 +78,14 @@ impl MessageEncoder {
             line_len: 0,
             last_was_cr: false,
             done: false,
+            workarounds: Workarounds::default(),
         }
+    }
+
+    /// The same encoder, with `workarounds` for old clients.
+    pub fn with_workarounds(mut self, workarounds: Workarounds) -> Self {
+        self.workarounds = workarounds;
+        self
     }
 
     /// True once TOP's limit is reached: the rest of the message need not be read.
@@ -53,7 +97,19 @@ impl MessageEncoder {
     ///
     /// Works a line at a time: each run of octets up to a LF is copied in one piece, so the cost
     /// per octet is a search and a copy, not a branch and a push.
-    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        let start = out.len();
+        self.encode(input, out);
+        if self.workarounds.outlook_no_nuls {
+            for b in &mut out[start..] {
+                if *b == 0 {
+                    *b = 0x80;
+                }
+            }
+        }
+    }
+
+    fn encode(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
         if self.done {
             return;
         }
@@ -111,6 +167,9 @@ impl MessageEncoder {
     /// Ends the reply: CRLF if the last line was not terminated, then the `.` CRLF terminator.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         if !self.at_line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        if self.in_header && self.workarounds.oe_ns_eoh {
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b".\r\n");
@@ -193,6 +252,50 @@ pub fn wire_size(message: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encode_with(msg: &[u8], workarounds: Workarounds) -> Vec<u8> {
+        let mut enc = MessageEncoder::new().with_workarounds(workarounds);
+        let mut out = Vec::new();
+        for chunk in msg.chunks(3) {
+            enc.feed(chunk, &mut out);
+        }
+        enc.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn workarounds_change_only_what_they_name() {
+        let mut nuls = Workarounds::default();
+        assert!(nuls.enable("outlook-no-nuls"));
+        let mut eoh = Workarounds::default();
+        assert!(eoh.enable("oe-ns-eoh"));
+        assert!(!Workarounds::default().enable("no-such-thing"));
+
+        let with_nul = b"Subject: a\0b\n\nbody\0\n";
+        assert_eq!(
+            encode_with(with_nul, Workarounds::default()),
+            b"Subject: a\0b\r\n\r\nbody\0\r\n.\r\n"
+        );
+        assert_eq!(
+            encode_with(with_nul, nuls),
+            b"Subject: a\x80b\r\n\r\nbody\x80\r\n.\r\n"
+        );
+
+        let headers_only = b"Subject: a\nX: b";
+        assert_eq!(
+            encode_with(headers_only, Workarounds::default()),
+            b"Subject: a\r\nX: b\r\n.\r\n"
+        );
+        assert_eq!(
+            encode_with(headers_only, eoh),
+            b"Subject: a\r\nX: b\r\n\r\n.\r\n"
+        );
+        // A message that has its blank line gets no other.
+        assert_eq!(
+            encode_with(b"Subject: a\n\n", eoh),
+            b"Subject: a\r\n\r\n.\r\n"
+        );
+    }
 
     /// The obvious, whole-message version of the encoder, to check the streaming one against.
     fn reference(msg: &[u8], top: Option<u64>) -> Vec<u8> {

@@ -7,4 +7,4 @@ pub mod message;
 pub mod proxy;
 
 pub use command::{parse, Command};
-pub use message::{wire_size, MessageEncoder};
+pub use message::{wire_size, MessageEncoder, Workarounds};

@@ -149,7 +149,8 @@ fn handle_connection(
             }
         },
     };
-    let mode = match (&context.tls, kind.implicit_tls) {
+    let tls = context.tls.get();
+    let mode = match (&tls, kind.implicit_tls) {
         (Some(tls), true) => TlsMode::Implicit(tls),
         (Some(tls), false) => TlsMode::Starttls(tls),
         (None, _) => TlsMode::Off,

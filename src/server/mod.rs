@@ -8,6 +8,7 @@
 //! So clients that connect and say nothing cannot keep others out. No client waits in a queue.
 
 mod accept;
+mod certificate;
 mod per_ip;
 mod pool;
 mod registry;
@@ -16,6 +17,8 @@ use crate::limits::{DEFAULT_MAX_PER_IP, DEFAULT_MAX_SESSIONS, LISTEN_BACKLOG, SE
 use crate::net_range::NetRange;
 use crate::session::Service;
 use crate::tls::TlsConfig;
+use certificate::Current;
+pub use certificate::TlsHandle;
 use pool::Pool;
 use registry::Registry;
 use std::collections::HashMap;
@@ -48,7 +51,7 @@ use std::time::Duration;
 pub struct Server {
     service: Arc<Service>,
     listeners: Vec<(TcpListener, ListenerKind)>,
-    tls: Option<Arc<TlsConfig>>,
+    tls: Current,
     proxy_trusted: Vec<NetRange>,
     max_sessions: usize,
     max_per_ip: usize,
@@ -69,7 +72,7 @@ pub struct ListenerKind {
 struct Context {
     service: Arc<Service>,
     shared: Arc<Shared>,
-    tls: Option<Arc<TlsConfig>>,
+    tls: Current,
     proxy_trusted: Vec<NetRange>,
     max_per_ip: usize,
     max_sessions: usize,
@@ -120,7 +123,7 @@ impl Server {
         Server {
             service: Arc::new(service),
             listeners: Vec::new(),
-            tls: None,
+            tls: Current::default(),
             proxy_trusted: Vec::new(),
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_per_ip: DEFAULT_MAX_PER_IP,
@@ -165,8 +168,8 @@ impl Server {
 
     /// Sets the certificate and key: plain listeners then offer STLS, and
     /// [`listen_tls`](Self::listen_tls) becomes possible.
-    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
-        self.tls = Some(Arc::new(tls));
+    pub fn with_tls(self, tls: TlsConfig) -> Self {
+        self.tls.set(tls);
         self
     }
 
@@ -202,7 +205,7 @@ impl Server {
 
     /// Serves on a listener bound elsewhere (e.g. before dropping privileges).
     pub fn add_listener(&mut self, listener: TcpListener, kind: ListenerKind) -> io::Result<()> {
-        if kind.implicit_tls && self.tls.is_none() {
+        if kind.implicit_tls && self.tls.get().is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "an implicit-TLS listener needs a certificate and key (with_tls)",
@@ -223,6 +226,13 @@ impl Server {
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
             shared: self.shared.clone(),
+        }
+    }
+
+    /// A handle that replaces the certificate and key while the server runs.
+    pub fn tls_handle(&self) -> TlsHandle {
+        TlsHandle {
+            current: self.tls.clone(),
         }
     }
 

@@ -24,7 +24,7 @@ pub(super) const PLAINTEXT_REFUSED: &str =
 impl Session<'_> {
     pub(super) fn user_command(&mut self, name: &str) -> Reply {
         if !self.plaintext_allowed() {
-            return Reply::Err(PLAINTEXT_REFUSED.into());
+            return self.plaintext_refused("USER");
         }
         let name = self.service.config.user_name(name);
         let (user, reply) = match name {
@@ -40,12 +40,19 @@ impl Session<'_> {
     pub(super) fn pass(&mut self, user: Option<String>, password: &[u8]) -> Reply {
         match user {
             None => Reply::Bad("Send USER first".into()),
-            Some(_) if !self.plaintext_allowed() => Reply::Err(PLAINTEXT_REFUSED.into()),
+            Some(_) if !self.plaintext_allowed() => self.plaintext_refused("PASS"),
             Some(name) => {
                 self.wait_penalty();
                 self.check_password(&name, password, "USER", Instant::now())
             }
         }
+    }
+
+    /// A password refused because it would cross the network in clear text: logged, so that an
+    /// administrator can see which clients still try.
+    pub(super) fn plaintext_refused(&self, command: &str) -> Reply {
+        log::info!("plaintext refused: peer={} command={command}", self.peer);
+        Reply::Err(PLAINTEXT_REFUSED.into())
     }
 
     pub(super) fn stls(&self) -> Reply {
@@ -138,15 +145,49 @@ impl Session<'_> {
 
     /// Opens the mailbox of an account that has proved who it is.
     pub(super) fn logged_in(&mut self, account: Account, mechanism: &'static str) -> Reply {
-        let mailbox = match self.service.store.open(&account) {
-            Ok(mailbox) => mailbox,
-            Err(e) => {
-                log::warn!(
-                    "cannot open mailbox: user={} peer={} ({})",
+        // LOGIN-DELAY (RFC 2449): checked only now, after the right password, so it says
+        // nothing about an account to someone who does not know it.
+        let login_delay = account
+            .login_delay
+            .unwrap_or(self.service.config.login_delay);
+        let login_key =
+            (!login_delay.is_zero()).then(|| Penalty::user(&self.service.secret, &account.name));
+        if let Some(since) = login_key.and_then(|key| self.service.last_logins.since(key)) {
+            if since < login_delay {
+                log::info!(
+                    "login delayed: user={} peer={} mech={mechanism} (last login {} s ago, \
+                     minimum {} s)",
                     account.name,
                     self.peer,
-                    e.detail()
+                    since.as_secs(),
+                    login_delay.as_secs()
                 );
+                return Reply::Err(format!(
+                    "[LOGIN-DELAY] Minimum time between logins is {} seconds",
+                    login_delay.as_secs()
+                ));
+            }
+        }
+        let mut mailbox = match self.service.store.open(&account) {
+            Ok(mailbox) => mailbox,
+            Err(e) => {
+                // Another session holding the mailbox is the client's business (two clients
+                // polling one account); a mailbox that cannot be opened is the administrator's.
+                if e.kind() == StoreErrorKind::InUse {
+                    log::info!(
+                        "mailbox in use: user={} peer={} ({})",
+                        account.name,
+                        self.peer,
+                        e.detail()
+                    );
+                } else {
+                    log::error!(
+                        "mailbox error: user={} peer={} ({})",
+                        account.name,
+                        self.peer,
+                        e.detail()
+                    );
+                }
                 return Reply::Err(
                     match e.kind() {
                         StoreErrorKind::InUse => "[IN-USE] Mailbox is in use by another session",
@@ -157,6 +198,11 @@ impl Session<'_> {
                 );
             }
         };
+        let expire = account.expire.or(self.service.config.expire);
+        super::expiry::at_login(mailbox.as_mut(), expire, &account.name);
+        if let Some(key) = login_key {
+            self.service.last_logins.record(key);
+        }
         if let Some(s) = self.supervisor {
             s.logged_in();
         }
@@ -173,7 +219,7 @@ impl Session<'_> {
             .fold(0u64, |sum, m| sum.saturating_add(m.size));
         let tls = self.tls == TlsState::Active;
         log::info!(
-            "login: user={} peer={}{} messages={count}",
+            "login: user={} peer={} mech={mechanism}{} messages={count}",
             account.name,
             self.peer,
             if tls { " tls" } else { "" }
@@ -187,7 +233,11 @@ impl Session<'_> {
         });
         self.state = State::Transaction(Box::new(Transaction {
             account,
+            mechanism,
+            login_delay,
+            expire,
             deleted: vec![false; count],
+            retrieved: vec![false; count],
             mailbox,
         }));
         Reply::Ok(format!(
@@ -235,12 +285,22 @@ impl Session<'_> {
                 self.service.penalty.failed(ip, name, tried);
             }
         }
-        log::info!(
-            "login failed: user={} peer={} ({})",
-            user.unwrap_or("-"),
-            self.peer,
-            e.detail()
-        );
+        // A wrong password is the client's; an account source that cannot answer is the
+        // administrator's, under a label of its own that a fail2ban filter does not match.
+        match e.kind() {
+            AuthErrorKind::Rejected => log::info!(
+                "auth failed: user={} peer={} mech={mechanism} ({})",
+                user.unwrap_or("-"),
+                self.peer,
+                e.detail()
+            ),
+            _ => log::error!(
+                "auth unavailable: user={} peer={} mech={mechanism} ({})",
+                user.unwrap_or("-"),
+                self.peer,
+                e.detail()
+            ),
+        }
         self.failed_logins += 1;
         self.pad(started);
         self.service.notify(&Event::LoginFailed {

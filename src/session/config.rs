@@ -3,11 +3,13 @@
 use super::slowest::SlowestCheck;
 use crate::auth::secret::random_bytes;
 use crate::auth::Authenticator;
+use crate::last_login::LastLogins;
 use crate::limits::{
     DEFAULT_AUTH_FAILURE_DELAY, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, MAX_BAD_COMMANDS,
 };
 use crate::observer::Observer;
 use crate::penalty::Penalty;
+use crate::protocol::Workarounds;
 use crate::store::MailStore;
 use crate::user_name::{self, Case, UserNameError};
 use std::sync::Arc;
@@ -29,6 +31,9 @@ pub(crate) struct Config {
     pub(crate) trust_loopback: bool,
     pub(crate) exempt_loopback: bool,
     pub(crate) hostname: String,
+    pub(crate) workarounds: Workarounds,
+    pub(crate) login_delay: Duration,
+    pub(crate) expire: Option<crate::Expire>,
 }
 
 impl Config {
@@ -53,6 +58,9 @@ impl Default for Config {
             trust_loopback: true,
             exempt_loopback: false,
             hostname: "localhost".into(),
+            workarounds: Workarounds::default(),
+            login_delay: Duration::ZERO,
+            expire: None,
         }
     }
 }
@@ -89,6 +97,8 @@ pub struct Service {
     pub(crate) secret: [u8; 32],
     /// Failed logins per client address, shared by all sessions.
     pub(crate) penalty: Penalty,
+    /// When each account last logged in, for LOGIN-DELAY.
+    pub(crate) last_logins: LastLogins,
 }
 
 impl Service {
@@ -103,6 +113,7 @@ impl Service {
             slowest_check: SlowestCheck::default(),
             secret: random_bytes(),
             penalty: Penalty::default(),
+            last_logins: LastLogins::default(),
         }
     }
 
@@ -114,6 +125,35 @@ impl Service {
     /// Default: random, made for each `Service`.
     pub fn server_secret(mut self, secret: [u8; 32]) -> Self {
         self.secret = secret;
+        self
+    }
+
+    /// The least time between two logins of an account (RFC 2449 LOGIN-DELAY), unless the
+    /// account says otherwise ([`Account::login_delay`](crate::Account::login_delay)): a login
+    /// sooner than that, with the right password, gets `-ERR [LOGIN-DELAY]`. CAPA then
+    /// advertises it, with `USER` before login since accounts may differ. Default: none.
+    pub fn login_delay(mut self, delay: Duration) -> Self {
+        self.config.login_delay = delay;
+        self
+    }
+
+    /// How long retrieved messages are kept (RFC 2449 EXPIRE), unless the account says
+    /// otherwise ([`Account::expire`](crate::Account::expire)). With a number of days, the
+    /// messages a session retrieved are removed at the first login that many days after it
+    /// ended with `QUIT` (at the end of that session itself for 0), where the store keeps a
+    /// record of retrievals ([`Mailbox::expire`](crate::Mailbox::expire)); messages never
+    /// retrieved are never removed. CAPA then advertises it, with `USER` before login since
+    /// accounts may differ. Default: none, and nothing is advertised.
+    pub fn expire(mut self, expire: crate::Expire) -> Self {
+        self.config.expire = Some(expire);
+        self
+    }
+
+    /// Keeps the time of each account's last login in `file` (opened for reading and
+    /// writing), so that processes serving one connection each (inetd) and a restarted server
+    /// all see it. Without it, the times are kept in memory, for this process alone.
+    pub fn shared_login_times(mut self, file: std::fs::File) -> Self {
+        self.last_logins = LastLogins::shared(file);
         self
     }
 
@@ -149,6 +189,13 @@ impl Service {
     /// The domain added to a login name that has none. Default: none, bare names stay bare.
     pub fn default_domain(mut self, domain: impl Into<String>) -> Self {
         self.config.default_domain = Some(domain.into());
+        self
+    }
+
+    /// Changes to the messages sent, for old clients that break on valid mail (see
+    /// [`Workarounds`]). Default: none.
+    pub fn workarounds(mut self, workarounds: Workarounds) -> Self {
+        self.config.workarounds = workarounds;
         self
     }
 

@@ -6,6 +6,8 @@
 
 mod authorization;
 mod config;
+mod expiry;
+mod i18n;
 mod reply;
 mod sasl;
 mod slowest;
@@ -127,7 +129,7 @@ pub(crate) struct Session<'s> {
     failed_logins: u32,
     stats: Stats,
     /// The user of a session that has run UPDATE, for the logout log line.
-    logged_out: Option<String>,
+    logged_out: Option<(String, &'static str)>,
 }
 
 enum State {
@@ -202,7 +204,15 @@ impl<'s> Session<'s> {
     pub(crate) fn user(&self) -> Option<&str> {
         match &self.state {
             State::Transaction(t) => Some(&t.account.name),
-            State::Authorization { .. } => self.logged_out.as_deref(),
+            State::Authorization { .. } => self.logged_out.as_ref().map(|(name, _)| &name[..]),
+        }
+    }
+
+    /// How the logged-in user logged in, if someone did.
+    fn mechanism(&self) -> Option<&'static str> {
+        match &self.state {
+            State::Transaction(t) => Some(t.mechanism),
+            State::Authorization { .. } => self.logged_out.as_ref().map(|(_, mech)| *mech),
         }
     }
 
@@ -290,10 +300,19 @@ impl<'s> Session<'s> {
                         Reply::Bad("Line too long".into())
                     }
                 }
-                Some(Line::Complete(line)) if self.sasl.is_some() => self.sasl_response(line),
+                Some(Line::Complete(line)) if self.sasl.is_some() => {
+                    log::debug!("command: peer={} <SASL response hidden>", self.peer);
+                    self.sasl_response(line)
+                }
                 Some(Line::Complete(line)) => match parse(line) {
-                    Ok(cmd) => self.dispatch(cmd),
-                    Err(e) => Reply::Bad(e.message().into()),
+                    Ok(cmd) => {
+                        log::debug!("command: peer={} {}", self.peer, cmd.trace());
+                        self.dispatch(cmd)
+                    }
+                    Err(e) => {
+                        log::debug!("command: peer={} unparsed ({})", self.peer, e.message());
+                        Reply::Bad(e.message().into())
+                    }
                 },
             };
             if let Some(end) = self.answer(conn, reply)? {
@@ -320,6 +339,8 @@ impl<'s> Session<'s> {
                 Auth(None) => Reply::Mechanisms,
                 Auth(Some((name, initial))) => self.auth(name, initial),
                 Stls => self.stls(),
+                Utf8 => self.utf8(),
+                Lang(range) => i18n::lang(range),
                 Stat | List(_) | Uidl(_) | Retr(_) | Top(..) | Dele(_) | Noop | Rset => {
                     Reply::Bad("Not allowed before login".into())
                 }
@@ -337,6 +358,8 @@ impl<'s> Session<'s> {
                 Rset => t.rset(),
                 User(_) | Pass(_) | Apop(..) | Auth(_) => Reply::Bad("Already logged in".into()),
                 Stls => Reply::Bad("STLS is only allowed before login".into()),
+                Utf8 => Reply::Bad("UTF8 is only allowed before login".into()),
+                Lang(range) => i18n::lang(range),
             },
         }
     }
@@ -345,16 +368,22 @@ impl<'s> Session<'s> {
     fn ended(&self, how: &str, end: Option<End>) {
         let s = &self.stats;
         let user = self.user();
+        let secs = self.connected.elapsed().as_secs_f64();
         match user {
             Some(user) => log::info!(
-                "logout: user={user} peer={} end={how} retrieved={}/{} deleted={}/{}",
+                "logout: user={user} peer={} mech={} end={how} duration={secs:.3}s \
+                 retrieved={}/{} deleted={}/{}",
                 self.peer,
+                self.mechanism().unwrap_or("-"),
                 s.retrieved,
                 s.retrieved_bytes,
                 s.deleted,
                 s.deleted_bytes
             ),
-            None => log::info!("disconnect: peer={} end={how}", self.peer),
+            None => log::info!(
+                "disconnect: peer={} end={how} duration={secs:.3}s",
+                self.peer
+            ),
         }
         self.service.notify(&Event::Ended {
             user,
@@ -375,118 +404,4 @@ fn messages(n: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::account::Account;
-    use crate::store::memory::MemoryStore;
-    use crate::timeouts::Timed;
-    use crate::{AuthError, Authenticator};
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    struct OneUser;
-
-    impl Authenticator for OneUser {
-        fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError> {
-            match (user, password) {
-                ("bob", b"p w") => Ok(Account::new("bob")),
-                _ => Err(AuthError::rejected("no")),
-            }
-        }
-    }
-
-    /// Input handed out in pieces of the given sizes (cycled), output recorded.
-    struct Scripted<'a> {
-        input: &'a [u8],
-        pieces: &'a [usize],
-        turn: usize,
-        output: Vec<u8>,
-    }
-
-    impl Read for Scripted<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let want = self.pieces[self.turn % self.pieces.len()];
-            self.turn += 1;
-            let n = want.min(buf.len()).min(self.input.len());
-            buf[..n].copy_from_slice(&self.input[..n]);
-            self.input = &self.input[n..];
-            Ok(n)
-        }
-    }
-
-    impl Write for Scripted<'_> {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.output.extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl crate::stream::Stream for Scripted<'_> {}
-
-    fn run(input: &[u8], pieces: &[usize]) -> (Vec<u8>, End, MemoryStore) {
-        let store = MemoryStore::new();
-        store.deliver("bob", b"Subject: a\n\n.dot\nbody\n");
-        store.deliver("bob", b"Subject: b\r\n\r\nno newline");
-        let service = Service::new(Arc::new(OneUser), Arc::new(store.clone()))
-            .auth_failure_delay(Duration::ZERO);
-        let stream = Scripted {
-            input,
-            pieces,
-            turn: 0,
-            output: Vec::new(),
-        };
-        let mut conn = Connection::new(Timed::new(stream, Duration::from_secs(60), None));
-        let end = Session::new(&service, "test")
-            .greet_and_run(&mut conn)
-            .unwrap();
-        let out = conn.into_inner().unwrap().into_inner().output;
-        (out, end, store)
-    }
-
-    const SCRIPT: &[u8] = b"CAPA\r\nUSER bob\r\nPASS x\r\nUSER bob\nPASS p w\r\nSTAT\r\n\
-        LIST\r\nUIDL 2\r\nRETR 1\r\nTOP 2 0\r\nbogus\r\nLIST 0\r\nDELE 1\r\nRETR 1\r\n\
-        RSET\r\nDELE 2\r\nQUIT\r\n";
-
-    const WANT: &[u8] = b"+OK POP3 server ready\r\n\
-        +OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n\
-        PIPELINING\r\nSASL PLAIN LOGIN\r\n.\r\n\
-        +OK Send your password\r\n-ERR [AUTH] Authentication failed\r\n\
-        +OK Send your password\r\n+OK Logged in, 2 messages (52 octets)\r\n+OK 2 52\r\n\
-        +OK Scan listing follows\r\n1 26\r\n2 26\r\n.\r\n+OK 2 m0000000002\r\n\
-        +OK 26 octets\r\nSubject: a\r\n\r\n..dot\r\nbody\r\n.\r\n\
-        +OK Top of message follows\r\nSubject: b\r\n\r\n.\r\n\
-        -ERR Unknown command\r\n-ERR Message number out of range\r\n\
-        +OK Message 1 deleted\r\n-ERR Message 1 is deleted\r\n+OK 2 messages (52 octets)\r\n\
-        +OK Message 2 deleted\r\n+OK Bye, 1 message deleted\r\n";
-
-    #[test]
-    fn whole_session_in_literal_bytes() {
-        let (out, end, store) = run(SCRIPT, &[4096]);
-        assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(WANT));
-        assert_eq!(end, End::Quit);
-        assert_eq!(
-            store.messages("bob"),
-            vec![b"Subject: a\n\n.dot\nbody\n".to_vec()]
-        );
-    }
-
-    #[test]
-    fn same_bytes_whatever_the_input_split() {
-        for pieces in [&[1][..], &[2], &[3, 1], &[7, 13, 1]] {
-            assert_eq!(run(SCRIPT, pieces).0, WANT, "pieces {pieces:?}");
-        }
-        for cut in 1..SCRIPT.len() {
-            assert_eq!(run(SCRIPT, &[cut, SCRIPT.len()]).0, WANT, "cut at {cut}");
-        }
-    }
-
-    #[test]
-    fn end_of_input_before_quit_deletes_nothing() {
-        let (_, end, store) = run(b"USER bob\r\nPASS p w\r\nDELE 1\r\nDELE 2\r\n", &[4096]);
-        assert_eq!(end, End::Dropped);
-        assert_eq!(store.count("bob"), 2);
-    }
-}
+mod tests;

@@ -20,6 +20,8 @@ pub(super) enum Reply {
     Capa,
     /// The SASL mechanisms, for a bare AUTH.
     Mechanisms,
+    /// The languages, for a bare LANG: (tag, description).
+    Languages(&'static [(&'static str, &'static str)]),
     /// A SASL challenge: `+ ` and the base64 of these bytes.
     Challenge(Vec<u8>),
     /// The scan listing (LIST) or the unique-id listing (UIDL) of the open mailbox.
@@ -33,6 +35,29 @@ pub(super) enum Reply {
     },
     /// Answer, then end the session.
     Close(String, End),
+}
+
+impl Reply {
+    /// The reply as a debug trace shows it: the status line, or what a multi-line reply or a
+    /// challenge is (the lines themselves can be long, and a challenge is the exchange's own).
+    fn trace(&self) -> String {
+        match self {
+            Reply::Ok(text) => format!("+OK {text}"),
+            Reply::Err(text) | Reply::Bad(text) => format!("-ERR {text}"),
+            Reply::Close(text, end) => format!("{text} (then {end:?})"),
+            Reply::Capa => "+OK <capability list>".into(),
+            Reply::Mechanisms => "+OK <mechanism list>".into(),
+            Reply::Languages(_) => "+OK <language list>".into(),
+            Reply::Challenge(_) => "+ <SASL challenge>".into(),
+            Reply::Listing { uidl: false } => "+OK <scan listing>".into(),
+            Reply::Listing { uidl: true } => "+OK <unique-id listing>".into(),
+            Reply::Message { index, top: None } => format!("+OK <message {}>", index + 1),
+            Reply::Message {
+                index,
+                top: Some(lines),
+            } => format!("+OK <top {lines} lines of message {}>", index + 1),
+        }
+    }
 }
 
 impl Session<'_> {
@@ -51,6 +76,9 @@ impl Session<'_> {
         } else {
             self.bad_commands = 0;
         }
+        if log::log_enabled!(log::Level::Debug) {
+            log::debug!("reply: peer={} {}", self.peer, reply.trace());
+        }
         match reply {
             Reply::Ok(text) => status(conn, "+OK", &text)?,
             Reply::Err(text) | Reply::Bad(text) => status(conn, "-ERR", &text)?,
@@ -68,6 +96,14 @@ impl Session<'_> {
             }
             Reply::Capa => self.write_capa(conn)?,
             Reply::Mechanisms => self.write_mechanisms(conn)?,
+            Reply::Languages(languages) => {
+                let mut out = String::from("+OK Language listing follows\r\n");
+                for (tag, description) in languages {
+                    let _ = write!(out, "{tag} {description}\r\n");
+                }
+                out.push_str(".\r\n");
+                conn.send(out.as_bytes())?;
+            }
             Reply::Challenge(bytes) => {
                 let mut line = String::from("+ ");
                 B64.encode_string(bytes, &mut line);
@@ -86,10 +122,41 @@ impl Session<'_> {
     ) -> io::Result<()> {
         let mut out = String::from("+OK Capability list follows\r\nTOP\r\n");
         let before_login = matches!(self.state, State::Authorization { .. });
-        if before_login && self.plaintext_allowed() {
+        let user = before_login && self.plaintext_allowed();
+        if user {
             out.push_str("USER\r\n");
         }
         out.push_str("UIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
+        // RFC 6856: UTF-8 user names and passwords are welcome wherever USER is.
+        out.push_str(if user { "UTF8 USER\r\n" } else { "UTF8\r\n" });
+        out.push_str("LANG\r\n");
+        // RFC 2449 §6.8: before login the service's value, which accounts may change (USER);
+        // after it, the account's own.
+        match &self.state {
+            State::Authorization { .. } => {
+                let delay = self.service.config.login_delay.as_secs();
+                if delay > 0 {
+                    let _ = write!(out, "LOGIN-DELAY {delay} USER\r\n");
+                }
+            }
+            State::Transaction(t) if !t.login_delay.is_zero() => {
+                let _ = write!(out, "LOGIN-DELAY {}\r\n", t.login_delay.as_secs());
+            }
+            State::Transaction(_) => {}
+        }
+        // RFC 2449 §6.7, in the same way.
+        match &self.state {
+            State::Authorization { .. } => {
+                if let Some(expire) = self.service.config.expire {
+                    let _ = write!(out, "EXPIRE {expire} USER\r\n");
+                }
+            }
+            State::Transaction(t) => {
+                if let Some(expire) = t.expire {
+                    let _ = write!(out, "EXPIRE {expire}\r\n");
+                }
+            }
+        }
         if before_login {
             let mechanisms = self.mechanisms();
             if !mechanisms.is_empty() {
@@ -186,7 +253,9 @@ impl Session<'_> {
             None => status(conn, "+OK", &format!("{size} octets"))?,
             Some(_) => status(conn, "+OK", "Top of message follows")?,
         }
-        let mut encoder = top.map_or_else(MessageEncoder::new, |n| MessageEncoder::top(n.into()));
+        let mut encoder = top
+            .map_or_else(MessageEncoder::new, |n| MessageEncoder::top(n.into()))
+            .with_workarounds(self.service.config.workarounds);
         let mut chunk = vec![0u8; MESSAGE_CHUNK];
         while !encoder.is_done() {
             let n = match reader.read(&mut chunk) {
@@ -206,6 +275,8 @@ impl Session<'_> {
         encoder.finish(conn.output());
         let event = match top {
             None => {
+                // For EXPIRE: sent whole, so retrieved (the session's QUIT confirms it).
+                t.retrieved[index] = true;
                 self.stats.retrieved += 1;
                 self.stats.retrieved_bytes = self.stats.retrieved_bytes.saturating_add(size);
                 Event::Retrieved { user, octets: size }

@@ -1,7 +1,6 @@
 //! AUTH (RFC 5034): the session's side of a SASL exchange. The mechanism says what it needs
 //! (a challenge sent, a password checked, a secret looked up); this file does it.
 
-use super::authorization::PLAINTEXT_REFUSED;
 use super::reply::Reply;
 use super::Session;
 use crate::sasl::{Exchange, Mechanism, Names, Outcome, Step};
@@ -30,7 +29,7 @@ impl Session<'_> {
         };
         if !self.mechanisms().contains(&mechanism) {
             if mechanism.sends_password() {
-                return Reply::Err(PLAINTEXT_REFUSED.into());
+                return self.plaintext_refused(mechanism.name());
             }
             return Reply::Bad("Unsupported authentication mechanism".into());
         }
@@ -129,9 +128,9 @@ impl Session<'_> {
             }
             Outcome::Malformed(why) => {
                 log::info!(
-                    "bad {} message: peer={} ({why})",
-                    mechanism.name(),
-                    self.peer
+                    "auth malformed: peer={} mech={} ({why})",
+                    self.peer,
+                    mechanism.name()
                 );
                 self.abandoned(format!("Malformed {} response", mechanism.name()), started)
             }

@@ -9,9 +9,17 @@ use crate::store::Mailbox;
 /// A logged-in session's mailbox and deletion marks.
 pub(super) struct Transaction {
     pub(super) account: Account,
+    /// How the account logged in (USER, APOP, or the SASL mechanism), for the log.
+    pub(super) mechanism: &'static str,
+    /// The least time between two logins of the account, for CAPA (zero: none).
+    pub(super) login_delay: std::time::Duration,
+    /// How long retrieved messages are kept, for CAPA and UPDATE (`None`: nothing said).
+    pub(super) expire: Option<crate::Expire>,
     pub(super) mailbox: Box<dyn Mailbox>,
     /// One mark per message: true once DELE'd (RSET clears them all).
     pub(super) deleted: Vec<bool>,
+    /// One mark per message: true once RETR has sent it whole (RSET leaves them).
+    pub(super) retrieved: Vec<bool>,
 }
 
 impl Transaction {

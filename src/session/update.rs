@@ -12,14 +12,16 @@ impl Session<'_> {
         };
         // The mailbox (and its lock) goes when `t` does, at the end of this function: before
         // the reply is sent, so a client that reconnects at once finds it free.
-        self.logged_out = Some(t.account.name.clone());
-        let doomed: Vec<usize> = (0..t.deleted.len()).filter(|&i| t.deleted[i]).collect();
+        self.logged_out = Some((t.account.name.clone(), t.mechanism));
+        let doomed = super::expiry::doomed(&t);
         if doomed.is_empty() {
+            super::expiry::record(&mut t);
             return Reply::Close("Bye".into(), End::Quit);
         }
         // The deletions are committed before the +OK goes out.
         match t.mailbox.delete(&doomed) {
             Ok(()) => {
+                super::expiry::record(&mut t);
                 self.stats.deleted = doomed.len() as u64;
                 self.stats.deleted_bytes = doomed.iter().fold(0u64, |sum, &i| {
                     sum.saturating_add(t.mailbox.messages()[i].size)

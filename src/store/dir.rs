@@ -26,8 +26,11 @@ pub(crate) struct Stat {
     pub(crate) dev: u64,
     pub(crate) ino: u64,
     pub(crate) uid: u32,
+    pub(crate) gid: u32,
     pub(crate) mode: u32,
     pub(crate) size: u64,
+    /// Last modification: seconds and nanoseconds since the epoch.
+    pub(crate) mtime: (i64, i64),
 }
 
 impl Stat {
@@ -183,12 +186,20 @@ impl Dir {
             .map(drop)
     }
 
-    /// Makes `to` a second name of the file `from`, both in this directory; fails if `to`
-    /// exists. A symlink at `from` is linked as the symlink itself.
-    pub(crate) fn link(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    /// Makes `to` in `to_dir` a second name of the file `from` here; fails if `to` exists.
+    pub(crate) fn link_into(&self, from: &OsStr, to_dir: &Dir, to: &OsStr) -> io::Result<()> {
         let (from, to) = (c_name(from)?, c_name(to)?);
-        // SAFETY: both names are NUL-terminated and our descriptor is open for the whole call.
-        cvt(|| unsafe { libc::linkat(self.raw(), from.as_ptr(), self.raw(), to.as_ptr(), 0) })
+        // SAFETY: both names are NUL-terminated and both descriptors are open for the call;
+        // flags 0: a symlink at `from` is linked as itself, never followed.
+        cvt(|| unsafe { libc::linkat(self.raw(), from.as_ptr(), to_dir.raw(), to.as_ptr(), 0) })
+            .map(drop)
+    }
+
+    /// Renames `from` here to `to` in `to_dir`, replacing what `to` named.
+    pub(crate) fn rename_into(&self, from: &OsStr, to_dir: &Dir, to: &OsStr) -> io::Result<()> {
+        let (from, to) = (c_name(from)?, c_name(to)?);
+        // SAFETY: both names are NUL-terminated and both descriptors are open for the call.
+        cvt(|| unsafe { libc::renameat(self.raw(), from.as_ptr(), to_dir.raw(), to.as_ptr()) })
             .map(drop)
     }
 
@@ -285,8 +296,10 @@ fn to_stat(st: &libc::stat) -> Stat {
         dev: st.st_dev,
         ino: st.st_ino,
         uid: st.st_uid,
+        gid: st.st_gid,
         mode: st.st_mode,
         size: u64::try_from(st.st_size).unwrap_or(0),
+        mtime: (st.st_mtime, st.st_mtime_nsec),
     }
 }
 

@@ -4,6 +4,7 @@
 //! snapshot: its message list does not change while the session lasts, so message numbers stay
 //! put and mail delivered meanwhile waits for the next session.
 
+pub mod delivery;
 mod dir;
 mod error;
 mod lock;
@@ -11,6 +12,7 @@ pub mod maildir;
 pub mod mbox;
 pub mod memory;
 
+pub use delivery::{Deliver, DeliveryError, DeliveryErrorKind, Quota};
 pub use error::{StoreError, StoreErrorKind};
 
 use crate::account::Account;
@@ -52,4 +54,28 @@ pub trait Mailbox: Send {
     /// Must be durable before returning `Ok`. A message that is already gone counts as removed.
     /// On error, messages not yet removed must be left intact.
     fn delete(&mut self, indices: &[usize]) -> Result<(), StoreError>;
+
+    /// Removes for good the messages that [`retrieved`](Mailbox::retrieved) recorded at least
+    /// `age` ago, in earlier sessions, and drops them from the snapshot: RFC 2449 EXPIRE.
+    ///
+    /// Called once, right after the mailbox is opened and before the session numbers its
+    /// messages, when the account's EXPIRE period is a number of days. Must never remove a
+    /// message it has no record of, and must update whatever deletions update (a quota).
+    /// Returns how many messages were removed, or `None` when this mailbox keeps no record of
+    /// retrievals (the default): periods longer than 0 are then not enforced.
+    fn expire(&mut self, age: std::time::Duration) -> Result<Option<usize>, StoreError> {
+        let _ = age;
+        Ok(None)
+    }
+
+    /// Records that the messages at `indices` were retrieved (`RETR`) in this session and are
+    /// kept, keeping an earlier record's time where there is one, so that a later
+    /// [`expire`](Mailbox::expire) can remove them.
+    ///
+    /// Called in the UPDATE state, after [`delete`](Mailbox::delete), when the account's
+    /// EXPIRE period is more than 0 days. The default records nothing.
+    fn retrieved(&mut self, indices: &[usize]) -> Result<(), StoreError> {
+        let _ = indices;
+        Ok(())
+    }
 }

@@ -1,11 +1,14 @@
 //! Shared test helpers: real servers on loopback port 0, the POP3 client ([`pop`]), a temporary
-//! directory ([`temp_dir`]), and the corpus and real clients ([`maildir`]).
+//! directory ([`temp_dir`]), the corpus and real clients ([`maildir`]), and a real Postfix
+//! ([`postfix`]) fed over SMTP ([`smtp`]).
 #![allow(dead_code)]
 
 pub mod maildir;
 pub mod mbox;
 pub mod pop;
 pub mod poplib;
+pub mod postfix;
+pub mod smtp;
 pub mod system_user;
 pub mod temp_dir;
 pub mod wire;
@@ -298,8 +301,14 @@ impl BinServer {
     /// the address that follows it: `"listening for PROXY on "` for a server whose only
     /// listener is a PROXY one (`--proxy-listener 127.0.0.1:0`).
     pub fn start_announcing(args: &[&str], marker: &str) -> Self {
+        Self::start_with_env(args, marker, &[])
+    }
+
+    /// As [`start_announcing`](Self::start_announcing), with `env` added to the environment.
+    pub fn start_with_env(args: &[&str], marker: &str, env: &[(&str, &str)]) -> Self {
         let state = (!args.contains(&"--state-dir")).then(|| temp_dir::TempDir::new("state"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
+            .envs(env.iter().copied())
             .args(["--listen", "127.0.0.1:0", "--allow-root"])
             .args(args)
             .args(

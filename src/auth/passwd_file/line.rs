@@ -11,23 +11,30 @@ pub(super) struct Fields<'a> {
     uid: &'a str,
     gid: &'a str,
     home: &'a str,
+    /// Dovecot's extra fields, after the shell: `key=value` pairs separated by spaces, whose
+    /// values may hold `:` (`userdb_quota_rule=*:storage=1G`).
+    extra: &'a str,
 }
 
 impl<'a> Fields<'a> {
     pub(super) fn split(line: &'a str) -> Fields<'a> {
-        let mut fields = line.split(':');
+        // Eight at most: the extra fields keep their colons.
+        let mut fields = line.splitn(8, ':');
         let user = fields.next().unwrap_or("");
         let password = fields.next();
         let uid = fields.next().unwrap_or("");
         let gid = fields.next().unwrap_or("");
         let _gecos = fields.next();
         let home = fields.next().unwrap_or("");
+        let _shell = fields.next();
+        let extra = fields.next().unwrap_or("");
         Fields {
             user,
             password,
             uid,
             gid,
             home,
+            extra,
         }
     }
 
@@ -39,6 +46,9 @@ impl<'a> Fields<'a> {
         }
         account.uid = parse_id(self.uid, "uid", at);
         account.gid = parse_id(self.gid, "gid", at);
+        account.quota = super::extra::quota(self.extra, at);
+        account.login_delay = super::extra::login_delay(self.extra, at);
+        account.expire = super::extra::expire(self.extra, at);
         account
     }
 }

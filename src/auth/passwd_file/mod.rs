@@ -4,8 +4,12 @@
 //! the password may be left out, so `bob:{PLAIN}secret` is a whole line. Blank lines and lines
 //! starting with `#` are skipped. The password field takes the schemes of
 //! [`password`]; uid and gid are numbers, home a directory (`%h` in the Maildir
-//! template). Gecos, shell and Dovecot's extra fields are read past and ignored, so an existing
-//! Dovecot file works unchanged.
+//! template). Gecos and shell are read past; of Dovecot's extra fields (after the shell,
+//! space-separated `key=value`), the quota rules are read (`userdb_quota_rule=*:storage=1G`,
+//! `userdb_quota_rule2=*:messages=10000`: see [`Quota::apply_dovecot_rule`]) and the others
+//! ignored, so an existing Dovecot file works unchanged.
+//!
+//! [`Quota::apply_dovecot_rule`]: crate::store::delivery::Quota::apply_dovecot_rule
 //!
 //! The file is read anew at each login and not cached: an edit takes effect at the next login,
 //! with no restart, and there is no stale copy to reason about. Each lookup reads the whole file,
@@ -17,6 +21,7 @@
 //! see [`PasswdFile::with_login_cache`], off unless asked for.
 
 mod check;
+mod extra;
 mod line;
 mod login_cache;
 mod summary;
@@ -206,6 +211,15 @@ impl Authenticator for PasswdFile {
                 Err(self.unknown(password, format!("{at}: password of {user} refused: {e}")))
             }
             Err(e) => Err(unavailable(format!("{at}: password of {user}: {e}"))),
+        }
+    }
+
+    /// The account of `user`'s line, whatever its password field says: a delivery agent
+    /// needs the home, ids and quota, not the password.
+    fn lookup(&self, user: &str) -> Result<Account, AuthError> {
+        match self.entry(user)? {
+            Found::Entry(entry) => Ok(Fields::split(&entry.line).account(user, &entry.at)),
+            Found::Unknown(detail) => Err(AuthError::rejected(detail)),
         }
     }
 

@@ -116,6 +116,28 @@ fn home_uid_and_gid_come_from_their_fields() {
 }
 
 #[test]
+fn quota_rules_come_from_the_extra_fields_and_lookup_needs_no_password() {
+    let dir = TestDir::new("passwd-quota");
+    let auth = passwd(&write(&dir, "passwd", &dovecot_file()));
+    // The rule's own colons do not shift the fields before it.
+    let alice = auth.authenticate("alice", PW).unwrap();
+    assert_eq!(alice.home, Some(PathBuf::from("/home/alice")));
+    let one_gig = crate::store::Quota {
+        storage: Some(1 << 30),
+        messages: None,
+    };
+    assert_eq!(alice.quota, Some(one_gig));
+    assert_eq!(auth.lookup("alice").unwrap(), alice);
+    assert_eq!(auth.lookup("bob@example.org").unwrap().quota, None);
+    // Locked or hashed, a line still names its account for delivery; no line, no account.
+    let dave = auth.lookup("dave").unwrap();
+    assert_eq!(dave.name, "dave");
+    assert_eq!(kind(auth.lookup("nobody")), AuthErrorKind::Rejected);
+    let missing = passwd(&dir.path().join("missing"));
+    assert_eq!(kind(missing.lookup("alice")), AuthErrorKind::Unavailable);
+}
+
+#[test]
 fn unknown_user_is_rejected_after_a_dummy_check() {
     let dir = TestDir::new("passwd-unknown");
     let auth = recording(passwd(&write(&dir, "passwd", &dovecot_file())));

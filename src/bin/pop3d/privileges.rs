@@ -21,7 +21,7 @@ pub fn lookup(user: &str, group: Option<&str>) -> Result<Target, String> {
         ));
     }
     if let Some(group) = group {
-        gid = group_id(group)?;
+        gid = group_id(group, "--group")?;
     }
     Ok(Target { name, uid, gid })
 }
@@ -36,16 +36,7 @@ pub fn drop_to(target: &Target, chroot: Option<&Path>) -> Result<(), String> {
         return Err(format!("initgroups: {}", std::io::Error::last_os_error()));
     }
     if let Some(dir) = chroot {
-        let c = CString::new(dir.as_os_str().as_encoded_bytes())
-            .map_err(|_| format!("--chroot {}: contains NUL", dir.display()))?;
-        // SAFETY: both are NUL-terminated strings that outlive the calls, which only read them.
-        if unsafe { libc::chroot(c.as_ptr()) } != 0 || unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
-            return Err(format!(
-                "chroot {}: {}",
-                dir.display(),
-                std::io::Error::last_os_error()
-            ));
-        }
+        enter_chroot(dir)?;
     }
     // SAFETY: these calls take and return plain integers and touch no memory of ours.
     unsafe {
@@ -74,10 +65,30 @@ pub fn drop_to(target: &Target, chroot: Option<&Path>) -> Result<(), String> {
     Ok(())
 }
 
+/// Makes `dir` the root directory, and the working directory too.
+pub fn enter_chroot(dir: &Path) -> Result<(), String> {
+    let c = CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("--chroot {}: contains NUL", dir.display()))?;
+    // SAFETY: both are NUL-terminated strings that outlive the calls, which only read them.
+    if unsafe { libc::chroot(c.as_ptr()) } != 0 || unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
+        return Err(format!(
+            "chroot {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
 /// True if the process runs as root.
 pub fn is_root() -> bool {
     // SAFETY: geteuid takes no arguments, touches no memory of ours and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// The system account `name` (or uid, given as a number): its name, uid and primary gid.
+pub fn system_account(name: &str) -> Option<(CString, libc::uid_t, libc::gid_t)> {
+    passwd_entry(name).ok()
 }
 
 fn passwd_entry(user: &str) -> Result<(CString, libc::uid_t, libc::gid_t), String> {
@@ -123,8 +134,9 @@ fn passwd_entry(user: &str) -> Result<(CString, libc::uid_t, libc::gid_t), Strin
     Ok((name, pw.pw_uid, pw.pw_gid))
 }
 
-fn group_id(group: &str) -> Result<libc::gid_t, String> {
-    let c = CString::new(group).map_err(|_| format!("--group {group:?}: contains NUL"))?;
+/// The gid of `group` (a name or a number), which `option` gave.
+pub fn group_id(group: &str, option: &str) -> Result<libc::gid_t, String> {
+    let c = CString::new(group).map_err(|_| format!("{option} {group:?}: contains NUL"))?;
     // SAFETY: `group` is a C struct of integers and pointers, for which all zeroes (0 and null)
     // is a valid value; getgrnam_r overwrites it before anything reads it.
     let mut gr: libc::group = unsafe { std::mem::zeroed() };
@@ -145,6 +157,6 @@ fn group_id(group: &str) -> Result<libc::gid_t, String> {
     }
     match group.parse::<libc::gid_t>() {
         Ok(gid) if rc == 0 => Ok(gid),
-        _ => Err(format!("--group {group}: no such group")),
+        _ => Err(format!("{option} {group}: no such group")),
     }
 }

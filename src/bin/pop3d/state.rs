@@ -7,6 +7,10 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 /// The file of the failure penalty shared by `--inetd` processes, in the state directory.
 pub const PENALTY_FILE: &str = "penalty";
 
+/// The file of each account's last login, for `--login-delay` and `pop3_login_delay`: shared
+/// by `--inetd` processes and kept across restarts.
+pub const LOGIN_TIMES_FILE: &str = "login-times";
+
 /// The file where `--inetd` processes keep the measured cost of the costliest password check,
 /// so that each does not measure it again.
 pub const COST_FILE: &str = "check-cost";
@@ -45,18 +49,37 @@ fn open_rw(path: &std::path::Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
+/// The server secret from `dir`, created at the first start; `None`, with a warning, when it
+/// cannot be read or made.
+pub fn secret(dir: &std::path::Path) -> Option<[u8; 32]> {
+    create_dir(dir);
+    let secret = dir.join(SECRET_FILE);
+    server_secret::load_or_create(&secret)
+        .map_err(|e| {
+            log::warn!(
+                "cannot use the server secret {}: {e}; an unknown user's SCRAM salt and the TLS \
+                 session tickets of --inetd will change with each process",
+                secret.display()
+            )
+        })
+        .ok()
+}
+
 /// The server secret from `dir` (created at the first start), and under inetd the failure
 /// penalty file there, both opened while still privileged. Without them pop3d still serves,
 /// with a secret of its own and a penalty of its own, and says so.
 pub fn open(mut service: Service, dir: &std::path::Path, inetd: bool) -> Service {
-    create_dir(dir);
-    let secret = dir.join(SECRET_FILE);
-    match server_secret::load_or_create(&secret) {
-        Ok(key) => service = service.server_secret(key),
+    if let Some(key) = secret(dir) {
+        service = service.server_secret(key);
+    }
+    // Small, and only read when an account has a login delay: opened in every mode, so that
+    // a delay outlives a restart.
+    let path = dir.join(LOGIN_TIMES_FILE);
+    match open_rw(&path) {
+        Ok(file) => service = service.shared_login_times(file),
         Err(e) => log::warn!(
-            "cannot use the server secret {}: {e}; an unknown user's SCRAM salt will change \
-             with each process",
-            secret.display()
+            "cannot open {}: {e}; login delays are kept in memory, for this process only",
+            path.display()
         ),
     }
     if inetd {

@@ -1,9 +1,12 @@
 //! Opening, measuring and unlinking message files through their directories' descriptors,
 //! where a file gone since the scan is an expected event and not an error.
 
+use super::maildirsize;
+use super::naming::disk_size_hint;
 use super::open::MessageDirs;
 use super::scan::{self, Stored};
 use crate::protocol::message::WireSize;
+use crate::store::delivery::Usage;
 use crate::store::dir::Dir;
 use std::ffi::OsStr;
 use std::fs::File;
@@ -51,12 +54,32 @@ pub(super) fn open_regular(dir: &Dir, name: &OsStr) -> io::Result<File> {
 }
 
 /// Unlinks every file of `stored`, in `dirs` of the Maildir `root`; true if any was already
-/// gone. Stops at the first other error.
-pub(super) fn unlink_all(root: &Dir, dirs: &mut MessageDirs, stored: &Stored) -> io::Result<bool> {
+/// gone. Stops at the first other error. With `removed`, adds there what the files unlinked
+/// counted for in a Maildir++ quota.
+pub(super) fn unlink_all(
+    root: &Dir,
+    dirs: &mut MessageDirs,
+    stored: &Stored,
+    mut removed: Option<&mut Usage>,
+) -> io::Result<bool> {
     let mut missing = false;
     for (dir, name) in stored.locations() {
-        match dirs.get(root, dir)?.unlink(name) {
-            Ok(()) => {}
+        let dir = dirs.get(root, dir)?;
+        // Measured before the unlink, and only when it counts and its name does not say.
+        let size = match &removed {
+            Some(_) if maildirsize::counts(name) => match disk_size_hint(stored.basename()) {
+                Some(size) => Some(size),
+                None => dir.stat(name).ok().map(|st| st.size),
+            },
+            _ => None,
+        };
+        match dir.unlink(name) {
+            Ok(()) => {
+                if let (Some(total), Some(size)) = (removed.as_deref_mut(), size) {
+                    total.bytes += size;
+                    total.messages += 1;
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => missing = true,
             Err(e) => return Err(e),
         }

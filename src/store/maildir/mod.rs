@@ -9,15 +9,54 @@
 //! Everything below the Maildir's root is reached through directory descriptors, never by
 //! path, and no symlink there is followed (see `open.rs`): whatever its owner plants in it, a
 //! session reads and deletes only the files of its own mailbox.
+//!
+//! # The file-name contract
+//!
+//! What pop3d expects of a Maildir, and what its own delivery ([`Deliver`](crate::store::Deliver)) writes:
+//!
+//! - **Where it looks.** The Maildir is the expanded template (`%h/Maildir`); `cur/`, `new/`
+//!   and `tmp/` are created if missing and must be directories of the account's uid. Messages
+//!   are the regular files of `new/` and `cur/` whose names do not start with `.`; symlinks
+//!   and anything else are skipped. Folders (`.Name/`) and `tmp/` are never served. pop3d
+//!   keeps its own files in the root: `pop3d.lock`, `pop3d.sizes`, `pop3d.quota.lock`, and
+//!   the Maildir++ `maildirsize` it shares with Courier, maildrop and Dovecot.
+//! - **Names.** A name is `BASENAME` or `BASENAME:INFO`; only the basename (up to the first
+//!   `:`) identifies the message, since the info part (`:2,FLAGS`) changes with flags and with
+//!   the move from `new/` to `cur/`. The basename is never changed by pop3d, which only reads
+//!   and unlinks message files.
+//! - **Sizes in the name.** `,S=N` in the basename is the size of the file on disk (what
+//!   Maildir++ quotas count); `,W=N` is the size as POP3 sends it, every line end counted as
+//!   CRLF (what LIST, STAT and the octet count of RETR report). With `,W=` the file is never
+//!   read to answer LIST; without it, the size is counted once and remembered in `pop3d.sizes`.
+//!   Either is believed only if the file's size makes it possible (`W` between the file size
+//!   and twice it), so a wrong name can make LIST off by at most the CRLF growth.
+//! - **UIDLs.** A basename of 1 to 70 printable ASCII characters (0x21 to 0x7E) is the UIDL
+//!   itself; any other basename gets the hex of the first 128 bits of its SHA-256 instead.
+//!   Either way the UIDL depends on the basename alone, so it survives flag changes and moves,
+//!   and two messages never share one as long as their basenames differ, which the Maildir
+//!   specification guarantees for names made as it says.
+//! - **Delivery.** A message is written in `tmp/` under a unique name (time, `M` and
+//!   microseconds, `P` pid, `Q` a per-process counter, `R` random bits, then the host name),
+//!   synced, checked against the quota, and hard-linked into `new/` as
+//!   `NAME,S=disk,W=wire`, and `new/` is synced before success is reported; then its `tmp/`
+//!   name is removed. A crash leaves at most a file in `tmp/`, never part of a message in
+//!   `new/`; files in `tmp/` older than 36 hours are removed at the next delivery.
 
+mod deliver;
+mod maildirsize;
 mod message_file;
+mod migrated;
 mod naming;
 mod open;
+mod retrievals;
 mod scan;
 mod size_cache;
 #[cfg(test)]
 mod tests;
+mod uidl_format;
+mod uidl_sources;
 
+use self::maildirsize::{record_removals, QuotaLock};
 use self::message_file::{open_first, unlink_all, wire_size};
 use self::naming::{believable, size_hint, sizes_agree, uidl};
 use self::open::{open_root, open_subdirs, MessageDirs};
@@ -26,12 +65,14 @@ use super::lock::{LockedDir, MailboxLock};
 use super::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
 use crate::account::Account;
 use crate::limits;
+use crate::store::delivery::{Quota, Usage};
 use crate::template::{Template, TemplateError};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+pub use uidl_format::{UidlFormat, UnknownUidlFormat};
 
 /// The lock file, in the Maildir's root where no delivery agent or IMAP server looks.
 const LOCK_FILE: &str = "pop3d.lock";
@@ -40,6 +81,10 @@ const LOCK_FILE: &str = "pop3d.lock";
 #[derive(Debug, Clone)]
 pub struct MaildirStore {
     template: Template,
+    /// The quota of accounts without one of their own.
+    quota: Option<Quota>,
+    /// Whose UIDLs the messages get.
+    uidl_format: UidlFormat,
 }
 
 impl MaildirStore {
@@ -48,7 +93,29 @@ impl MaildirStore {
     pub fn new(template: &str) -> Result<MaildirStore, TemplateError> {
         Ok(MaildirStore {
             template: Template::parse(template, "undh")?,
+            quota: None,
+            uidl_format: UidlFormat::default(),
         })
+    }
+
+    /// Gives messages the UIDLs another server showed for them ([`UidlFormat`]), so that
+    /// clients that leave mail on the server download nothing again after a move to pop3d.
+    /// Default: [`UidlFormat::Maildir`], the base name.
+    ///
+    /// With `dovecot` or `courier`, each login reads that server's file in the Maildir's root
+    /// (about 100 octets a message, never the messages themselves); with `x-uidl`, the header
+    /// of every message.
+    pub fn with_uidl_format(mut self, format: UidlFormat) -> MaildirStore {
+        self.uidl_format = format;
+        self
+    }
+
+    /// Sets the quota [`deliver`](crate::store::Deliver::deliver) applies to accounts without one of their
+    /// own ([`Account::quota`]). Without either, a Maildir's `maildirsize` (if it has one)
+    /// gives the quota, as Courier and Dovecot take it from there.
+    pub fn with_quota(mut self, quota: Quota) -> MaildirStore {
+        self.quota = Some(quota);
+        self
     }
 }
 
@@ -76,6 +143,7 @@ impl MailStore for MaildirStore {
             messages: Vec::new(),
         };
         mailbox.measure(&mut dirs)?;
+        mailbox.migrate_uidls(self.uidl_format, &mut dirs);
         Ok(Box::new(mailbox))
     }
 }
@@ -132,15 +200,26 @@ impl Mailbox for MaildirMailbox {
         let mut dirs = MessageDirs::new(self.uid);
         let mut failed = 0;
         let mut first_error = None;
+        // With a Maildir++ quota, the unlinks and their line in maildirsize go together.
+        let quota = QuotaLock::for_removals(self.locked.dir())
+            .map_err(|e| temporary(&self.root, "lock the quota", e))?;
+        let mut removed = Usage::default();
         for &index in &indices {
-            if let Err(e) = self.remove_message(&mut dirs, index) {
+            let count = quota.as_ref().map(|_| &mut removed);
+            if let Err(e) = self.remove_message(&mut dirs, index, count) {
                 failed += 1;
                 first_error.get_or_insert(e);
             }
         }
         // The unlinks are durable only once the directories are synced; the caller says +OK
         // right after we return.
-        if let Err((name, e)) = dirs.sync() {
+        let synced = dirs.sync();
+        if let Some(lock) = &quota {
+            if let Err(e) = record_removals(self.locked.dir(), lock, removed) {
+                log::warn!("{}: maildirsize not updated: {e}", self.root.display());
+            }
+        }
+        if let Err((name, e)) = synced {
             return Err(temporary(&self.root, &format!("sync {name}/"), e));
         }
         match first_error {
@@ -154,6 +233,14 @@ impl Mailbox for MaildirMailbox {
                 ),
             )),
         }
+    }
+
+    fn expire(&mut self, age: std::time::Duration) -> Result<Option<usize>, StoreError> {
+        self.expire_retrieved(age).map(Some)
+    }
+
+    fn retrieved(&mut self, indices: &[usize]) -> Result<(), StoreError> {
+        self.record_retrieved(indices)
     }
 }
 
@@ -191,7 +278,7 @@ impl MaildirMailbox {
                 Some(size) => Some((size, true)),
                 None => cache
                     .get_or_insert_with(|| size_cache::Reader::open(self.locked.dir(), &self.root))
-                    .size_of(basename)
+                    .value_of(basename)
                     .map(|size| (size, false)),
             };
             let size = match claimed {
@@ -309,11 +396,22 @@ impl MaildirMailbox {
     }
 
     /// Unlinks every copy of message `index`. A message already gone counts as removed.
-    fn remove_message(&mut self, dirs: &mut MessageDirs, index: usize) -> io::Result<()> {
-        if unlink_all(self.locked.dir(), dirs, &self.files[index])? {
+    /// With `removed`, adds there what the files unlinked counted for in the quota.
+    fn remove_message(
+        &mut self,
+        dirs: &mut MessageDirs,
+        index: usize,
+        mut removed: Option<&mut Usage>,
+    ) -> io::Result<()> {
+        if unlink_all(
+            self.locked.dir(),
+            dirs,
+            &self.files[index],
+            removed.as_deref_mut(),
+        )? {
             // A copy was not where we saw it: it may have moved, so look for it by name.
             self.relocate(dirs)?;
-            unlink_all(self.locked.dir(), dirs, &self.files[index])?;
+            unlink_all(self.locked.dir(), dirs, &self.files[index], removed)?;
         }
         self.files[index].mark_gone();
         Ok(())

@@ -27,7 +27,7 @@ pub(super) fn size_hint(basename: &OsStr) -> Option<u64> {
 }
 
 /// The size on disk a delivery agent recorded in the name as `,S=<digits>`, if any.
-fn disk_size_hint(basename: &OsStr) -> Option<u64> {
+pub(super) fn disk_size_hint(basename: &OsStr) -> Option<u64> {
     field(basename, b"S=")
 }
 

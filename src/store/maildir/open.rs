@@ -170,6 +170,23 @@ fn make(root: &Dir, path: &Path, sub: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Gives `file`, just created in the Maildir `root`, to the Maildir's owner when we run as
+/// root (a host program or an agent that did not change user): a file of root's in a user's
+/// Maildir could not be read or removed by that user's sessions and delivery agents.
+pub(super) fn give_to_owner(root: &Dir, file: &std::fs::File) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: geteuid takes nothing and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let st = root.stat_self()?;
+    // SAFETY: fchown reads the descriptor number, which `file` keeps open, and two integers.
+    if unsafe { libc::fchown(file.as_raw_fd(), st.uid, st.gid) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Refuses a directory that does not belong to the account: it could be another user's
 /// mailbox reached by a path the tenant arranged, or one the administrator set up wrong.
 fn check_owner(path: &Path, st: &Stat, uid: Option<u32>) -> Result<(), StoreError> {

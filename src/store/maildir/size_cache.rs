@@ -40,6 +40,24 @@ const TEMPORARY: &str = "pop3d.sizes.new";
 /// The first line: the format and its version.
 const HEADER: &[u8] = b"pop3d sizes 1\n";
 
+/// A file of this format: `<number> <base name>` lines sorted by base name, after a header.
+/// The size cache is one; the [retrieval record](super::retrievals) is another.
+pub(super) struct Layout {
+    /// The file, in the Maildir root.
+    pub(super) file: &'static str,
+    /// Where a new file is written before it is renamed over `file`.
+    pub(super) temporary: &'static str,
+    /// The first line, LF included: what the file is, and the version of its format.
+    pub(super) header: &'static [u8],
+}
+
+/// The size cache's own layout.
+const SIZES: Layout = Layout {
+    file: FILE,
+    temporary: TEMPORARY,
+    header: HEADER,
+};
+
 /// Longest line accepted: a size, a space, and a base name (at most 255 octets on every file
 /// system a Maildir lives on).
 const MAX_LINE: usize = 20 + 1 + 255 + 1;
@@ -64,6 +82,12 @@ impl Reader {
     /// Opens the cache of the Maildir `root` (shown as `shown`). A missing or unreadable file
     /// is an empty cache.
     pub(super) fn open(root: &Dir, shown: &Path) -> Reader {
+        Reader::open_layout(root, shown, &SIZES)
+    }
+
+    /// Opens the file of `layout` in the Maildir `root` (shown as `shown`), as [`open`](Self::open)
+    /// does the cache.
+    pub(super) fn open_layout(root: &Dir, shown: &Path, layout: &Layout) -> Reader {
         let mut reader = Reader {
             lines: None,
             line: Vec::with_capacity(MAX_LINE),
@@ -74,18 +98,18 @@ impl Reader {
             damaged: false,
         };
         // Anything but a regular file (a symlink, a FIFO) is refused.
-        let file = match super::message_file::open_regular(root, OsStr::new(FILE)) {
+        let file = match super::message_file::open_regular(root, OsStr::new(layout.file)) {
             Ok(file) => file,
             Err(e) => {
                 if e.kind() != io::ErrorKind::NotFound {
-                    log::debug!("{}: size cache not read: {e}", shown.display());
+                    log::debug!("{}/{}: not read: {e}", shown.display(), layout.file);
                     reader.damaged = true;
                 }
                 return reader;
             }
         };
         let mut lines = BufReader::new(file);
-        if read_line(&mut lines, &mut reader.line).is_ok() && reader.line == HEADER {
+        if read_line(&mut lines, &mut reader.line).is_ok() && reader.line == layout.header {
             reader.lines = Some(lines);
         } else {
             reader.damaged = true;
@@ -93,9 +117,9 @@ impl Reader {
         reader
     }
 
-    /// The remembered size of the message with base name `name`. Names must be asked for in
-    /// ascending order (the order of [`super::scan`]).
-    pub(super) fn size_of(&mut self, name: &OsStr) -> Option<u64> {
+    /// The number remembered for the message with base name `name` (its size, in the cache). Names
+    /// must be asked for in ascending order (the order of [`super::scan`]).
+    pub(super) fn value_of(&mut self, name: &OsStr) -> Option<u64> {
         let name = name.as_bytes();
         loop {
             if self.pending.is_none() {
@@ -200,7 +224,16 @@ pub(super) fn write<'a>(
     root: &Dir,
     entries: impl Iterator<Item = (&'a OsStr, u64)>,
 ) -> io::Result<()> {
-    let temporary = OsStr::new(TEMPORARY);
+    write_layout(root, &SIZES, entries)
+}
+
+/// Writes the file of `layout` in the Maildir `root`, as [`write`] does the cache.
+pub(super) fn write_layout<'a>(
+    root: &Dir,
+    layout: &Layout,
+    entries: impl Iterator<Item = (&'a OsStr, u64)>,
+) -> io::Result<()> {
+    let temporary = OsStr::new(layout.temporary);
     // A fresh file: an old one could be a hard link, planted by whoever can write in the
     // Maildir, to a file of ours that truncating would destroy.
     match root.unlink(temporary) {
@@ -213,7 +246,7 @@ pub(super) fn write<'a>(
         0o600,
     )?;
     let mut out = BufWriter::new(file);
-    out.write_all(HEADER)?;
+    out.write_all(layout.header)?;
     for (name, size) in entries {
         let name = name.as_bytes();
         if cacheable(name) {
@@ -223,7 +256,7 @@ pub(super) fn write<'a>(
         }
     }
     out.into_inner().map_err(|e| e.into_error())?;
-    root.rename(temporary, OsStr::new(FILE))
+    root.rename(temporary, OsStr::new(layout.file))
 }
 
 #[cfg(test)]
@@ -252,12 +285,12 @@ mod tests {
         write(&root(&dir), entries.iter().copied()).expect("write");
         assert!(!dir.path().join(TEMPORARY).exists());
         let mut r = read(&dir);
-        assert_eq!(r.size_of(os("0999.new")), None);
-        assert_eq!(r.size_of(os("1000.a")), Some(12));
-        assert_eq!(r.size_of(os("1001.b")), Some(0));
-        assert_eq!(r.size_of(os("1500.new")), None);
-        assert_eq!(r.size_of(os("2000.c,S=5")), Some(7));
-        assert_eq!(r.size_of(os("3000.new")), None);
+        assert_eq!(r.value_of(os("0999.new")), None);
+        assert_eq!(r.value_of(os("1000.a")), Some(12));
+        assert_eq!(r.value_of(os("1001.b")), Some(0));
+        assert_eq!(r.value_of(os("1500.new")), None);
+        assert_eq!(r.value_of(os("2000.c,S=5")), Some(7));
+        assert_eq!(r.value_of(os("3000.new")), None);
         assert!(!r.needs_rewrite());
     }
 
@@ -267,12 +300,12 @@ mod tests {
         let entries = [(os("1000.a"), 1), (os("2000.b"), 2), (os("3000.c"), 3)];
         write(&root(&dir), entries.iter().copied()).expect("write");
         let mut r = read(&dir);
-        assert_eq!(r.size_of(os("2000.b")), Some(2));
+        assert_eq!(r.value_of(os("2000.b")), Some(2));
         assert!(r.needs_rewrite());
         // The last one alone, unasked for, is stale too.
         let mut r = read(&dir);
-        assert_eq!(r.size_of(os("1000.a")), Some(1));
-        assert_eq!(r.size_of(os("2000.b")), Some(2));
+        assert_eq!(r.value_of(os("1000.a")), Some(1));
+        assert_eq!(r.value_of(os("2000.b")), Some(2));
         assert!(r.needs_rewrite());
     }
 
@@ -280,7 +313,7 @@ mod tests {
     fn no_cache_is_an_empty_one() {
         let dir = TestDir::new("size-cache");
         let mut r = read(&dir);
-        assert_eq!(r.size_of(os("1000.a")), None);
+        assert_eq!(r.value_of(os("1000.a")), None);
         assert!(!r.needs_rewrite());
     }
 
@@ -299,9 +332,9 @@ mod tests {
         for (i, contents) in cases.iter().enumerate() {
             fs::write(dir.path().join(FILE), contents).expect("write");
             let mut r = read(&dir);
-            let first = r.size_of(os("a"));
+            let first = r.value_of(os("a"));
             assert_eq!(first, if i < 2 { None } else { Some(1) }, "case {i}");
-            assert_eq!(r.size_of(os("b")), None, "case {i}");
+            assert_eq!(r.value_of(os("b")), None, "case {i}");
             assert!(r.needs_rewrite(), "case {i}");
         }
         let long = format!("pop3d sizes 1\n1 {}\n", "x".repeat(300));
@@ -316,9 +349,9 @@ mod tests {
         let entries = [(os("1000.a"), 1), (odd, 2), (os("3000.c"), 3)];
         write(&root(&dir), entries.iter().copied()).expect("write");
         let mut r = read(&dir);
-        assert_eq!(r.size_of(os("1000.a")), Some(1));
-        assert_eq!(r.size_of(odd), None);
-        assert_eq!(r.size_of(os("3000.c")), Some(3));
+        assert_eq!(r.value_of(os("1000.a")), Some(1));
+        assert_eq!(r.value_of(odd), None);
+        assert_eq!(r.value_of(os("3000.c")), Some(3));
         assert!(!r.needs_rewrite());
     }
 
@@ -329,7 +362,7 @@ mod tests {
         fs::write(&target, b"pop3d sizes 1\n1 a\n").expect("write");
         std::os::unix::fs::symlink(&target, dir.path().join(FILE)).expect("symlink");
         let mut r = read(&dir);
-        assert_eq!(r.size_of(os("a")), None);
+        assert_eq!(r.value_of(os("a")), None);
         // A link planted at the temporary name is replaced, never written through.
         std::os::unix::fs::symlink(&target, dir.path().join(TEMPORARY)).expect("symlink");
         write(&root(&dir), [(os("b"), 2)].into_iter()).expect("write beside the link");
@@ -344,6 +377,6 @@ mod tests {
         fs::hard_link(&target, dir.path().join(TEMPORARY)).expect("hard link");
         write(&root(&dir), [(os("b"), 2)].into_iter()).expect("write");
         assert_eq!(fs::read(&target).expect("read"), b"keep me\n");
-        assert_eq!(read(&dir).size_of(os("b")), Some(2));
+        assert_eq!(read(&dir).value_of(os("b")), Some(2));
     }
 }

@@ -63,7 +63,7 @@ impl<'a> DotLock<'a> {
         let mut pause = Duration::from_millis(10);
         loop {
             // Its answer is not trusted (NFS): the identity of what the name names tells.
-            let _ = with_mail_group(|| dir.link(tmp, name));
+            let _ = with_mail_group(|| dir.link_into(tmp, dir, name));
             match dir.stat(name) {
                 Ok(st) if st.ino == mine => {
                     return Ok(Some(DotLock {

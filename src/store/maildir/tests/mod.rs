@@ -404,5 +404,8 @@ fn mail_delivered_after_open_waits_for_the_next_session() {
     assert_eq!(uidls(&*home.open_ok()), ["3000.late"]);
 }
 
+mod deliver;
 mod descriptors;
+mod expiry;
 mod swapped;
+mod uidls;
