@@ -8,6 +8,7 @@ use super::scan::scan;
 use super::{locked, temporary, MboxMailbox};
 use crate::store::{StoreError, StoreErrorKind};
 use std::ops::Range;
+use std::os::unix::fs::MetadataExt;
 
 impl MboxMailbox {
     /// Removes messages `indices`; with `stop`, stops after that step as a crash would (the
@@ -36,6 +37,21 @@ impl MboxMailbox {
         let _locks = MtaLocks::acquire(&self.dir, &self.name, spool, self.lock_wait)
             .map_err(|e| temporary(path, "lock", e))?
             .ok_or_else(|| locked(path, self.lock_wait))?;
+        // A mail reader that saved the mbox as a new file renamed over ours: deleting from the
+        // old one would delete nothing.
+        let ours = spool.metadata().map_err(|e| temporary(path, "stat", e))?;
+        match self.dir.stat(&self.name) {
+            Ok(st) if st.id() == (ours.dev(), ours.ino()) => {}
+            _ => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Temporary,
+                    format!(
+                        "{}: replaced by another program during the session; nothing deleted",
+                        path.display()
+                    ),
+                ))
+            }
+        }
         journal::recover(&self.dir, &self.name, spool)
             .map_err(|e| temporary(path, "finish an interrupted UPDATE", e))?;
         let d0 = self.parsed[first].from;

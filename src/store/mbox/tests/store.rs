@@ -207,3 +207,20 @@ From a@b Thu Nov 29 22:33:53 2001\nSubject: t\n\nno final line end"
     assert_eq!(got, [served(&mbox, &p, 0), served(&mbox, &p, 1)]);
     assert_eq!(got[0], b"Subject: s\n\nbody\n");
 }
+
+#[test]
+fn a_spool_replaced_by_a_new_file_is_not_updated() {
+    let t = TestDir::new("mbox-replaced");
+    let path = t.path().join("spool");
+    let mbox = mbox_of(&(0..3).map(message).collect::<Vec<_>>());
+    fs::write(&path, &mbox).unwrap();
+    let mut m = open(&path);
+    // A mail reader saves the mbox as a new file and renames it over.
+    fs::write(t.path().join("new"), &mbox).unwrap();
+    fs::rename(t.path().join("new"), &path).unwrap();
+    assert_eq!(
+        m.delete(&[0]).unwrap_err().kind(),
+        StoreErrorKind::Temporary
+    );
+    assert_eq!(fs::read(&path).unwrap(), mbox);
+}
