@@ -702,3 +702,102 @@ fn under_xinetd_each_session_runs_as_its_account() {
     assert_eq!(reply, "-ERR [SYS/PERM] Mailbox cannot be opened");
     assert_eq!(a.on_disk(), a.messages.keys().cloned().collect::<Vec<_>>());
 }
+
+/// A PAM service file `/etc/pam.d/NAME` with pam_unix alone, removed on drop.
+struct PamFile(PathBuf);
+
+impl PamFile {
+    fn install(tag: &str) -> (PamFile, String) {
+        let name = format!("p3t{tag}{}", std::process::id());
+        let path = PathBuf::from("/etc/pam.d").join(&name);
+        fs::write(
+            &path,
+            "auth required pam_unix.so\naccount required pam_unix.so\n",
+        )
+        .unwrap();
+        (PamFile(path), name)
+    }
+}
+
+impl Drop for PamFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// The gid of the group `mail`, which owns mail spools on Debian.
+fn mail_gid() -> u32 {
+    let out = Command::new("getent")
+        .args(["group", "mail"])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    line.split(':')
+        .nth(2)
+        .expect("a mail group")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn under_xinetd_pam_sessions_on_mbox_spools_run_as_the_account_and_no_other() {
+    if skip() {
+        return;
+    }
+    let (a, b) = (
+        SystemUser::create("pxa", "pam pw a").expect("root"),
+        SystemUser::create("pxb", "pam pw b").expect("root"),
+    );
+    let (_pam, service) = PamFile::install("pxm");
+    // A spool directory as Debian's /var/mail: root:mail, 2775; spools user:mail, 0660.
+    let dir = TempDir::new("privsep-mbox");
+    let spool = dir.path().join("mail");
+    fs::create_dir(&spool).unwrap();
+    chown(&spool, Some(0), Some(mail_gid())).unwrap();
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o2775)).unwrap();
+    let message = |u: &SystemUser| {
+        format!("Subject: for {0}\n\nonly {0} may read this\n", u.name).into_bytes()
+    };
+    for u in [&a, &b] {
+        let path = spool.join(&u.name);
+        let mut mbox = b"From sender@example.org  Sat Dec  5 10:00:00 2026\n".to_vec();
+        mbox.extend(message(u));
+        mbox.push(b'\n');
+        fs::write(&path, mbox).unwrap();
+        chown(&path, Some(u.uid), Some(mail_gid())).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o660)).unwrap();
+    }
+    let state = dir.path().join("state");
+    let args: Vec<String> = [
+        "--user",
+        FRONT_USER,
+        "--pam",
+        &service,
+        "--mbox",
+        &format!("{}/%u", spool.display()),
+        "--state-dir",
+        &path_str(&state),
+        "--fail-delay",
+        "0.05",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let xinetd = Xinetd::start(&args);
+    let mut pa = Pop::login(xinetd.addr, &a.name, &a.password);
+    // The spool is held by a process of a's uid and gid, child of the root broker.
+    let child = process_of("pop3d-mailbox", a.uid);
+    assert_eq!(child.uid, [a.uid; 4], "{child:?}");
+    assert_eq!(child.gid[..2], [a.gid, a.gid], "{child:?}");
+    let broker = Proc::read(child.ppid).expect("the child's parent");
+    assert_eq!((broker.name.as_str(), broker.uid), ("pop3d-broker", [0; 4]));
+    assert!(pa.cmd("RETR 1").starts_with("+OK"));
+    assert_eq!(pa.body(), expected_wire(&message(&a)));
+    pa.quit();
+    // a's spool made a hard link to b's (the same file, b's): refused, never b's mail.
+    let a_spool = spool.join(&a.name);
+    fs::remove_file(&a_spool).unwrap();
+    fs::hard_link(spool.join(&b.name), &a_spool).unwrap();
+    let reply = pass_reply(xinetd.addr, &a.name, &a.password);
+    assert!(reply.starts_with("-ERR [SYS/PERM]"), "{reply}");
+}
