@@ -18,7 +18,7 @@ use std::time::Duration;
 const FIRST_REQUEST_LIMIT: Duration = Duration::from_secs(30);
 
 /// Bytes copied from a message to the front's pipe at a time.
-const COPY_CHUNK: usize = 64 * 1024;
+const COPY_CHUNK: usize = 256 * 1024;
 
 /// Opens the real account source, in a login check's child.
 pub type OpenSource<'a> = Box<dyn Fn() -> Result<Arc<dyn Authenticator>, String> + 'a>;

@@ -115,6 +115,8 @@ impl Mailbox for RemoteMailbox {
                 Ok(Box::new(RemoteMessage {
                     pipe: Some(pipe),
                     octets: 0,
+                    buffer: vec![0; PIPE_READ],
+                    filled: 0..0,
                     mailbox: self,
                 }))
             }
@@ -196,19 +198,44 @@ impl Drop for RemoteMailbox {
 struct RemoteMessage<'a> {
     pipe: Option<File>,
     octets: u64,
+    /// What one read of the pipe brought, and the part not yet handed on: a read takes all the
+    /// pipe holds, so a message costs a read per pipe-full rather than per session chunk.
+    buffer: Vec<u8>,
+    filled: std::ops::Range<usize>,
     mailbox: &'a mut RemoteMailbox,
 }
 
+/// The most one read of a message pipe takes: as much as the pipe holds ([`PIPE_SIZE`]).
+const PIPE_READ: usize = 256 * 1024;
+
+/// The capacity asked for the message pipe (Linux's default is 64 KiB): fewer switches between
+/// the child that writes and the front that reads. Best effort: a smaller one still works.
+const PIPE_SIZE: libc::c_int = 256 * 1024;
+
 impl Read for RemoteMessage<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.filled.is_empty() {
+            let n = buf.len().min(self.filled.len());
+            buf[..n].copy_from_slice(&self.buffer[self.filled.start..self.filled.start + n]);
+            self.filled.start += n;
+            return Ok(n);
+        }
         let Some(pipe) = &mut self.pipe else {
             return Ok(0);
         };
-        wait_readable(pipe)?;
-        let n = pipe.read(buf)?;
+        // The pipe is non-blocking: wait only when it is empty.
+        let n = loop {
+            match pipe.read(&mut self.buffer) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_readable(pipe)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
         if n > 0 {
             self.octets += n as u64;
-            return Ok(n);
+            self.filled = 0..n;
+            return self.read(buf);
         }
         // The end of the pipe: only the child's final reply says whether it is the end of the
         // message or a child that died half-way.
@@ -267,6 +294,18 @@ fn pipe() -> io::Result<(File, OwnedFd)> {
     // SAFETY: a valid array of two descriptors to fill.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fcntl on the descriptors just made, with integer arguments. The read end alone
+    // is non-blocking (the child writes to a blocking one); a refused size keeps the default.
+    unsafe {
+        libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_SIZE);
+        let flags = libc::fcntl(fds[0], libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fds[0], libc::F_SETFL, flags | libc::O_NONBLOCK) != 0 {
+            let e = io::Error::last_os_error();
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+            return Err(e);
+        }
     }
     // SAFETY: pipe2 just opened both; nothing else owns them.
     Ok(unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
