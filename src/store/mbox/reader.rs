@@ -47,29 +47,46 @@ impl<'a> MessageReader<'a> {
 
     /// Fills the buffer from the next part; false at the end of the message.
     fn fill(&mut self) -> io::Result<bool> {
-        let Some(part) = self.parts.get_mut(self.next) else {
-            return Ok(false);
-        };
-        let want = (part.end - part.start).min(self.buf.len() as u64) as usize;
-        let got = read_full(self.file, &mut self.buf[..want], part.start)?;
-        if got < want {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the mbox is shorter than when the session began (another program rewrote it)",
-            ));
-        }
-        part.start += got as u64;
-        if part.start == part.end {
-            self.next += 1;
-        }
+        let got = next_octets(self.file, &mut self.parts, &mut self.next, &mut self.buf)?;
         self.at = 0;
         self.len = got;
-        Ok(true)
+        Ok(got > 0)
     }
+}
+
+/// Reads the next octets of `parts[*next..]` into `into` (no more than it holds, nor past the
+/// part); 0 at the end of the message.
+fn next_octets(
+    file: &File,
+    parts: &mut [Range<u64>],
+    next: &mut usize,
+    into: &mut [u8],
+) -> io::Result<usize> {
+    let Some(part) = parts.get_mut(*next) else {
+        return Ok(0);
+    };
+    let want = (part.end - part.start).min(into.len() as u64) as usize;
+    let got = read_full(file, &mut into[..want], part.start)?;
+    if got < want {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the mbox is shorter than when the session began (another program rewrote it)",
+        ));
+    }
+    part.start += got as u64;
+    if part.start == part.end {
+        *next += 1;
+    }
+    Ok(got)
 }
 
 impl Read for MessageReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        // A caller that reads as much at a time as the buffer holds (the broker's copy to
+        // its pipe) gets the octets straight from the file, without a copy between.
+        if self.at == self.len && out.len() >= self.buf.len() && !self.buf.is_empty() {
+            return next_octets(self.file, &mut self.parts, &mut self.next, out);
+        }
         if self.at == self.len && !self.fill()? {
             return Ok(0);
         }
