@@ -58,7 +58,7 @@ pub use protocol::{wire_size, Workarounds};
 pub use run::{run_session, TlsMode};
 pub use server::{ListenerKind, Server, ShutdownHandle, TlsHandle};
 pub use session::{End, Service, Stats};
-pub use store::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
+pub use store::{MailStore, Mailbox, MessageFile, MessageInfo, StoreError, StoreErrorKind};
 pub use stream::Stream;
 pub use template::TemplateError;
 pub use tls::{MinVersion, TlsConfig, TlsConfigError, TlsConfigErrorKind};

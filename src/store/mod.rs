@@ -29,6 +29,15 @@ pub struct MessageInfo {
     pub uidl: String,
 }
 
+/// A message as ranges of a file ([`Mailbox::file_ranges`]).
+#[derive(Debug)]
+pub struct MessageFile {
+    /// The file, open for reading only.
+    pub file: std::fs::File,
+    /// The ranges of it that make the message, in order.
+    pub ranges: Vec<std::ops::Range<u64>>,
+}
+
 /// A source of mailboxes: implement this to serve your own storage.
 pub trait MailStore: Send + Sync {
     /// Opens and locks the mailbox of `account`.
@@ -48,6 +57,17 @@ pub trait Mailbox: Send {
     ///
     /// Line ends may be LF or CRLF; the session converts and dot-stuffs while streaming.
     fn read(&mut self, index: usize) -> Result<Box<dyn Read + '_>, StoreError>;
+
+    /// Where message `index`'s octets are, when they are ranges of one file that can be read
+    /// as they are: the file, opened for reading only, and the ranges in order. What they hold
+    /// is what [`read`](Self::read) gives, after the same checks. A caller that reads files
+    /// itself may use them instead of `read` (the pop3d binary does, for a mailbox that a
+    /// process of the account holds: the octets then reach the session without crossing a
+    /// pipe). The default is `None`: use `read`.
+    fn file_ranges(&mut self, index: usize) -> Result<Option<MessageFile>, StoreError> {
+        let _ = index;
+        Ok(None)
+    }
 
     /// Removes messages for good: the UPDATE state after QUIT.
     ///

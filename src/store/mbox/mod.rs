@@ -31,13 +31,14 @@ use self::parse::{fnv, Parsed, FNV_START};
 use self::reader::MessageReader;
 use self::scan::{read_full, scan};
 use super::dir::Dir;
-use super::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
+use super::{MailStore, Mailbox, MessageFile, MessageInfo, StoreError, StoreErrorKind};
 use crate::account::Account;
 use crate::template::{Template, TemplateError};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::ops::Range;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -246,6 +247,33 @@ impl Mailbox for MboxMailbox {
     }
 
     fn read(&mut self, index: usize) -> Result<Box<dyn Read + '_>, StoreError> {
+        let (spool, range, hidden) = self.served(index)?;
+        Ok(Box::new(MessageReader::new(spool, range, hidden)))
+    }
+
+    fn file_ranges(&mut self, index: usize) -> Result<Option<MessageFile>, StoreError> {
+        let (spool, range, hidden) = self.served(index)?;
+        let ranges = reader::served_parts(range, hidden);
+        // A descriptor of its own, for reading only, whatever this one allows.
+        let own = std::fs::OpenOptions::new()
+            .read(true)
+            .open(format!("/proc/self/fd/{}", spool.as_raw_fd()))
+            .map_err(|e| temporary(&self.path, "reopen for reading", e))?;
+        Ok(Some(MessageFile { file: own, ranges }))
+    }
+
+    fn delete(&mut self, indices: &[usize]) -> Result<(), StoreError> {
+        self.update(indices, None)
+    }
+}
+
+/// The spool, a message's range in it and the hidden header lines inside that range.
+type Served<'a> = (&'a File, Range<u64>, &'a [Range<u64>]);
+
+impl MboxMailbox {
+    /// The spool, message `index`'s range and its hidden header lines, once the message is
+    /// checked to be where the snapshot found it.
+    fn served(&self, index: usize) -> Result<Served<'_>, StoreError> {
         self.check_index(index)?;
         let changed = || {
             StoreError::new(
@@ -269,15 +297,7 @@ impl Mailbox for MboxMailbox {
             return Err(changed());
         }
         let m = &self.parsed[index];
-        Ok(Box::new(MessageReader::new(
-            spool,
-            m.start..m.end,
-            &self.hidden[m.hidden.clone()],
-        )))
-    }
-
-    fn delete(&mut self, indices: &[usize]) -> Result<(), StoreError> {
-        self.update(indices, None)
+        Ok((spool, m.start..m.end, &self.hidden[m.hidden.clone()]))
     }
 }
 

@@ -23,17 +23,7 @@ pub(super) struct MessageReader<'a> {
 
 impl<'a> MessageReader<'a> {
     pub(super) fn new(file: &'a File, range: Range<u64>, hidden: &[Range<u64>]) -> Self {
-        let mut parts = Vec::with_capacity(hidden.len() + 1);
-        let mut from = range.start;
-        for h in hidden {
-            if h.start > from {
-                parts.push(from..h.start);
-            }
-            from = from.max(h.end);
-        }
-        if range.end > from {
-            parts.push(from..range.end);
-        }
+        let parts = served_parts(range, hidden);
         let total: u64 = parts.iter().map(|p| p.end - p.start).sum();
         MessageReader {
             file,
@@ -52,6 +42,23 @@ impl<'a> MessageReader<'a> {
         self.len = got;
         Ok(got > 0)
     }
+}
+
+/// The ranges of the file that are served: `range` without the `hidden` ones (sorted, inside
+/// it).
+pub(super) fn served_parts(range: Range<u64>, hidden: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut parts = Vec::with_capacity(hidden.len() + 1);
+    let mut from = range.start;
+    for h in hidden {
+        if h.start > from {
+            parts.push(from..h.start);
+        }
+        from = from.max(h.end);
+    }
+    if range.end > from {
+        parts.push(from..range.end);
+    }
+    parts
 }
 
 /// Reads the next octets of `parts[*next..]` into `into` (no more than it holds, nor past the

@@ -41,6 +41,11 @@ impl Channel {
         self.send(&reply.encode(), None)
     }
 
+    /// Sends a reply with `fd` attached ([`Reply::File`]).
+    pub fn reply_with(&mut self, reply: &Reply, fd: BorrowedFd) -> io::Result<()> {
+        self.send(&reply.encode(), Some(fd))
+    }
+
     /// The next request, and the descriptor that came with it; `None` when the peer closed the
     /// channel between frames.
     pub fn next_request(&mut self) -> io::Result<Option<(Request, Option<OwnedFd>)>> {
@@ -56,11 +61,21 @@ impl Channel {
 
     /// The next reply; the end of the channel is an error (the child is gone).
     pub fn next_reply(&mut self) -> io::Result<Reply> {
+        self.next_reply_with_file().map(|(reply, _)| reply)
+    }
+
+    /// The next reply, and the descriptor that came with it if it is a [`Reply::File`]: the
+    /// only descriptor the front takes from a child (see `RemoteMailbox::read`).
+    pub fn next_reply_with_file(&mut self) -> io::Result<(Reply, Option<OwnedFd>)> {
         match self.receive()? {
             Some(body) => {
-                // The front never takes descriptors from a child.
+                let reply = Reply::decode(&body).map_err(invalid)?;
+                let fd = match reply {
+                    Reply::File { .. } => self.fds.drain(..).next(),
+                    _ => None,
+                };
                 self.fds.clear();
-                Reply::decode(&body).map_err(invalid)
+                Ok((reply, fd))
             }
             None => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

@@ -8,6 +8,7 @@
 
 use pop3d::{Account, AuthErrorKind, MessageInfo, StoreErrorKind};
 use std::fmt;
+use std::ops::Range;
 use std::path::PathBuf;
 
 /// The longest frame either side accepts: a batch of [`BATCH`] message entries fits with room
@@ -74,6 +75,10 @@ pub enum Reply {
     Recorded,
     /// The certificate and key files, as read.
     TlsFiles { cert: Vec<u8>, key: Vec<u8> },
+    /// The message is these ranges of the regular file that comes with this frame, opened
+    /// for reading only (`Mailbox::file_ranges`): the front reads them itself, and the pipe
+    /// sent with the request is not used.
+    File { ranges: Vec<Range<u64>> },
 }
 
 /// A frame that cannot be decoded.
@@ -212,6 +217,11 @@ impl Reply {
                 out.bytes(cert);
                 out.bytes(key);
             }
+            Reply::File { ranges } => {
+                out.u8(12);
+                let bounds: Vec<u64> = ranges.iter().flat_map(|r| [r.start, r.end]).collect();
+                out.indices(&bounds);
+            }
         }
         out.finish()
     }
@@ -273,6 +283,17 @@ impl Reply {
                 cert: r.bytes()?.to_vec(),
                 key: r.bytes()?.to_vec(),
             },
+            12 => {
+                let bounds = r.indices()?;
+                // Whole ranges, each in order and after the one before.
+                let ranges: Vec<Range<u64>> =
+                    bounds.chunks(2).map(|b| b[0]..b[b.len() - 1]).collect();
+                let ordered = bounds.len() % 2 == 0 && bounds.windows(2).all(|w| w[0] <= w[1]);
+                if !ordered {
+                    return Err(bad("file ranges out of order"));
+                }
+                Reply::File { ranges }
+            }
             tag => return Err(bad(format!("unknown reply {tag}"))),
         };
         r.end()?;

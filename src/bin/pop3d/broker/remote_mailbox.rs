@@ -86,13 +86,22 @@ impl RemoteMailbox {
 
     /// Sends `request` (with `fd`) and returns the reply.
     fn ask(&mut self, request: &Request, fd: Option<OwnedFd>) -> Result<Reply, StoreError> {
+        self.ask_for_file(request, fd).map(|(reply, _)| reply)
+    }
+
+    /// As [`ask`](Self::ask), with the file a [`Reply::File`] brings.
+    fn ask_for_file(
+        &mut self,
+        request: &Request,
+        fd: Option<OwnedFd>,
+    ) -> Result<(Reply, Option<OwnedFd>), StoreError> {
         self.settle()?;
         let sent = self
             .channel
             .request(request, fd.as_ref().map(|f| f.as_fd()));
         // Our copy of a descriptor passed along goes now: the child has its own.
         drop(fd);
-        match sent.and_then(|()| self.channel.next_reply()) {
+        match sent.and_then(|()| self.channel.next_reply_with_file()) {
             Ok(reply) => Ok(reply),
             Err(e) => Err(self.fail(e)),
         }
@@ -109,8 +118,16 @@ impl Mailbox for RemoteMailbox {
         let request = Request::Read {
             index: index as u64,
         };
-        match self.ask(&request, Some(write_end))? {
-            Reply::Reading => {
+        match self.ask_for_file(&request, Some(write_end))? {
+            (Reply::File { ranges }, Some(fd)) => {
+                let file = checked_file(fd).map_err(|e| self.fail(e))?;
+                Ok(Box::new(FileRanges::new(file, ranges)))
+            }
+            (Reply::File { .. }, None) => Err(self.fail(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a file reply without its file",
+            ))),
+            (Reply::Reading, _) => {
                 self.pending = true;
                 Ok(Box::new(RemoteMessage {
                     pipe: Some(pipe),
@@ -120,8 +137,8 @@ impl Mailbox for RemoteMailbox {
                     mailbox: self,
                 }))
             }
-            Reply::Failed { kind, detail } => Err(StoreError::new(kind, detail)),
-            other => Err(self.fail(unexpected(&other))),
+            (Reply::Failed { kind, detail }, _) => Err(StoreError::new(kind, detail)),
+            (other, _) => Err(self.fail(unexpected(&other))),
         }
     }
 
@@ -257,6 +274,77 @@ impl RemoteMessage<'_> {
     fn cut(&mut self, why: String) -> io::Error {
         self.mailbox.broken = true;
         io::Error::other(format!("message cut short: {why}"))
+    }
+}
+
+/// The file a child sent, if it is what one may be: a regular file, open for reading only. A
+/// child runs as the account and could send any file the account can read, which is what it
+/// could send through the pipe anyway; anything else (a socket, a pipe, a device, a file it
+/// could write) is refused.
+fn checked_file(fd: OwnedFd) -> io::Result<File> {
+    let file = File::from(fd);
+    let regular = file.metadata()?.file_type().is_file();
+    // SAFETY: F_GETFL on a descriptor we own, no other argument.
+    let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+    if !regular || flags < 0 || flags & libc::O_ACCMODE != libc::O_RDONLY {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the mailbox process sent a descriptor that is not a regular file open for reading",
+        ));
+    }
+    Ok(file)
+}
+
+/// A message read from ranges of a file with large `pread(2)`s, as a store in this process
+/// would read it.
+struct FileRanges {
+    file: File,
+    ranges: Vec<std::ops::Range<u64>>,
+    next: usize,
+    buffer: Vec<u8>,
+    filled: std::ops::Range<usize>,
+}
+
+impl FileRanges {
+    fn new(file: File, ranges: Vec<std::ops::Range<u64>>) -> Self {
+        FileRanges {
+            file,
+            ranges,
+            next: 0,
+            buffer: vec![0; PIPE_READ],
+            filled: 0..0,
+        }
+    }
+}
+
+impl Read for FileRanges {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        if self.filled.is_empty() {
+            let Some(range) = self.ranges.get_mut(self.next) else {
+                return Ok(0);
+            };
+            let want = (range.end - range.start).min(self.buffer.len() as u64) as usize;
+            let got = self.file.read_at(&mut self.buffer[..want], range.start)?;
+            if got == 0 && want > 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "message cut short: the mailbox file is shorter than its ranges",
+                ));
+            }
+            range.start += got as u64;
+            if range.start == range.end {
+                self.next += 1;
+            }
+            self.filled = 0..got;
+            if got == 0 {
+                return self.read(buf);
+            }
+        }
+        let n = buf.len().min(self.filled.len());
+        buf[..n].copy_from_slice(&self.buffer[self.filled.start..self.filled.start + n]);
+        self.filled.start += n;
+        Ok(n)
     }
 }
 

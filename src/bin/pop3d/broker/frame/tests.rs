@@ -67,6 +67,9 @@ fn replies() -> Vec<Reply> {
         Reply::Expired { removed: None },
         Reply::Expired { removed: Some(5) },
         Reply::Recorded,
+        Reply::File {
+            ranges: vec![0..10, 20..20, 30..1 << 40],
+        },
         Reply::TlsFiles {
             cert: b"-----BEGIN CERTIFICATE-----\n".to_vec(),
             key: vec![],
