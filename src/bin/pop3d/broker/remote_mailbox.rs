@@ -398,3 +398,41 @@ fn pipe() -> io::Result<(File, OwnedFd)> {
     // SAFETY: pipe2 just opened both; nothing else owns them.
     Ok(unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_regular_file_open_for_reading_is_taken_from_a_child() {
+        let dir = std::env::temp_dir().join(format!("pop3d-test-rm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("spool");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let read_only = File::open(&path).unwrap();
+        let mut ranges = FileRanges::new(
+            checked_file(read_only.into()).expect("a file open for reading"),
+            vec![1..3, 5..5, 7..10],
+        );
+        let mut got = Vec::new();
+        ranges.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"12789");
+
+        let writable = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        assert!(checked_file(writable.into()).is_err());
+        let (read_end, _write_end) = pipe().unwrap();
+        assert!(checked_file(read_end.into()).is_err());
+        let dir_fd = File::open(&dir).unwrap();
+        assert!(checked_file(dir_fd.into()).is_err());
+        // Ranges past the end of the file: an error, never a short message taken as whole.
+        let short = File::open(&path).unwrap();
+        let mut past = FileRanges::new(checked_file(short.into()).unwrap(), vec![8..20]);
+        let mut got = Vec::new();
+        assert!(past.read_to_end(&mut got).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
