@@ -13,12 +13,14 @@
 //! A missing spool is an empty mailbox. Everything the manual's MBOX section says about what
 //! is served (hidden headers, `>From ` lines, sizes, UIDLs) is in `parse.rs` and `uidl.rs`.
 
+mod deliver;
 mod dotlock;
 mod from_line;
 mod journal;
 mod locks;
 mod mail_group;
 mod parse;
+mod quote;
 mod reader;
 mod scan;
 #[cfg(test)]
@@ -30,6 +32,7 @@ use self::locks::{lock_session, Claim, MtaLocks};
 use self::parse::{fnv, Parsed, FNV_START};
 use self::reader::MessageReader;
 use self::scan::{read_full, scan};
+use super::delivery::Quota;
 use super::dir::Dir;
 use super::{MailStore, Mailbox, MessageInfo, StoreError, StoreErrorKind};
 use crate::account::Account;
@@ -52,6 +55,8 @@ const MTA_LOCK_WAIT: Duration = Duration::from_secs(15);
 pub struct MboxStore {
     template: Template,
     lock_wait: Duration,
+    /// The quota of accounts that have none of their own, for delivery.
+    quota: Option<Quota>,
 }
 
 impl MboxStore {
@@ -61,6 +66,7 @@ impl MboxStore {
         Ok(MboxStore {
             template: Template::parse(template, "undh")?,
             lock_wait: MTA_LOCK_WAIT,
+            quota: None,
         })
     }
 
@@ -68,6 +74,13 @@ impl MboxStore {
     /// at UPDATE before the client is told to try again later (15 seconds unless set).
     pub fn lock_wait(mut self, wait: Duration) -> MboxStore {
         self.lock_wait = wait;
+        self
+    }
+
+    /// Delivery refuses a message that would take an account without a quota of its own past
+    /// `quota` (the spool's size in bytes, its number of messages).
+    pub fn with_quota(mut self, quota: Quota) -> MboxStore {
+        self.quota = Some(quota);
         self
     }
 }
