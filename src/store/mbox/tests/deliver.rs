@@ -207,7 +207,7 @@ fn an_fcntl_lock_of_another_process_is_waited_for() {
     let mut holder = Command::new("python3")
         .args(["-c", "import fcntl,sys,time; f=open(sys.argv[1],'r+'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(float(sys.argv[2]))"])
         .arg(&path)
-        .arg("1")
+        .arg("2")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
