@@ -79,6 +79,32 @@ impl Agent {
         }
     }
 
+    /// The agent for `user` alone at pop3d.test, with `extra` passwd-file fields.
+    fn for_user(user: &SystemUser, extra: &str) -> Agent {
+        Agent::new(&format!(
+            "{}@pop3d.test:{{PLAIN}}secret:{}:{}::{}::{extra}\n",
+            user.name,
+            user.uid,
+            user.gid,
+            user.home.display()
+        ))
+    }
+
+    /// A Postfix that runs the agent as its `mailbox_command`, with `store` (`--maildir ...`
+    /// or `--mbox ...`).
+    fn postfix_running(&self, store: &str) -> Postfix {
+        let command = format!(
+            "{} --deliver \"$USER\" --default-domain pop3d.test --passwd {} {store}",
+            self.binary.display(),
+            self.passwd.display()
+        );
+        Postfix::start(PostfixConfig {
+            mailbox_command: Some(command),
+            ..PostfixConfig::default()
+        })
+        .unwrap()
+    }
+
     /// The POP3 server over the same accounts.
     fn server(&self, maildir: &str) -> BinServer {
         let passwd = path_str(&self.passwd);
@@ -156,23 +182,8 @@ fn mailbox_command_delivers_and_bounces_with_postfix_own_status() {
     };
     // One account at pop3d.test, holding two messages at most; the stranger has a Unix
     // account (Postfix takes the mail) but none for pop3d.
-    let agent = Agent::new(&format!(
-        "{}@pop3d.test:{{PLAIN}}secret:{}:{}::{}::userdb_quota_rule=*:messages=2\n",
-        user.name,
-        user.uid,
-        user.gid,
-        user.home.display()
-    ));
-    let command = format!(
-        "{} --deliver \"$USER\" --default-domain pop3d.test --passwd {} --maildir %h/Maildir",
-        agent.binary.display(),
-        agent.passwd.display()
-    );
-    let postfix = Postfix::start(PostfixConfig {
-        mailbox_command: Some(command),
-        ..PostfixConfig::default()
-    })
-    .unwrap();
+    let agent = Agent::for_user(&user, "userdb_quota_rule=*:messages=2");
+    let postfix = agent.postfix_running("--maildir %h/Maildir");
     let to = postfix.address(&user.name);
     let message = tricky(&to, "mailbox-command");
     let handed = tricky_lf(&to, "mailbox-command");
@@ -342,24 +353,9 @@ fn mailbox_command_delivers_into_an_mbox_with_from_lines_quoted() {
         note("skipped: needs root");
         return;
     };
-    let agent = Agent::new(&format!(
-        "{}@pop3d.test:{{PLAIN}}secret:{}:{}::{}::\n",
-        user.name,
-        user.uid,
-        user.gid,
-        user.home.display()
-    ));
+    let agent = Agent::for_user(&user, "");
     // Postfix runs the command as the recipient, who may create files in their home.
-    let command = format!(
-        "{} --deliver \"$USER\" --default-domain pop3d.test --passwd {} --mbox %h/mbox",
-        agent.binary.display(),
-        agent.passwd.display()
-    );
-    let postfix = Postfix::start(PostfixConfig {
-        mailbox_command: Some(command),
-        ..PostfixConfig::default()
-    })
-    .unwrap();
+    let postfix = agent.postfix_running("--mbox %h/mbox");
     let to = postfix.address(&user.name);
     let message = tricky(&to, "mbox-command");
     for _ in 0..2 {
