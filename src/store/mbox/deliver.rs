@@ -80,8 +80,18 @@ fn open_spool(
     account: &Account,
 ) -> Result<File, DeliveryError> {
     let refused = |text: String| DeliveryError::new(DeliveryErrorKind::Temporary, text);
-    let flags = libc::O_RDWR | libc::O_APPEND | libc::O_CREAT;
-    let spool = with_mail_group(|| dir.open_file(name, flags, SPOOL_MODE)).map_err(|e| {
+    let flags = libc::O_RDWR | libc::O_APPEND;
+    let mut created = false;
+    let spool = with_mail_group(|| {
+        match dir.open_file(name, flags | libc::O_CREAT | libc::O_EXCL, SPOOL_MODE) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => dir.open_file(name, flags, 0),
+            other => {
+                created = other.is_ok();
+                other
+            }
+        }
+    })
+    .map_err(|e| {
         if e.raw_os_error() == Some(libc::ELOOP) {
             refused(format!("{}: is a symlink; refused", path.display()))
         } else {
@@ -99,8 +109,8 @@ fn open_spool(
     }
     // SAFETY: geteuid takes nothing and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    if let (true, Some(uid), 0, 0) = (root, account.uid, meta.uid(), meta.len()) {
-        // Just created by root: give it to the account, in the `mail` group if there is one.
+    if let (true, true, Some(uid)) = (created, root, account.uid) {
+        // Created by root: give it to the account, in the `mail` group if there is one.
         let gid = mail_gid().or(account.gid).unwrap_or(meta.gid());
         // SAFETY: fchown reads the descriptor number, which `spool` keeps open, and two ids.
         if unsafe { libc::fchown(spool.as_raw_fd(), uid, gid) } != 0 {

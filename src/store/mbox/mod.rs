@@ -10,6 +10,9 @@
 //! UPDATE takes the MTA locks again, makes sure the spool is still the snapshot plus what was
 //! appended since, and rewrites it in place without the deleted messages (`update.rs`).
 //!
+//! Delivery (`deliver.rs`) appends as an MTA does, under the same MTA locks, with `From `
+//! body lines quoted (`quote.rs`), and cuts the spool back on any failure.
+//!
 //! A missing spool is an empty mailbox. Everything the manual's MBOX section says about what
 //! is served (hidden headers, `>From ` lines, sizes, UIDLs) is in `parse.rs` and `uidl.rs`.
 

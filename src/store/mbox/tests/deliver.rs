@@ -232,3 +232,30 @@ fn an_fcntl_lock_of_another_process_is_waited_for() {
     holder.wait().unwrap();
     assert_eq!(open(&path).messages().len(), 2);
 }
+
+#[test]
+fn a_new_spool_is_the_accounts_and_another_owners_is_refused() {
+    use std::os::unix::fs::MetadataExt;
+    let t = TestDir::new("mbox-deliver-owner");
+    // SAFETY: these take nothing and cannot fail.
+    let (me, root) = unsafe { (libc::getuid(), libc::geteuid() == 0) };
+    let other = if root { 65534 } else { me.wrapping_add(1) };
+    let mut account = account();
+    account.uid = Some(other);
+    account.gid = Some(other);
+    let theirs = t.path().join("theirs");
+    fs::write(&theirs, b"").unwrap();
+    let e = store_at(&theirs)
+        .deliver(&account, &mut &b"x\n"[..])
+        .unwrap_err();
+    assert_eq!(e.kind(), DeliveryErrorKind::Temporary);
+    assert!(e.detail().contains("owned by uid"), "{}", e.detail());
+    assert_eq!(fs::read(&theirs).unwrap(), b"");
+    if !root {
+        return;
+    }
+    let new = t.path().join("new");
+    store_at(&new).deliver(&account, &mut &b"x\n"[..]).unwrap();
+    let meta = fs::metadata(&new).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (other, 0o600));
+}
