@@ -2,7 +2,8 @@
 //! up: through `mailbox_command` for a Unix account and through a `pipe` transport for virtual
 //! accounts. A normal recipient's mail is read back over POP3 by Python's poplib byte for byte;
 //! an unknown recipient and a full mailbox get Postfix's own bounce with the right status; with
-//! `--quota-temporary` a full mailbox leaves the mail in Postfix's queue. Needs root.
+//! `--quota-temporary` a full mailbox leaves the mail in Postfix's queue; with `--mbox` the
+//! mail is appended to a spool and served with its `From ` line quoted. Needs root.
 
 mod support;
 
@@ -76,6 +77,32 @@ impl Agent {
             binary,
             passwd,
         }
+    }
+
+    /// The agent for `user` alone at pop3d.test, with `extra` passwd-file fields.
+    fn for_user(user: &SystemUser, extra: &str) -> Agent {
+        Agent::new(&format!(
+            "{}@pop3d.test:{{PLAIN}}secret:{}:{}::{}::{extra}\n",
+            user.name,
+            user.uid,
+            user.gid,
+            user.home.display()
+        ))
+    }
+
+    /// A Postfix that runs the agent as its `mailbox_command`, with `store` (`--maildir ...`
+    /// or `--mbox ...`).
+    fn postfix_running(&self, store: &str) -> Postfix {
+        let command = format!(
+            "{} --deliver \"$USER\" --default-domain pop3d.test --passwd {} {store}",
+            self.binary.display(),
+            self.passwd.display()
+        );
+        Postfix::start(PostfixConfig {
+            mailbox_command: Some(command),
+            ..PostfixConfig::default()
+        })
+        .unwrap()
     }
 
     /// The POP3 server over the same accounts.
@@ -155,23 +182,8 @@ fn mailbox_command_delivers_and_bounces_with_postfix_own_status() {
     };
     // One account at pop3d.test, holding two messages at most; the stranger has a Unix
     // account (Postfix takes the mail) but none for pop3d.
-    let agent = Agent::new(&format!(
-        "{}@pop3d.test:{{PLAIN}}secret:{}:{}::{}::userdb_quota_rule=*:messages=2\n",
-        user.name,
-        user.uid,
-        user.gid,
-        user.home.display()
-    ));
-    let command = format!(
-        "{} --deliver \"$USER\" --default-domain pop3d.test --passwd {} --maildir %h/Maildir",
-        agent.binary.display(),
-        agent.passwd.display()
-    );
-    let postfix = Postfix::start(PostfixConfig {
-        mailbox_command: Some(command),
-        ..PostfixConfig::default()
-    })
-    .unwrap();
+    let agent = Agent::for_user(&user, "userdb_quota_rule=*:messages=2");
+    let postfix = agent.postfix_running("--maildir %h/Maildir");
     let to = postfix.address(&user.name);
     let message = tricky(&to, "mailbox-command");
     let handed = tricky_lf(&to, "mailbox-command");
@@ -333,4 +345,60 @@ fn pipe_transport_for_virtual_accounts_defers_a_full_mailbox_with_quota_temporar
         got[0],
         "byte for byte as stored"
     );
+}
+
+#[test]
+fn mailbox_command_delivers_into_an_mbox_with_from_lines_quoted() {
+    let Some(user) = SystemUser::create("dlm", "unused") else {
+        note("skipped: needs root");
+        return;
+    };
+    let agent = Agent::for_user(&user, "");
+    // Postfix runs the command as the recipient, who may create files in their home.
+    let postfix = agent.postfix_running("--mbox %h/mbox");
+    let to = postfix.address(&user.name);
+    let message = tricky(&to, "mbox-command");
+    for _ in 0..2 {
+        let sent = postfix.send(SENDER, &[&to], &message);
+        assert_eq!(sent.accepted.len(), 1, "{sent:?}");
+        postfix.wait_idle(IDLE);
+    }
+    let tried = postfix.deliveries(&to);
+    assert!(
+        tried.iter().all(|d| d.status == "sent") && tried.len() == 2,
+        "{tried:?}"
+    );
+    let spool = user.home.join("mbox");
+    let meta = fs::metadata(&spool).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), user.uid);
+
+    let passwd = path_str(&agent.passwd);
+    let server = BinServer::start(&[
+        "--passwd",
+        &passwd,
+        "--mbox",
+        "%h/mbox",
+        "--fail-delay",
+        "0.05",
+    ]);
+    let got = pop3(&server, &to);
+    assert_eq!(got.len(), 2);
+    // Served as stored: the body's `From ` line quoted by the agent.
+    let handed: Vec<u8> = tricky_lf(&to, "mbox-command")
+        .split(|&b| b == b'\n')
+        .map(|l| match l.starts_with(b"From the start") {
+            true => [&b">"[..], l].concat(),
+            false => l.to_vec(),
+        })
+        .collect::<Vec<_>>()
+        .join(&b"\n"[..]);
+    for message_got in &got {
+        let head = format!("Return-Path: <{SENDER}>\n");
+        assert!(message_got.starts_with(head.as_bytes()));
+        assert!(
+            message_got.ends_with(&handed),
+            "{}",
+            support::maildir::first_difference(message_got, &handed)
+        );
+    }
 }

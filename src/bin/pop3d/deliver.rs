@@ -18,6 +18,7 @@ use crate::accounts::Accounts;
 use crate::mailstore::Spec;
 use pop3d::store::delivery::{Deliver, DeliveryError, DeliveryErrorKind, OverQuota};
 use pop3d::store::maildir::MaildirStore;
+use pop3d::store::mbox::MboxStore;
 use pop3d::store::Quota;
 use pop3d::user_name::{normalize_with, Case};
 use pop3d::Account;
@@ -73,12 +74,12 @@ pub fn main(m: &getopts::Matches, user: &str) -> ExitCode {
     };
     let stdin = io::stdin();
     let mut message = from_line::WithoutFromLine::new(stdin.lock());
-    let result = setup(m).and_then(|(accounts, store, case, domain)| {
+    let result = setup(m).and_then(|(accounts, store, case, domain, mbox)| {
         let name = normalize_with(user, domain.as_deref(), case).map_err(|e| {
             DeliveryError::new(DeliveryErrorKind::NoSuchUser, format!("{user:?}: {e}"))
         })?;
         let account = lookup(&*accounts, &name)?;
-        become_owner(&account)?;
+        become_owner(&account, mbox)?;
         store.deliver(&account, &mut message)
     });
     match result {
@@ -101,9 +102,11 @@ type Setup = (
     Box<dyn Deliver>,
     Case,
     Option<String>,
+    bool,
 );
 
-/// The account source, the store and how names are written, from the options.
+/// The account source, the store, how names are written and whether the store is mbox, from
+/// the options.
 fn setup(m: &getopts::Matches) -> Result<Setup, DeliveryError> {
     let config = |text: String| DeliveryError::new(DeliveryErrorKind::Temporary, text);
     let accounts = Accounts::from_matches(m).map_err(config)?;
@@ -123,6 +126,7 @@ fn setup(m: &getopts::Matches) -> Result<Setup, DeliveryError> {
         Some(rule) => Some(Quota::parse(&rule).map_err(|e| config(format!("--quota: {e}")))?),
         None => None,
     };
+    let mut mbox = false;
     let store: Box<dyn Deliver> = match Spec::from_matches(m).map_err(config)? {
         Spec::Maildir(template, _) => {
             let store =
@@ -132,14 +136,16 @@ fn setup(m: &getopts::Matches) -> Result<Setup, DeliveryError> {
                 None => store,
             })
         }
-        Spec::Mbox(_) => {
-            return Err(config(
-                "--deliver writes Maildirs; with --mbox the MTA delivers to the spool itself"
-                    .into(),
-            ))
+        Spec::Mbox(template) => {
+            let store = MboxStore::new(&template).map_err(|e| config(format!("--mbox: {e}")))?;
+            mbox = true;
+            Box::new(match quota {
+                Some(quota) => store.with_quota(quota),
+                None => store,
+            })
         }
     };
-    Ok((auth, store, case, m.opt_str("default-domain")))
+    Ok((auth, store, case, m.opt_str("default-domain"), mbox))
 }
 
 /// The account of `name`, without a password: unknown is [`DeliveryErrorKind::NoSuchUser`],
@@ -157,7 +163,13 @@ fn lookup(accounts: &dyn pop3d::Authenticator, name: &str) -> Result<Account, De
 /// Run as root (by an MTA told to), become the account's owner before writing, so that the
 /// files are the account's; without a uid to become, refuse rather than leave root's files in
 /// a user's mailbox.
-fn become_owner(account: &Account) -> Result<(), DeliveryError> {
+///
+/// For an mbox the `mail` group is kept as the saved gid, as the privilege broker does for a
+/// session: Debian's `/var/mail` is `root:mail` 2775, so the dot-lock `USER.lock` (and a new
+/// spool) can only be created with that group, which the store takes just around those calls.
+/// Staying root instead would let a user whose spool's directory is theirs (`%h/mbox`) aim a
+/// symlink at a directory where root would then create a file.
+fn become_owner(account: &Account, mbox: bool) -> Result<(), DeliveryError> {
     // SAFETY: geteuid takes nothing and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(());
@@ -176,9 +188,15 @@ fn become_owner(account: &Account) -> Result<(), DeliveryError> {
         )));
     }
     let groups = [gid];
+    let saved_gid = match mbox {
+        true => crate::privileges::group_id("mail", "").unwrap_or(gid),
+        false => gid,
+    };
     // SAFETY: these calls take plain integers and a pointer to one gid that outlives the call.
     let ok = unsafe {
-        libc::setgroups(1, groups.as_ptr()) == 0 && libc::setgid(gid) == 0 && libc::setuid(uid) == 0
+        libc::setgroups(1, groups.as_ptr()) == 0
+            && libc::setresgid(gid, gid, saved_gid) == 0
+            && libc::setuid(uid) == 0
     };
     // SAFETY: as above; setuid(0) must now fail, or root was not given up.
     if !ok || unsafe { libc::setuid(0) } == 0 {

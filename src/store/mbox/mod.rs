@@ -10,15 +10,20 @@
 //! UPDATE takes the MTA locks again, makes sure the spool is still the snapshot plus what was
 //! appended since, and rewrites it in place without the deleted messages (`update.rs`).
 //!
+//! Delivery (`deliver.rs`) appends as an MTA does, under the same MTA locks, with `From `
+//! body lines quoted (`quote.rs`), and cuts the spool back on any failure.
+//!
 //! A missing spool is an empty mailbox. Everything the manual's MBOX section says about what
 //! is served (hidden headers, `>From ` lines, sizes, UIDLs) is in `parse.rs` and `uidl.rs`.
 
+mod deliver;
 mod dotlock;
 mod from_line;
 mod journal;
 mod locks;
 mod mail_group;
 mod parse;
+mod quote;
 mod reader;
 mod scan;
 #[cfg(test)]
@@ -30,6 +35,7 @@ use self::locks::{lock_session, Claim, MtaLocks};
 use self::parse::{fnv, Parsed, FNV_START};
 use self::reader::MessageReader;
 use self::scan::{read_full, scan};
+use super::delivery::Quota;
 use super::dir::Dir;
 use super::{MailStore, Mailbox, MessageFile, MessageInfo, StoreError, StoreErrorKind};
 use crate::account::Account;
@@ -53,6 +59,8 @@ const MTA_LOCK_WAIT: Duration = Duration::from_secs(15);
 pub struct MboxStore {
     template: Template,
     lock_wait: Duration,
+    /// The quota of accounts that have none of their own, for delivery.
+    quota: Option<Quota>,
 }
 
 impl MboxStore {
@@ -62,6 +70,7 @@ impl MboxStore {
         Ok(MboxStore {
             template: Template::parse(template, "undh")?,
             lock_wait: MTA_LOCK_WAIT,
+            quota: None,
         })
     }
 
@@ -69,6 +78,13 @@ impl MboxStore {
     /// at UPDATE before the client is told to try again later (15 seconds unless set).
     pub fn lock_wait(mut self, wait: Duration) -> MboxStore {
         self.lock_wait = wait;
+        self
+    }
+
+    /// Delivery refuses a message that would take an account without a quota of its own past
+    /// `quota` (the spool's size in bytes, its number of messages).
+    pub fn with_quota(mut self, quota: Quota) -> MboxStore {
+        self.quota = Some(quota);
         self
     }
 }

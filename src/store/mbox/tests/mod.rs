@@ -3,6 +3,7 @@
 //! crashes at each step of UPDATE.
 
 mod crash;
+mod deliver;
 mod parse;
 mod store;
 
