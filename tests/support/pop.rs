@@ -259,9 +259,13 @@ impl<S: Read + Write> Pop<S> {
         self.read_to_end(&mut rest).map(|_| rest)
     }
 
-    /// True if the server closes the connection within the stream's timeout.
+    /// True if the server closes the connection within the stream's timeout. A reset counts:
+    /// a server that closes with a command of ours still unread makes its kernel send one.
     pub fn closed(&mut self) -> bool {
-        self.rest().is_ok()
+        match self.rest() {
+            Ok(_) => true,
+            Err(e) => e.kind() == io::ErrorKind::ConnectionReset,
+        }
     }
 
     /// Sends QUIT, checks the reply, and waits for the server to close the connection with
