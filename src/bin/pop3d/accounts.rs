@@ -1,5 +1,6 @@
 //! Where accounts come from: exactly one source per run.
 
+use crate::shared_cost::SharedCost;
 use crate::{passwd_files, state};
 use pop3d::auth::passwd_file::PasswdFile;
 use pop3d::auth::system::{CheckPassword, Pam, Shadow, DEFAULT_FIRST_UID};
@@ -162,7 +163,7 @@ impl Source {
         if apop && !matches!(self, Source::PasswdFile { .. }) {
             log::warn!("--apop: system accounts have no {{PLAIN}} secrets, so APOP is not offered");
         }
-        match self {
+        let system: Arc<dyn Authenticator> = match self {
             Source::PasswdFile { path, login_cache } => {
                 let mut passwd = PasswdFile::new(path).map_err(|e| format!("--passwd: {e}"))?;
                 if *login_cache > 0 {
@@ -179,15 +180,20 @@ impl Source {
                         passwd = passwd.with_shared_cost(file);
                     }
                 }
-                Ok(Arc::new(passwd))
+                return Ok(Arc::new(passwd));
             }
             Source::Pam { service, first_uid } => {
-                Ok(Arc::new(Pam::new(service)?.first_uid(*first_uid)))
+                Arc::new(Pam::new(service)?.first_uid(*first_uid))
             }
-            Source::Shadow { first_uid } => Ok(Arc::new(Shadow::new().first_uid(*first_uid))),
+            Source::Shadow { first_uid } => Arc::new(Shadow::new().first_uid(*first_uid)),
             Source::CheckPassword { program, first_uid } => {
-                Ok(Arc::new(checkpassword(program)?.first_uid(*first_uid)))
+                Arc::new(checkpassword(program)?.first_uid(*first_uid))
             }
+        };
+        // Under inetd each process would measure the cost of a dummy hash at its first login.
+        match inetd.then(|| state::system_cost_file(state_dir)).flatten() {
+            Some(file) => Ok(Arc::new(SharedCost::new(system, file))),
+            None => Ok(system),
         }
     }
 }

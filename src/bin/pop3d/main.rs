@@ -13,6 +13,7 @@ mod passwd_files;
 mod pid_file;
 mod privileges;
 mod settings;
+mod shared_cost;
 mod standalone;
 mod state;
 mod syslog;

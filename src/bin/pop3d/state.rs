@@ -32,6 +32,19 @@ pub fn cost_file(dir: &std::path::Path) -> Option<std::fs::File> {
     }
 }
 
+/// The file where `--inetd` processes keep the cost of a system account source's costliest
+/// check (see `shared_cost.rs`), opened while still privileged; `None` if it cannot be.
+pub fn system_cost_file(dir: &std::path::Path) -> Option<std::fs::File> {
+    create_dir(dir);
+    let path = dir.join(SYSTEM_COST_FILE);
+    open_rw(&path)
+        .map_err(|e| log::warn!("cannot open {}: {e}; each process measures", path.display()))
+        .ok()
+}
+
+/// See [`system_cost_file`].
+pub const SYSTEM_COST_FILE: &str = "check-cost-system";
+
 fn create_dir(dir: &std::path::Path) {
     let _ = std::fs::DirBuilder::new()
         .recursive(true)
