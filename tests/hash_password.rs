@@ -1,6 +1,8 @@
 //! `--hash-password` at a terminal (a real pseudo-terminal, driven by Python's pty module):
 //! the password is not echoed and is asked twice; from a pipe, one line is read as before.
 
+mod support;
+
 use std::process::Command;
 
 const DRIVER: &str = r#"
@@ -72,20 +74,11 @@ fn at_a_terminal_the_password_is_asked_twice_and_never_echoed() {
 
 #[test]
 fn from_a_pipe_one_line_is_hashed() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
-        .arg("--hash-password=SHA512-CRYPT")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"piped pw\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = support::run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_pop3d")).arg("--hash-password=SHA512-CRYPT"),
+        b"piped pw\n",
+        std::time::Duration::from_secs(30),
+    );
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("{SHA512-CRYPT}$6$"));
 }

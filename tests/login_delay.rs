@@ -133,21 +133,11 @@ fn inetd_processes_share_the_last_login() {
     let mut args = vec!["--inetd".to_owned(), "--allow-root".to_owned()];
     args.extend(setup.args());
     let session = |password: &str| -> String {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
-            .args(&args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("USER ann\r\nPASS {password}\r\nQUIT\r\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = support::run_with_input(
+            Command::new(env!("CARGO_BIN_EXE_pop3d")).args(&args),
+            format!("USER ann\r\nPASS {password}\r\nQUIT\r\n").as_bytes(),
+            Duration::from_secs(30),
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let first = session("pw");

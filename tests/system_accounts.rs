@@ -526,21 +526,13 @@ fn deliver_finds_a_system_account_without_a_password() {
     }
     let user = account("dl", "pw-dl");
     for source in [&["--shadow"][..], &["--pam", "login"][..]] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
-            .args(["--deliver", &user.name, "--maildir", "%h/Maildir"])
-            .args(source)
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"Subject: delivered\n\nhi\n")
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = support::run_with_input(
+            Command::new(env!("CARGO_BIN_EXE_pop3d"))
+                .args(["--deliver", &user.name, "--maildir", "%h/Maildir"])
+                .args(source),
+            b"Subject: delivered\n\nhi\n",
+            Duration::from_secs(30),
+        );
         assert!(
             out.status.success(),
             "{source:?}: {}",
