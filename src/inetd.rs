@@ -29,6 +29,25 @@ pub fn run(
     connecting.run(service, tls, None)
 }
 
+/// Turns Nagle's algorithm off on a TCP socket, as the standalone server does for each
+/// connection: a reply written in parts (a status line, then its lines) would otherwise wait
+/// for the client's delayed ACK, 40 ms on Linux. Not a TCP socket (a pipe, a Unix socket): no
+/// change.
+fn set_nodelay(fd: RawFd) {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt on a descriptor number with a valid int option; on anything but a TCP
+    // socket it only fails.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// stdin and stdout as one stream, with a timeout on each wait: a pipe or an inherited socket
 /// may have none of its own, so every read and write waits in poll(2). Both descriptors are
 /// made non-blocking: poll's "ready to write" only promises some room, and a blocking write of
@@ -48,6 +67,7 @@ impl Stdio {
                 }
             }
         }
+        set_nodelay(1);
         Stdio { timeout_ms: -1 }
     }
 
