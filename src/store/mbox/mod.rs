@@ -6,7 +6,8 @@
 //! locks MTAs and mail readers take (`dotlock.rs` and `fcntl`), finishes any UPDATE a crash
 //! interrupted (`journal.rs`), reads the whole spool once to find its messages (`parse.rs`) and
 //! lets the locks go: deliveries go on during the session. RETR reads a message where the
-//! snapshot found it, after checking that its first octets are still those (`reader.rs`).
+//! snapshot found it, after checking that its `From ` line and header are still those
+//! (`reader.rs`).
 //! UPDATE takes the MTA locks again, makes sure the spool is still the snapshot plus what was
 //! appended since, and rewrites it in place without the deleted messages (`update.rs`).
 //!
@@ -32,9 +33,9 @@ mod uidl;
 mod update;
 
 use self::locks::{lock_session, Claim, MtaLocks};
-use self::parse::{fnv, Parsed, FNV_START};
+use self::parse::Parsed;
 use self::reader::MessageReader;
-use self::scan::{read_full, scan};
+use self::scan::{read_full, scan, scan_to};
 use super::delivery::Quota;
 use super::dir::Dir;
 use super::{MailStore, Mailbox, MessageFile, MessageInfo, StoreError, StoreErrorKind};
@@ -236,12 +237,13 @@ impl MboxMailbox {
         }
     }
 
-    /// True if message `index` still starts as it did at the snapshot and still ends where
-    /// a boundary was.
+    /// True if message `index` still starts as it did at the snapshot (its `From ` line and
+    /// header give the same digest) and still ends where a boundary was.
     fn unchanged(&self, spool: &File, index: usize) -> io::Result<bool> {
         let m = &self.parsed[index];
-        let mut buf = vec![0u8; m.check_len as usize];
-        if read_full(spool, &mut buf, m.from)? < buf.len() || fnv(FNV_START, &buf) != m.check {
+        let (now, len) = scan_to(spool, m.from, m.body)?;
+        let same = |p: &Parsed| p.from == m.from && p.body == m.body && p.digest == m.digest;
+        if len != m.body || now.messages.len() != 1 || !same(&now.messages[0]) {
             return Ok(false);
         }
         let dropped = (m.next - m.end) as usize;

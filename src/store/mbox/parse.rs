@@ -36,10 +36,6 @@ pub(super) const HIDDEN: [&[u8]; 7] = [
 /// `From ` line or a header's name, and keeps the memory of a scan bounded by it.
 pub(super) const LINE_HEAD: usize = 64 * 1024;
 
-/// The first octets of a message (its `From ` line on) that are checked again before it is
-/// served: another program that rewrote the mbox meanwhile is caught rather than served.
-pub(super) const CHECK_SPAN: u64 = 8 * 1024;
-
 /// One line of the mbox, as the scanner hands it over.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Line<'a> {
@@ -88,21 +84,11 @@ pub(super) struct Parsed {
     pub(super) digest: [u8; 16],
     /// Its `X-UIDL` header, when it holds a valid UIDL.
     pub(super) x_uidl: Option<Box<str>>,
-    /// `[from, from + check_len)` hashes to `check` ([`fnv`]).
-    pub(super) check_len: u32,
-    pub(super) check: u64,
+    /// Just after its header's empty line (or `next`, for a message that has none):
+    /// `[from, body)` is what [`digest`](Parsed::digest) covers, checked again before the
+    /// message is served (another program that rewrote the mbox is caught, not served).
+    pub(super) body: u64,
 }
-
-/// FNV-1a over `bytes`, continuing from `h`: a cheap fingerprint, not a defence.
-pub(super) fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-/// The start value of [`fnv`].
-pub(super) const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
 #[derive(Debug)]
 enum Part {
@@ -125,9 +111,7 @@ struct Current {
     content_length: Option<u64>,
     /// A trusted Content-Length: `From ` lines before this boundary do not split.
     fixed_end: Option<u64>,
-    check: u64,
-    check_len: u64,
-    checking: bool,
+    body: Option<u64>,
     /// The last line seen: its line end is dropped if a `From ` line or the end follows.
     last: Option<(u8, bool, u64)>,
 }
@@ -163,7 +147,7 @@ impl Parser {
             self.finish(line.offset);
             let mut sha = Sha256::new();
             sha.update(line.head);
-            let mut cur = Current {
+            let cur = Current {
                 from: line.offset,
                 start: line.offset + line.len,
                 size: 0,
@@ -173,12 +157,9 @@ impl Parser {
                 x_uidl: None,
                 content_length: None,
                 fixed_end: None,
-                check: FNV_START,
-                check_len: 0,
-                checking: true,
+                body: None,
                 last: None,
             };
-            add_to_check(&mut cur, &line);
             self.cur = Some(cur);
             return;
         }
@@ -186,12 +167,12 @@ impl Parser {
             self.junk += line.len;
             return;
         };
-        add_to_check(cur, &line);
         let mut served = true;
         match cur.part {
             Part::Body => {}
             Part::Header { .. } if line.content() == 0 => {
                 cur.part = Part::Body;
+                cur.body = Some(line.offset + line.len);
                 if let Some(len) = cur.content_length {
                     let end = (line.offset + line.len).saturating_add(len);
                     if probe(end) {
@@ -265,8 +246,7 @@ impl Parser {
             hidden: cur.hidden_from..self.hidden.len(),
             digest: short,
             x_uidl: cur.x_uidl,
-            check_len: cur.check_len as u32,
-            check: cur.check,
+            body: cur.body.unwrap_or(next),
         });
     }
 }
@@ -275,17 +255,6 @@ impl Parser {
 /// end of its last line.
 fn boundary(cur: &Current, next: u64) -> u64 {
     next - cur.last.map_or(0, |(term, _, _)| u64::from(term))
-}
-
-/// Adds a whole line to the message's check, while it stays within [`CHECK_SPAN`].
-fn add_to_check(cur: &mut Current, line: &Line) {
-    if cur.checking && line.head.len() as u64 == line.len && cur.check_len + line.len <= CHECK_SPAN
-    {
-        cur.check = fnv(cur.check, line.head);
-        cur.check_len += line.len;
-    } else {
-        cur.checking = false;
-    }
 }
 
 /// A header line's name (trailing blanks cut) and value (blanks and line end cut).

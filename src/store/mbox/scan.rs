@@ -15,6 +15,11 @@ const PROBE: usize = 512;
 /// Parses `file` from `offset`, which must start a line, to its end as it is now. Returns the
 /// parser ended at that end, and the end.
 pub(super) fn scan(file: &File, offset: u64) -> io::Result<(Parser, u64)> {
+    scan_to(file, offset, u64::MAX)
+}
+
+/// As [`scan`], stopping at `limit` if the file is longer: the parse of `[offset, limit)`.
+pub(super) fn scan_to(file: &File, offset: u64, limit: u64) -> io::Result<(Parser, u64)> {
     let mut parser = Parser::default();
     let mut probe = |at: u64| {
         let mut buf = [0u8; PROBE];
@@ -23,7 +28,10 @@ pub(super) fn scan(file: &File, offset: u64) -> io::Result<(Parser, u64)> {
             Err(_) => false,
         }
     };
-    let mut buf = vec![0u8; READ_CHUNK + LINE_HEAD];
+    let span = usize::try_from(limit.saturating_sub(offset)).unwrap_or(usize::MAX);
+    let mut buf = vec![0u8; span.min(READ_CHUNK) + LINE_HEAD];
+    // A line this long is kept as its head and a count (see `long`).
+    let too_long = (LINE_HEAD + READ_CHUNK / 2).min(buf.len());
     // buf[start..filled] is unparsed; its first octet is at `base` in the file.
     let (mut start, mut filled, mut base) = (0usize, 0usize, offset);
     // A line longer than the buffer: its head, its offset, and its length so far.
@@ -36,80 +44,65 @@ pub(super) fn scan(file: &File, offset: u64) -> io::Result<(Parser, u64)> {
             filled -= start;
             start = 0;
         }
-        let n = if filled < buf.len() {
-            read_full(file, &mut buf[filled..], base + filled as u64)?
-        } else {
-            0
-        };
-        let eof = n == 0 && filled < buf.len();
+        let at = base + filled as u64;
+        let want = (buf.len() - filled).min(usize::try_from(limit - at).unwrap_or(usize::MAX));
+        let n = read_full(file, &mut buf[filled..filled + want], at)?;
+        let eof = n < want || at + n as u64 == limit;
         filled += n;
-        let mut search = start;
-        loop {
-            let found = memchr::memchr(b'\n', &buf[search..filled]).map(|i| search + i);
-            if let Some((head, at, len)) = &mut long {
-                let Some(nl) = found else {
-                    if eof {
-                        *len += (filled - start) as u64;
-                        parser.line(line(*at, *len, 0, head), &mut probe);
-                        long = None;
-                        start = filled;
-                    } else {
-                        *len += (filled - start) as u64;
-                        last_cr = filled > start && buf[filled - 1] == b'\r';
-                        start = filled;
-                    }
-                    break;
-                };
-                let cr = if nl > start {
-                    buf[nl - 1] == b'\r'
+        if let Some((head, at, len)) = &mut long {
+            let Some(nl) = memchr::memchr(b'\n', &buf[..filled]) else {
+                *len += filled as u64;
+                if eof {
+                    parser.line(line(*at, *len, 0, head), &mut probe);
+                    long = None;
                 } else {
-                    last_cr
-                };
-                *len += (nl + 1 - start) as u64;
-                parser.line(line(*at, *len, if cr { 2 } else { 1 }, head), &mut probe);
-                long = None;
-                start = nl + 1;
-                search = start;
+                    last_cr = filled > 0 && buf[filled - 1] == b'\r';
+                }
+                start = filled;
+                if eof {
+                    break;
+                }
                 continue;
-            }
-            match found {
-                Some(nl) => {
-                    let len = nl + 1 - start;
-                    let cr = nl > start && buf[nl - 1] == b'\r';
-                    let l = &buf[start..start + len.min(LINE_HEAD)];
-                    parser.line(
-                        line(base + start as u64, len as u64, if cr { 2 } else { 1 }, l),
-                        &mut probe,
-                    );
-                    start = nl + 1;
-                    search = start;
-                }
-                None if eof => {
-                    if filled > start {
-                        let len = filled - start;
-                        let l = &buf[start..start + len.min(LINE_HEAD)];
-                        parser.line(line(base + start as u64, len as u64, 0, l), &mut probe);
-                        start = filled;
-                    }
-                    break;
-                }
-                None if filled - start >= LINE_HEAD + READ_CHUNK / 2 => {
-                    // Too long to keep whole: keep its head, count the rest.
-                    let head = buf[start..start + LINE_HEAD].to_vec();
-                    let len = (filled - start) as u64;
-                    last_cr = buf[filled - 1] == b'\r';
-                    long = Some((head, base + start as u64, len));
-                    start = filled;
-                    break;
-                }
-                None => break,
-            }
+            };
+            let cr = if nl > 0 {
+                buf[nl - 1] == b'\r'
+            } else {
+                last_cr
+            };
+            *len += (nl + 1) as u64;
+            parser.line(line(*at, *len, if cr { 2 } else { 1 }, head), &mut probe);
+            long = None;
+            start = nl + 1;
         }
-        if eof && long.is_none() && start == filled {
-            let end = base + filled as u64;
-            return Ok((parser.end(end), end));
+        // One search over the whole buffer: a call per line would cost more than the lines.
+        let from = start;
+        for nl in memchr::memchr_iter(b'\n', &buf[from..filled]) {
+            let nl = from + nl;
+            let len = nl + 1 - start;
+            let cr = nl > start && buf[nl - 1] == b'\r';
+            let l = &buf[start..start + len.min(LINE_HEAD)];
+            let term = if cr { 2 } else { 1 };
+            parser.line(line(base + start as u64, len as u64, term, l), &mut probe);
+            start = nl + 1;
+        }
+        if eof {
+            if filled > start {
+                let len = filled - start;
+                let l = &buf[start..start + len.min(LINE_HEAD)];
+                parser.line(line(base + start as u64, len as u64, 0, l), &mut probe);
+            }
+            break;
+        }
+        if filled - start >= too_long {
+            // Too long to keep whole: keep its head, count the rest.
+            let head = buf[start..start + LINE_HEAD.min(filled - start)].to_vec();
+            last_cr = buf[filled - 1] == b'\r';
+            long = Some((head, base + start as u64, (filled - start) as u64));
+            start = filled;
         }
     }
+    let end = base + filled as u64;
+    Ok((parser.end(end), end))
 }
 
 fn line(offset: u64, len: u64, term: u8, head: &[u8]) -> Line<'_> {

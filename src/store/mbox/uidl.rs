@@ -14,6 +14,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// The UIDL of each message, given its `X-UIDL` value (if valid) and its header digest.
 pub(super) fn assign<'a>(
     messages: impl Iterator<Item = (Option<&'a str>, &'a [u8; 16])> + Clone,
@@ -35,7 +37,8 @@ pub(super) fn assign<'a>(
             *n += 1;
             let mut uidl = String::with_capacity(40);
             for b in digest {
-                let _ = write!(uidl, "{b:02x}");
+                uidl.push(char::from(HEX[usize::from(b >> 4)]));
+                uidl.push(char::from(HEX[usize::from(b & 15)]));
             }
             if *n > 1 {
                 let _ = write!(uidl, "-{n}");

@@ -87,7 +87,7 @@ fn same(snapshot: &[Parsed], now: &[Parsed]) -> bool {
             a.from == b.from
                 && a.start == b.start
                 && a.digest == b.digest
-                && a.check == b.check
+                && a.body == b.body
                 && (i + 1 == snapshot.len() || (a.end == b.end && a.next == b.next))
         })
 }

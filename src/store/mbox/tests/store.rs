@@ -4,7 +4,7 @@ use crate::store::mbox::parse::{parse, served};
 use crate::store::{MailStore, StoreErrorKind};
 use crate::test_dir::TestDir;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -129,6 +129,39 @@ fn a_spool_rewritten_by_another_program_is_neither_served_nor_updated() {
         StoreErrorKind::Temporary
     );
     assert_eq!(fs::read(&path).unwrap(), rewritten, "left as it was");
+}
+
+fn read_one(mailbox: &mut dyn crate::store::Mailbox, i: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    mailbox.read(i).unwrap().read_to_end(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn a_header_changed_in_place_is_not_served_a_status_header_changed_is() {
+    let t = TestDir::new("mbox-header-changed");
+    let path = t.path().join("spool");
+    let mut first = b"Status: O\n".to_vec();
+    first.extend_from_slice(&message(0));
+    let mbox = mbox_of(&[first, message(1)]);
+    fs::write(&path, &mbox).unwrap();
+    let mut m = open(&path);
+    let served_before = read_one(m.as_mut(), 0);
+    // A mail reader marks message 1 read, in place, as mutt does: still the same message.
+    let read = String::from_utf8(mbox.clone())
+        .unwrap()
+        .replacen("Status: O", "Status: R", 1);
+    fs::write(&path, &read).unwrap();
+    assert_eq!(read_one(m.as_mut(), 0), served_before);
+    // Another program changes message 2's subject without moving anything: not served.
+    let changed = read.replacen("Subject: message 1", "Subject: massage 1", 1);
+    assert_eq!(changed.len(), mbox.len());
+    fs::write(&path, &changed).unwrap();
+    assert_eq!(
+        m.read(1).map(drop).unwrap_err().kind(),
+        StoreErrorKind::Temporary
+    );
+    assert_eq!(read_one(m.as_mut(), 0), served_before);
 }
 
 #[test]
