@@ -279,3 +279,40 @@ fn a_client_that_reads_no_replies_is_cut_at_the_login_timeout() {
     assert!(status.success(), "{status:?}");
     let _ = writer.join();
 }
+
+#[test]
+fn nagle_is_turned_off_on_the_inherited_socket() {
+    // A reply written in parts would otherwise wait for the client's delayed ACK (40 ms on
+    // Linux) at every status line followed by its lines. The socket is shared with the child,
+    // so its option is read here on the test's own descriptor of it.
+    let corpus = Corpus::new("inetd-nodelay");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    assert!(!accepted.nodelay().unwrap(), "off by default");
+    let as_stdio =
+        |s: &std::net::TcpStream| Stdio::from(std::os::fd::OwnedFd::from(s.try_clone().unwrap()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pop3d"))
+        .args(["--inetd", "--allow-root"])
+        .args(corpus.server_args())
+        .stdin(as_stdio(&accepted))
+        .stdout(as_stdio(&accepted))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pop3d --inetd");
+    client.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut pop = Pop::over(client);
+    let greeting = pop.line();
+    assert!(greeting.starts_with("+OK"), "{greeting}");
+    assert!(
+        accepted.nodelay().unwrap(),
+        "TCP_NODELAY set by pop3d --inetd"
+    );
+    drop(accepted);
+    pop.quit();
+    let deadline = Instant::now() + LIMIT;
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "pop3d --inetd did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
