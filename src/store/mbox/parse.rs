@@ -212,6 +212,30 @@ impl Parser {
         cur.last = Some((line.term, served, line.content()));
     }
 
+    /// True while the current message's body is being read, where whole lines that do not
+    /// start with `From ` may be given at once ([`body_lines`](Self::body_lines)).
+    pub(super) fn in_body(&self) -> bool {
+        matches!(
+            self.cur,
+            Some(Current {
+                part: Part::Body,
+                ..
+            })
+        )
+    }
+
+    /// Feeds body lines at once, as [`line`](Self::line) would one by one: lines whose size
+    /// as sent is `wire` ([`wire_of_lines`]), then `last`. None of them may start with
+    /// `From `, and the parser must be [`in_body`](Self::in_body): such lines then only add to
+    /// the message's size, which is what makes a large body quick to pass over.
+    pub(super) fn body_lines(&mut self, wire: u64, last: Line) {
+        debug_assert!(self.in_body() && !last.head.starts_with(b"From "));
+        if let Some(cur) = &mut self.cur {
+            cur.size += wire + last.wire();
+            cur.last = Some((last.term, true, last.content()));
+        }
+    }
+
     /// Ends the parse at the end of the file, `len`.
     pub(super) fn end(mut self, len: u64) -> Parser {
         self.finish(len);
@@ -255,6 +279,18 @@ impl Parser {
 /// end of its last line.
 fn boundary(cur: &Current, next: u64) -> u64 {
     next - cur.last.map_or(0, |(term, _, _)| u64::from(term))
+}
+
+/// The size as sent of `lines`, whole lines each ending with a LF: every line end counts as
+/// CRLF, so each LF without a CR before it adds one octet.
+pub(super) fn wire_of_lines(lines: &[u8]) -> u64 {
+    // memchr counts octets with wide compares; CRs are rare in a Unix spool, and looked at
+    // one by one only where there are some.
+    let lfs = memchr::memchr_iter(b'\n', lines).count();
+    let crlfs = memchr::memchr_iter(b'\r', lines)
+        .filter(|&cr| lines.get(cr + 1) == Some(&b'\n'))
+        .count();
+    (lines.len() + lfs - crlfs) as u64
 }
 
 /// A header line's name (trailing blanks cut) and value (blanks and line end cut).

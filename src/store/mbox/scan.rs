@@ -1,7 +1,10 @@
 //! Reading a spool through the [parser](super::parse): large reads, lines found with `memchr`,
-//! the same [`Line`]s as [`split_lines`](super::parse::split_lines) gives for the same bytes.
+//! the same [`Line`]s as [`split_lines`](super::parse::split_lines) gives for the same bytes,
+//! except that a body's lines up to its next `From ` line are counted rather than handed over
+//! one by one ([`Parser::body_lines`]), with the same result.
 
-use super::parse::{boundary_at, Line, Parser, LINE_HEAD};
+use super::parse::{boundary_at, wire_of_lines, Line, Parser, LINE_HEAD};
+use memchr::memmem;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -74,16 +77,54 @@ pub(super) fn scan_to(file: &File, offset: u64, limit: u64) -> io::Result<(Parse
             long = None;
             start = nl + 1;
         }
-        // One search over the whole buffer: a call per line would cost more than the lines.
-        let from = start;
-        for nl in memchr::memchr_iter(b'\n', &buf[from..filled]) {
-            let nl = from + nl;
-            let len = nl + 1 - start;
-            let cr = nl > start && buf[nl - 1] == b'\r';
-            let l = &buf[start..start + len.min(LINE_HEAD)];
-            let term = if cr { 2 } else { 1 };
-            parser.line(line(base + start as u64, len as u64, term, l), &mut probe);
-            start = nl + 1;
+        let from_line = memmem::Finder::new(b"\nFrom ");
+        'lines: loop {
+            if parser.in_body() {
+                // A body is passed over up to its next `From ` line, found with one search,
+                // and its lines only counted: a large message costs little to find.
+                let rest = &buf[start..filled];
+                let run = if rest.starts_with(b"From ") {
+                    0
+                } else {
+                    match from_line.find(rest) {
+                        Some(nl) => nl + 1,
+                        None => memchr::memrchr(b'\n', rest).map_or(0, |nl| nl + 1),
+                    }
+                };
+                if run > 0 {
+                    let last = memchr::memrchr(b'\n', &rest[..run - 1]).map_or(0, |nl| nl + 1);
+                    let len = run - last;
+                    let term = if len > 1 && rest[run - 2] == b'\r' {
+                        2
+                    } else {
+                        1
+                    };
+                    let head = &rest[last..last + len.min(LINE_HEAD)];
+                    let at = base + (start + last) as u64;
+                    parser.body_lines(
+                        wire_of_lines(&rest[..last]),
+                        line(at, len as u64, term, head),
+                    );
+                    start += run;
+                    continue;
+                }
+            }
+            // Any other line, one at a time (one search over the buffer, as long as the lines
+            // are not a body's).
+            let from = start;
+            for nl in memchr::memchr_iter(b'\n', &buf[from..filled]) {
+                let nl = from + nl;
+                let len = nl + 1 - start;
+                let cr = nl > start && buf[nl - 1] == b'\r';
+                let l = &buf[start..start + len.min(LINE_HEAD)];
+                let term = if cr { 2 } else { 1 };
+                parser.line(line(base + start as u64, len as u64, term, l), &mut probe);
+                start = nl + 1;
+                if parser.in_body() {
+                    continue 'lines;
+                }
+            }
+            break;
         }
         if eof {
             if filled > start {

@@ -1,4 +1,4 @@
-use super::{mbox_of, message};
+use super::{from_line, mbox_of, message};
 use crate::store::mbox::parse::{parse, served, Parser};
 use crate::store::mbox::scan::scan;
 use crate::store::mbox::uidl;
@@ -213,4 +213,75 @@ fn lines_longer_than_the_read_buffer_are_scanned_as_the_parser_sees_them() {
     assert_eq!(scanned.messages, parsed.messages);
     assert_eq!(parsed.messages.len(), 3);
     assert!(served(&mbox, &parsed, 1) == big);
+}
+
+/// A spool of about `size` octets with every kind of line the scanner's shortcuts must get
+/// right: body lines that start with `From ` and are or are not separators, CRLF and bare CR
+/// line ends, empty lines, lines longer than [`super::super::parse::LINE_HEAD`], hidden
+/// headers and Content-Length headers, true and false. Pseudo-random from `seed`.
+fn every_kind_of_line(seed: u64, size: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut out = Vec::new();
+    let mut n = 0;
+    while out.len() < size {
+        out.extend_from_slice(from_line(n).as_bytes());
+        n += 1;
+        let end: &[u8] = if next(4) == 0 { b"\r\n" } else { b"\n" };
+        let body_lines = next(40) as usize;
+        for h in 0..next(6) {
+            let header = match next(5) {
+                0 => "Status: RO".to_string(),
+                1 => format!("Content-Length: {}", next(3) * 30),
+                2 => " folded".to_string(),
+                _ => format!("X-Header-{h}: value {}", next(1000)),
+            };
+            out.extend_from_slice(header.as_bytes());
+            out.extend_from_slice(end);
+        }
+        out.extend_from_slice(end);
+        for _ in 0..body_lines {
+            let line: Vec<u8> = match next(12) {
+                0 => b"From here on, a line an MTA did not escape".to_vec(),
+                1 => from_line(1000 + n).trim_end().as_bytes().to_vec(),
+                2 => b">From an escaped line".to_vec(),
+                3 => Vec::new(),
+                4 => b"a bare CR\rinside".to_vec(),
+                5 if next(20) == 0 => vec![b'x'; 70 * 1024],
+                6 => b"From".to_vec(),
+                _ => b"an ordinary line of text, as most body lines are".to_vec(),
+            };
+            out.extend_from_slice(&line);
+            out.extend_from_slice(if next(3) == 0 { b"\r\n" } else { end });
+        }
+        out.extend_from_slice(b"\n");
+    }
+    out
+}
+
+#[test]
+fn spools_larger_than_the_read_buffer_with_every_kind_of_line_are_scanned_as_parsed() {
+    let t = TestDir::new("mbox-every-line");
+    for seed in 1..=3 {
+        let mbox = every_kind_of_line(seed, 3 << 20);
+        let path = t.path().join(format!("spool{seed}"));
+        std::fs::write(&path, &mbox).unwrap();
+        let (scanned, len) = scan(&std::fs::File::open(&path).unwrap(), 0).unwrap();
+        let parsed = parse(&mbox);
+        assert_eq!(len, mbox.len() as u64);
+        assert!(parsed.messages.len() > 1000, "{}", parsed.messages.len());
+        assert!(
+            scanned.messages == parsed.messages,
+            "seed {seed}: messages differ"
+        );
+        assert!(
+            scanned.hidden == parsed.hidden,
+            "seed {seed}: hidden lines differ"
+        );
+    }
 }
