@@ -295,14 +295,12 @@ fn checked_file(fd: OwnedFd) -> io::Result<File> {
     Ok(file)
 }
 
-/// A message read from ranges of a file with large `pread(2)`s, as a store in this process
-/// would read it.
+/// A message read from ranges of a file with `pread(2)`s straight into the reader's buffer,
+/// as a store in this process would read it.
 struct FileRanges {
     file: File,
     ranges: Vec<std::ops::Range<u64>>,
     next: usize,
-    buffer: Vec<u8>,
-    filled: std::ops::Range<usize>,
 }
 
 impl FileRanges {
@@ -311,8 +309,6 @@ impl FileRanges {
             file,
             ranges,
             next: 0,
-            buffer: vec![0; PIPE_READ],
-            filled: 0..0,
         }
     }
 }
@@ -320,31 +316,28 @@ impl FileRanges {
 impl Read for FileRanges {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         use std::os::unix::fs::FileExt;
-        if self.filled.is_empty() {
+        loop {
             let Some(range) = self.ranges.get_mut(self.next) else {
                 return Ok(0);
             };
-            let want = (range.end - range.start).min(self.buffer.len() as u64) as usize;
-            let got = self.file.read_at(&mut self.buffer[..want], range.start)?;
-            if got == 0 && want > 0 {
+            if range.is_empty() {
+                self.next += 1;
+                continue;
+            }
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            let want = (range.end - range.start).min(buf.len() as u64) as usize;
+            let got = self.file.read_at(&mut buf[..want], range.start)?;
+            if got == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "message cut short: the mailbox file is shorter than its ranges",
                 ));
             }
             range.start += got as u64;
-            if range.start == range.end {
-                self.next += 1;
-            }
-            self.filled = 0..got;
-            if got == 0 {
-                return self.read(buf);
-            }
+            return Ok(got);
         }
-        let n = buf.len().min(self.filled.len());
-        buf[..n].copy_from_slice(&self.buffer[self.filled.start..self.filled.start + n]);
-        self.filled.start += n;
-        Ok(n)
     }
 }
 
