@@ -178,23 +178,10 @@ impl MessageEncoder {
     }
 }
 
-/// The position of the first LF in `bytes`. Reads eight octets at a time: message lines are
-/// tens of octets long, so this is where the encoder spends its time.
+/// The position of the first LF in `bytes`: message lines are tens of octets long, so this is
+/// where the encoder spends its time, and memchr's wide compares are the quickest way.
 fn find_lf(bytes: &[u8]) -> Option<usize> {
-    const LO: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HI: u64 = u64::from_ne_bytes([0x80; 8]);
-    const LF: u64 = u64::from_ne_bytes([b'\n'; 8]);
-    let mut words = bytes.chunks_exact(8);
-    let mut at = 0;
-    for word in words.by_ref() {
-        let x = u64::from_ne_bytes(word.try_into().expect("8 octets")) ^ LF;
-        // Non-zero exactly when some octet of x is zero, i.e. an octet of the word is LF.
-        if x.wrapping_sub(LO) & !x & HI != 0 {
-            break;
-        }
-        at += 8;
-    }
-    bytes[at..].iter().position(|&b| b == b'\n').map(|i| at + i)
+    memchr::memchr(b'\n', bytes)
 }
 
 impl Default for MessageEncoder {
