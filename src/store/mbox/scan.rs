@@ -10,7 +10,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 /// Octets read at a time.
-const READ_CHUNK: usize = 1024 * 1024;
+const READ_CHUNK: usize = 128 * 1024;
 
 /// How much of the file a Content-Length probe reads: a `From ` line's start is enough.
 const PROBE: usize = 512;
