@@ -31,6 +31,10 @@ fn mailboxes(dir: &Path) -> (String, String) {
                 match l % 17 {
                     0 => body.push_str(".a line that starts with a dot\n"),
                     5 => body.push_str("a line with a CRLF end\r\n"),
+                    // Lines that make a dot-stuffed line look like the terminator, or nearly.
+                    9 => body.push_str(".\n"),
+                    11 => body.push_str("..\r\n"),
+                    13 => body.push_str(".\rx\n"),
                     _ => body.push_str("some text of a message, long enough to look like one\n"),
                 }
             }
