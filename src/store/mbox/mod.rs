@@ -238,11 +238,20 @@ impl MboxMailbox {
     }
 
     /// True if message `index` still starts as it did at the snapshot (its `From ` line and
-    /// header give the same digest) and still ends where a boundary was.
+    /// header give the same digest, its hidden header lines are where they were) and still
+    /// ends where a boundary was. Its body is not read again: a change to it that keeps every
+    /// length is not seen.
     fn unchanged(&self, spool: &File, index: usize) -> io::Result<bool> {
         let m = &self.parsed[index];
         let (now, len) = scan_to(spool, m.from, m.body)?;
-        let same = |p: &Parsed| p.from == m.from && p.body == m.body && p.digest == m.digest;
+        // The digest says which lines are served, the hidden ranges where the others are: a
+        // served line swapped with a hidden one of the same length changes only the latter.
+        let same = |p: &Parsed| {
+            p.from == m.from
+                && p.body == m.body
+                && p.digest == m.digest
+                && now.hidden[p.hidden.clone()] == self.hidden[m.hidden.clone()]
+        };
         if len != m.body || now.messages.len() != 1 || !same(&now.messages[0]) {
             return Ok(false);
         }

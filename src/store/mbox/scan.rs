@@ -33,7 +33,14 @@ pub(super) fn scan_to(file: &File, offset: u64, limit: u64) -> io::Result<(Parse
     };
     let span = usize::try_from(limit.saturating_sub(offset)).unwrap_or(usize::MAX);
     // A range that fits in one read (a header checked before RETR) needs no more room.
-    let mut buf = vec![0u8; if span <= READ_CHUNK { span } else { READ_CHUNK + LINE_HEAD }];
+    let mut buf = vec![
+        0u8;
+        if span <= READ_CHUNK {
+            span
+        } else {
+            READ_CHUNK + LINE_HEAD
+        }
+    ];
     // A line this long is kept as its head and a count (see `long`).
     let too_long = (LINE_HEAD + READ_CHUNK / 2).min(buf.len());
     // buf[start..filled] is unparsed; its first octet is at `base` in the file.

@@ -165,6 +165,40 @@ fn a_header_changed_in_place_is_not_served_a_status_header_changed_is() {
 }
 
 #[test]
+fn a_served_header_line_moved_past_a_hidden_one_is_not_served() {
+    // Both rewrites keep every length, the served lines and their order: only where the
+    // hidden lines are changes, which decides what is cut out.
+    let t = TestDir::new("mbox-hidden-moved");
+    let path = t.path().join("spool");
+    let cases = [
+        ("Status: RO\nSubject: x\n", "Subject: x\nStatus: RO\n"),
+        (
+            "Status: O\nSubject: x\nX-Keywords:     \n",
+            "Status: RO\nSubject: x\nX-Keywords:    \n",
+        ),
+    ];
+    for (before, after) in cases {
+        let first = format!("{before}\nbody one\n").into_bytes();
+        let mbox = mbox_of(&[first, message(1)]);
+        fs::write(&path, &mbox).unwrap();
+        let mut m = open(&path);
+        assert_eq!(read_one(m.as_mut(), 0), b"Subject: x\n\nbody one\n");
+        let moved = String::from_utf8(mbox).unwrap().replacen(before, after, 1);
+        fs::write(&path, &moved).unwrap();
+        assert_eq!(
+            m.read(0).map(drop).unwrap_err().kind(),
+            StoreErrorKind::Temporary,
+            "{after:?}"
+        );
+        drop(m);
+        assert_eq!(
+            read_one(open(&path).as_mut(), 0),
+            b"Subject: x\n\nbody one\n"
+        );
+    }
+}
+
+#[test]
 fn the_mta_locks_are_waited_for_and_stale_dot_locks_broken() {
     let t = TestDir::new("mbox-locks");
     let path = t.path().join("spool");
