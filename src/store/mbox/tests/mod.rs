@@ -51,10 +51,13 @@ pub(super) fn open(path: &Path) -> Box<dyn Mailbox> {
 
 pub(super) fn read_all(mailbox: &mut dyn Mailbox) -> Vec<Vec<u8>> {
     (0..mailbox.messages().len())
-        .map(|i| {
-            let mut out = Vec::new();
-            mailbox.read(i).unwrap().read_to_end(&mut out).unwrap();
-            out
-        })
+        .map(|i| read_one(mailbox, i))
         .collect()
+}
+
+/// Message `i` of `mailbox`, as served.
+pub(super) fn read_one(mailbox: &mut dyn Mailbox, i: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    mailbox.read(i).unwrap().read_to_end(&mut out).unwrap();
+    out
 }

@@ -1,10 +1,10 @@
-use super::{mbox_of, message, open, read_all, store_at};
+use super::{mbox_of, message, open, read_all, read_one, store_at};
 use crate::account::Account;
 use crate::store::mbox::parse::{parse, served};
 use crate::store::{MailStore, StoreErrorKind};
 use crate::test_dir::TestDir;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -129,12 +129,6 @@ fn a_spool_rewritten_by_another_program_is_neither_served_nor_updated() {
         StoreErrorKind::Temporary
     );
     assert_eq!(fs::read(&path).unwrap(), rewritten, "left as it was");
-}
-
-fn read_one(mailbox: &mut dyn crate::store::Mailbox, i: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    mailbox.read(i).unwrap().read_to_end(&mut out).unwrap();
-    out
 }
 
 #[test]
