@@ -99,3 +99,19 @@ pub trait Mailbox: Send {
         Ok(())
     }
 }
+
+/// `template` expanded for `account`: the path of its `kind` of mailbox (`maildir`, `mbox`).
+/// A template that cannot be expanded for this account is its configuration's fault, not a
+/// passing one.
+fn mailbox_path(
+    template: &crate::template::Template,
+    account: &Account,
+    kind: &str,
+) -> Result<std::path::PathBuf, StoreError> {
+    template.expand(account).map_err(|e| {
+        StoreError::new(
+            StoreErrorKind::Permanent,
+            format!("{kind} of {}: {e}", account.name),
+        )
+    })
+}

@@ -121,12 +121,7 @@ impl MaildirStore {
 
 impl MailStore for MaildirStore {
     fn open(&self, account: &Account) -> Result<Box<dyn Mailbox>, StoreError> {
-        let root = self.template.expand(account).map_err(|e| {
-            StoreError::new(
-                StoreErrorKind::Permanent,
-                format!("maildir of {}: {e}", account.name),
-            )
-        })?;
+        let root = super::mailbox_path(&self.template, account, "maildir")?;
         let dir = open_root(&root, account.uid)?;
         // Used for the scan and the sizes, and closed once the mailbox is open.
         let mut dirs = MessageDirs::opened(open_subdirs(&dir, &root, account.uid)?, account.uid);

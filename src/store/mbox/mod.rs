@@ -92,12 +92,7 @@ impl MboxStore {
 
 impl MailStore for MboxStore {
     fn open(&self, account: &Account) -> Result<Box<dyn Mailbox>, StoreError> {
-        let path = self.template.expand(account).map_err(|e| {
-            StoreError::new(
-                StoreErrorKind::Permanent,
-                format!("mbox of {}: {e}", account.name),
-            )
-        })?;
+        let path = super::mailbox_path(&self.template, account, "mbox")?;
         Ok(Box::new(MboxMailbox::open(
             path,
             account.uid,
